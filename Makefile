@@ -1,0 +1,38 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PY       ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+STACK    ?= dev
+
+.PHONY: demo demo-down test lint unit aws bootstrap-tier system venv bench docs clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import pulumi, pulumi_aws, pulumi_command, boto3, jinja2, moto, pytest"
+	touch $@
+
+venv: $(STAMP)
+
+system:
+	bash scripts/setup-system.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/pyright
+
+test: system venv lint
+	$(BIN)/python -m pytest
+
+demo: system venv
+	$(BIN)/python scripts/demo.py --stack $(STACK)
+
+bench: system venv
+	$(BIN)/python scripts/bench_program.py
+
+docs: venv
+	$(BIN)/python scripts/docs.py --write
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

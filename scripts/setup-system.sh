@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and the demo drive for real, and nothing else.
+# Idempotent: packages already present are not touched, and apt is only consulted when one is missing.
+# The one list of system packages: `make demo` and `make test` both call this script.
+set -euo pipefail
+
+packages=(
+  nginx            # `nginx -t` and the loopback run of the rendered site
+  shellcheck       # lint every shell script the templates produce
+  cloud-init       # `cloud-init schema`: the real validator for our user-data
+  wrk              # scripts/bench_serve.py load generator
+  openssl          # self-signed certificates for the loopback TLS run
+  git              # the loopback run fetches the sample app from a local git repo
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup-system: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup-system: installing ${missing[*]}"
+# Keep package scripts from starting daemons (nginx on :80) on this machine: tests start their own.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+  made_policy=1
+fi
+trap '[ "$made_policy" -eq 1 ] && $sudo rm -f "$policy"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup-system: done"
