@@ -1,0 +1,1 @@
+"""Development helpers shared by tests, benchmarks and demos; never imported by the program."""
