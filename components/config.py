@@ -10,6 +10,7 @@ one `ConfigError` before any resource exists; `load()` feeds it from `pulumi.Con
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 NAMESPACE = "webstack"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -26,7 +28,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 OS_CHOICES = ("debian-12", "ubuntu-24.04")
 ARCH_CHOICES = ("x86_64", "arm64")
 TLS_CHOICES = ("none", "acm", "letsencrypt", "selfsigned")
-MAX_SERVERS = 20
+MAX_SERVERS = 50
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("appRef", "string", "main",
             "Git ref to deploy: tag, branch or commit SHA. Pin a tag or SHA in production."),
     Setting("appPath", "string", "",
-            "Sub-directory of the repository that holds the app (relative, no '..'). Empty: the root."),
+            "Sub-directory of the repository that holds the app (relative, no '..'). "
+            "Empty: the root."),
     Setting("appWsgi", "string", "app:application",
             "WSGI entry point as module:callable, e.g. mysite.wsgi:application."),
     Setting("appRequirements", "string", "requirements.txt",
@@ -86,7 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("serverBurstable", "boolean", True,
             "Allow burstable (t-family) instance types when choosing the cheapest fit."),
     Setting("serverCount", "integer", 1,
-            f"Number of servers (1-{MAX_SERVERS}). More than one puts them behind a load balancer."),
+            f"Number of servers (1-{MAX_SERVERS}). "
+            "More than one puts them behind a load balancer."),
     Setting("serverOs", "string", "debian-12", "Operating system: debian-12 or ubuntu-24.04."),
     Setting("serverInstanceType", "string", "",
             "Pin an instance type (e.g. m7i.large) instead of choosing by spec. Empty: choose."),
@@ -387,16 +391,14 @@ def _check_cidr(c: _Collector, key: str, text: str) -> None:
         net = ipaddress.ip_network(text, strict=True)
     except ValueError as err:
         hint = ""
-        try:
+        with contextlib.suppress(ValueError):
             hint = f"; did you mean {ipaddress.ip_network(text, strict=False)}?"
-        except ValueError:
-            pass
         c.bad(key, text, f"an IPv4 or IPv6 CIDR such as 203.0.113.0/24 ({err}{hint})")
         return
     if net.prefixlen == 0:
         c.bad(key, text, "a specific network: SSH from the whole internet is never allowed "
                          "(use SSM Session Manager, or your office/VPN CIDR)")
-    elif net.version == 4 and net.prefixlen < 8 or net.version == 6 and net.prefixlen < 16:
+    elif (net.version == 4 and net.prefixlen < 8) or (net.version == 6 and net.prefixlen < 16):
         c.bad(key, text, "at most /8 (IPv4) or /16 (IPv6) wide for SSH access")
 
 
@@ -545,6 +547,10 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
     if tls in ("acm", "letsencrypt") and not hostname:
         c.problems.append(f"{NAMESPACE}:tlsMode = {tls!r} needs a name: expected "
                           "domainZone and domainHostname to be set")
+    if tls == "selfsigned" and count > 1:
+        c.problems.append(f"{NAMESPACE}:tlsMode = 'selfsigned' with serverCount = {count}: "
+                          "expected serverCount 1 (a load balancer cannot present a server's "
+                          "self-signed certificate); use tlsMode acm")
     if tls == "letsencrypt":
         if count > 1:
             c.problems.append(f"{NAMESPACE}:tlsMode = 'letsencrypt' with serverCount = {count}: "
@@ -587,7 +593,8 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
         project=project, stack=stack, region=region or "",
         app=AppConfig(name=name, repo=repo, ref=ref, path=app_path, wsgi=wsgi, requirements=reqs,
                       health_path=health, static_url=static_url, static_dir=static_dir,
-                      workers=workers, timeout_seconds=timeout, max_body_mib=max_body, env=env, secrets=secrets, pre_start=tuple(pre_start)),
+                      workers=workers, timeout_seconds=timeout, max_body_mib=max_body,
+                      env=env, secrets=secrets, pre_start=tuple(pre_start)),
         server=ServerConfig(vcpus=vcpus, memory_gib=memory, disk_gib=disk, arch=arch,
                             burstable=burstable, count=count, os=os_name, instance_type=itype),
         network=NetworkConfig(create_vpc=create_vpc, cidr=cidr, az_count=az_count),
@@ -601,15 +608,36 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
 
 def load(supported_regions: tuple[str, ...]) -> StackConfig:
     """Read this stack's settings from the Pulumi runtime and validate them."""
-    raw: dict[str, str | None] = {}
     cfg = pulumi.Config(NAMESPACE)
-    for s in SETTINGS:
-        raw[s.full_key] = cfg.get(s.key)
-    # Keys of our namespace that are not settings: catch typos such as `serverCpus`.
-    from pulumi.runtime import config as runtime_config  # the set the engine passed in
-
-    for key in runtime_config.CONFIG:
-        if key.startswith(f"{NAMESPACE}:") and key not in raw:
-            raw[key] = runtime_config.CONFIG[key]
+    raw: dict[str, str | None] = {s.full_key: cfg.get(s.key) for s in SETTINGS}
+    # Every key the engine passed in, so that typos such as `serverCpus` are reported too.
+    passed = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env() or {})
+    for key in passed - set(raw):
+        if key.startswith(f"{NAMESPACE}:"):
+            raw[key] = runtime_config.get_config(key)
     return parse(raw, project=pulumi.get_project(), stack=pulumi.get_stack(),
                  region=pulumi.Config("aws").get("region"), supported_regions=supported_regions)
+
+
+def markdown_table() -> str:
+    """The README's config reference, generated so it cannot drift from SETTINGS."""
+    rows = ["| key | type | default | description |", "|---|---|---|---|"]
+    for st in SETTINGS:
+        default = json.dumps(st.default) if not isinstance(st.default, str) else (
+            f"`{st.default}`" if st.default else '`""`')
+        if not isinstance(st.default, str):
+            default = f"`{default}`"
+        rows.append(f"| `{st.key}` | {st.type} | {default} | {st.description} |")
+    return "\n".join(rows)
+
+
+def project_schema() -> dict[str, dict[str, Any]]:
+    """`Pulumi.yaml`'s config block: every setting declared with type, default, description."""
+    out: dict[str, dict[str, Any]] = {}
+    for st in SETTINGS:
+        entry: dict[str, Any] = {"type": st.type, "description": st.description,
+                                 "default": st.default}
+        if st.type == "array":
+            entry["items"] = {"type": "string"}
+        out[st.key] = entry
+    return out

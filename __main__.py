@@ -1,0 +1,81 @@
+"""webstack: a Python web app on AWS in one `pulumi up`.
+
+Read and validate every setting, size the servers and render the first boot — all before the
+first resource, so bad input fails whole — then build the components and export the contract.
+"""
+
+import pulumi
+
+from components import bootstrap, config, cost, outputs, sizing
+from components.certificate import Certificate
+from components.dns import Dns, lookup_zone_id
+from components.firewall import Firewall
+from components.loadbalancer import LoadBalancer
+from components.network import Network
+from components.webserver import WebServer
+
+prices = sizing.PriceTable.load()
+cfg = config.load(prices.regions())
+choice = sizing.size(cfg.server, cfg.region, prices)
+user_data = bootstrap.render(cfg)
+user_data_base64 = user_data.ec2_user_data_base64
+
+network = Network(cfg.prefix, cfg.network, cfg.tags)
+firewall = Firewall(cfg.prefix, cfg, network.vpc_id)
+servers = WebServer(cfg.prefix, cfg, instance_type=choice.instance_type,
+                    subnet_ids=network.subnet_ids, security_group_id=firewall.web_group_id,
+                    user_data_base64=user_data_base64)
+
+zone_id = lookup_zone_id(cfg.domain.zone) if cfg.domain.zone else None
+certificate = None
+if cfg.tls.mode == "acm" and zone_id is not None:
+    certificate = Certificate(cfg.prefix, names=cfg.domain.names, zone_id=zone_id, tags=cfg.tags)
+
+alb = None
+if cfg.load_balanced:
+    assert firewall.alb_group_id is not None
+    alb = LoadBalancer(cfg.prefix, cfg, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids,
+                       security_group_id=firewall.alb_group_id,
+                       instance_ids=[s.id for s in servers.instances],
+                       certificate_arn=certificate.certificate_arn if certificate else None)
+
+if zone_id is not None and cfg.domain.names:
+    if alb is not None:
+        Dns(cfg.prefix, names=cfg.domain.names, zone_id=zone_id,
+            alb_dns_name=alb.dns_name, alb_zone_id=alb.zone_id)
+    else:
+        Dns(cfg.prefix, names=cfg.domain.names, zone_id=zone_id,
+            public_ip=servers.public_ips.apply(lambda ips: ips[0]))
+
+scheme = "https" if cfg.https else "http"
+if cfg.domain.hostname:
+    url: pulumi.Input[str] = f"{scheme}://{cfg.domain.hostname}/"
+elif alb is not None:
+    url = pulumi.Output.concat(scheme, "://", alb.dns_name, "/")
+else:
+    url = servers.public_ips.apply(lambda ips: f"{scheme}://{ips[0]}/")
+
+values = {
+    "url": url,
+    "region": cfg.region,
+    "publicIps": servers.public_ips,
+    "instanceIds": servers.instance_ids,
+    "instanceType": choice.instance_type,
+    "sizingReason": choice.reason,
+    "vpcId": network.vpc_id,
+    "subnetIds": network.subnet_ids,
+    "webSecurityGroupId": firewall.web_group_id,
+    "ssmSessionCommands": servers.instance_ids.apply(lambda ids: [
+        f"aws ssm start-session --region {cfg.region} --target {i}" for i in ids]),
+    "userDataSha256": user_data.sha256,
+    "estimatedMonthlyCost": cost.estimate(cfg, choice, prices),
+}
+if cfg.domain.hostname:
+    values["hostname"] = cfg.domain.hostname
+    values["dnsNames"] = list(cfg.domain.names)
+if alb is not None:
+    values["albDnsName"] = alb.dns_name
+    values["albSecurityGroupId"] = firewall.alb_group_id
+if certificate is not None:
+    values["certificateArn"] = certificate.certificate_arn
+outputs.export(cfg, values)

@@ -1,0 +1,230 @@
+"""Runs the real Pulumi program in-process under mocks, recording every registration.
+
+Shared by the tests, `scripts/bench_program.py` and the demo's plan. Design choices follow
+shared/notes/pulumi-offline-testing.md: `preview=False` so every apply runs; every invoke token we
+use is answered explicitly and an unknown one raises (an unmocked invoke silently returns `{}`);
+a fresh root stack per run; the monitor itself is subclassed so that each registration's parent
+and dependencies are recorded, not only its inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+MAIN = PROJECT_DIR / "__main__.py"
+ACCOUNT_ID = "123456789012"
+DEFAULT_VPC_CIDR = "172.31.0.0/16"
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    inputs: dict[str, Any]
+    dependencies: list[str]
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Invocation:
+    token: str
+    args: dict[str, Any]
+
+
+@dataclass
+class MockRun:
+    resources: list[Registration]
+    invokes: list[Invocation]
+    outputs: dict[str, Any]
+    error: BaseException | None = None
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Registration:
+        found = self.of_type(type_)
+        assert len(found) == 1, f"expected one {type_}, found {len(found)}"
+        return found[0]
+
+    def by_urn(self) -> dict[str, Registration]:
+        return {r.urn: r for r in self.resources}
+
+
+def _az(region: str, i: int) -> str:
+    return f"{region}{'abcdef'[i]}"
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers resources with plausible provider state, and invokes by exact token."""
+
+    def __init__(self, region: str = "us-east-1",
+                 extra_invokes: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]] | None
+                 = None):
+        self.region = region
+        self.invokes: list[Invocation] = []
+        self.states: dict[str, dict[str, Any]] = {}
+        self._n = 0
+        self._invoke_handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "aws:ec2/getAmi:getAmi": self._ami,
+            "aws:ec2/getVpc:getVpc": lambda a: {"id": "vpc-default", "cidrBlock": DEFAULT_VPC_CIDR,
+                                                "default": True},
+            "aws:ec2/getSubnets:getSubnets": lambda a: {
+                "id": self.region, "ids": ["subnet-0a", "subnet-0b", "subnet-0c"]},
+            "aws:index/getAvailabilityZones:getAvailabilityZones": lambda a: {
+                "id": self.region, "names": [_az(self.region, i) for i in range(6)],
+                "zoneIds": [f"use1-az{i + 1}" for i in range(6)]},
+            "aws:route53/getZone:getZone": lambda a: {
+                "id": "Z0WEBSTACKZONE", "zoneId": "Z0WEBSTACKZONE", "name": a.get("name", "")},
+            "aws:index/getCallerIdentity:getCallerIdentity": lambda a: {
+                "id": ACCOUNT_ID, "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/test", "userId": "AIDTEST"},
+            "aws:index/getPartition:getPartition": lambda a: {
+                "id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com"},
+            "aws:index/getRegion:getRegion": lambda a: {
+                "id": self.region, "name": self.region, "region": self.region},
+            **dict(extra_invokes or {}),
+        }
+
+    def _ami(self, args: dict[str, Any]) -> dict[str, Any]:
+        filters = {f["name"]: f["values"] for f in args.get("filters", [])}
+        arch = (filters.get("architecture") or ["x86_64"])[0]
+        return {"id": f"ami-{arch.replace('_', '')}0123456789", "architecture": arch,
+                "name": (filters.get("name") or ["?"])[0], "ownerId": args["owners"][0]}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        self.invokes.append(Invocation(args.token, dict(args.args)))
+        handler = self._invoke_handlers.get(args.token)
+        if handler is None:
+            raise NotImplementedError(f"invoke {args.token} is not mocked: add it to "
+                                      "devtools/mockrun.py so it cannot silently return {{}}")
+        return handler(dict(args.args)), []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self._n += 1
+        n = self._n
+        state = dict(args.inputs)
+        typ, name = args.typ, args.name
+        rid = f"{name}-id"
+        arn = f"arn:aws:mock:{self.region}:{ACCOUNT_ID}:{typ.split(':')[-1].lower()}/{name}"
+        state.setdefault("arn", arn)
+        if typ == "aws:ec2/instance:Instance":
+            rid = f"i-{n:017x}"
+            state.update(publicIp=f"203.0.113.{n % 250 + 1}", privateIp=f"10.0.0.{n % 250 + 1}")
+        elif typ == "aws:ec2/eip:Eip":
+            rid = f"eipalloc-{n:08x}"
+            state.update(publicIp=f"198.51.100.{n % 250 + 1}", allocationId=rid)
+        elif typ == "aws:lb/loadBalancer:LoadBalancer":
+            state.update(dnsName=f"{name}-{n}.{self.region}.elb.amazonaws.com",
+                         zoneId="Z35SXDOTRQ7X7K", arnSuffix=f"app/{name}/{n:016x}")
+        elif typ == "aws:lb/targetGroup:TargetGroup":
+            state.update(arnSuffix=f"targetgroup/{name}/{n:016x}")
+        elif typ == "aws:acm/certificate:Certificate":
+            names = [args.inputs["domainName"], *args.inputs.get("subjectAlternativeNames", [])]
+            state["domainValidationOptions"] = [
+                {"domainName": d, "resourceRecordName": f"_{n}v{i}.{d}.",
+                 "resourceRecordType": "CNAME",
+                 "resourceRecordValue": f"_{n}x{i}.acm-validations.aws."}
+                for i, d in enumerate(names)]
+        elif typ == "aws:acm/certificateValidation:CertificateValidation":
+            rid = args.inputs["certificateArn"]
+        elif typ == "aws:route53/record:Record":
+            state["fqdn"] = args.inputs["name"].rstrip(".")
+        elif typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
+            state.setdefault("name", name)
+        elif typ == "aws:ec2/keyPair:KeyPair":
+            state.setdefault("keyName", f"{name}-{n:07x}")  # the provider auto-names it
+        elif typ == "aws:ec2/vpc:Vpc":
+            rid = f"vpc-{n:08x}"
+        elif typ == "aws:ec2/subnet:Subnet":
+            rid = f"subnet-{n:08x}"
+        elif typ == "aws:ec2/securityGroup:SecurityGroup":
+            rid = f"sg-{n:08x}"
+        self.states[f"{typ}::{name}"] = state
+        return rid, state
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Records what the engine would see: parent, dependencies and inputs of each resource."""
+
+    def __init__(self, mocks: RecordingMocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+            self.registrations.append(Registration(
+                urn=response.urn, type=request.type, name=request.name,
+                custom=bool(request.custom), parent=request.parent, inputs=dict(inputs),
+                dependencies=list(request.dependencies)))
+        return response
+
+
+def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """A stack file's config as the CLI passes it to the program: every value a string."""
+    path = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    merged = {**(data or {}).get("config", {}), **(overrides or {})}
+    return {k: _as_config_string(v) for k, v in merged.items() if v is not None}
+
+
+def _as_config_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def run_program(stack: str, config: Mapping[str, str], *,
+                program: Callable[[], None] | None = None,
+                mocks: RecordingMocks | None = None) -> MockRun:
+    """Run `program` (default: the project's __main__.py) and return what it registered.
+
+    Exceptions raised by the program are returned in `MockRun.error`, with everything that was
+    registered before them, so tests can assert that a bad config registered nothing.
+    """
+    mocks = mocks or RecordingMocks(region=config.get("aws:region", "us-east-1"))
+    monitor = RecordingMonitor(mocks)
+    pulumi_settings.ROOT.set(None)  # a fresh root stack: exports must not leak between runs
+    pulumi.runtime.set_mocks(mocks, project="webstack", stack=stack, preview=False,
+                             monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config))
+    outputs: dict[str, Any] = {}
+
+    def body() -> None:
+        if program is None:
+            runpy.run_path(str(MAIN), run_name="__main__")
+        else:
+            program()
+        root = pulumi_settings.get_root_resource()
+        exported = getattr(root, "outputs", {}) or {}
+        if exported:
+            outputs.update(_sync_await(pulumi.Output.all(**exported).future()) or {})
+
+    error: BaseException | None = None
+    try:
+        _sync_await(run_pulumi_func(body))
+    except Exception as err:
+        error = err
+    for reg in monitor.registrations:
+        reg.state = mocks.states.get(f"{reg.type}::{reg.name}", {}) if reg.custom else {}
+    return MockRun(resources=monitor.registrations, invokes=mocks.invokes, outputs=outputs,
+                   error=error)
