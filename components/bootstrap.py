@@ -1,7 +1,16 @@
 """Renders a server's first boot: StackConfig → #cloud-config user-data (+ the files it installs).
 
-Placeholder renderer until the cloud-init templates land; the API below is what WebServer,
-scripts/render.py and the local VM use.
+The templates in cloud-init/ read like the files they become; this module only decides what
+goes into them. Every value from the stack's settings crosses into YAML, shell, nginx, systemd
+or an EnvironmentFile, and each context has its own quoting: values are quoted for the context
+by the filters below, or rejected with `BootstrapError` when the context has no safe quoting
+(nginx and systemd words must already be plain). The rendered YAML is parsed back before it is
+returned, so a file cloud-init would write differently from what `files` shows is a bug caught
+here rather than on a server.
+
+`Target` says where the files land: `SERVER` for real instances, `Target.local(...)` for the
+loopback tests, the benchmark and local runs (everything under one directory, nginx on
+unprivileged 127.0.0.1 ports, the developer's venv).
 """
 
 from __future__ import annotations
@@ -9,21 +18,51 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from components.config import StackConfig
+import jinja2
+import yaml
+
+from components.config import PROJECT_DIR, StackConfig
 
 EC2_USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
+TEMPLATE_DIR = PROJECT_DIR / "cloud-init"
+SAMPLE_APP_DIR = PROJECT_DIR / "examples" / "hello-app"
+GUNICORN_VERSION = "27.0.1"  # same pin as requirements-dev.txt: the loopback run matches servers
+AWS_DEFAULT_VPC_CIDR = "172.31.0.0/16"  # every region's default VPC uses this range
+
+# Accounts that exist on Debian/Ubuntu cloud images: an app named like one would run as it.
+RESERVED_NAMES = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
+    "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "admin", "debian",
+    "ubuntu", "ec2-user", "sshd", "messagebus", "nginx", "polkitd", "syslog", "uuidd", "tss",
+    "landscape", "lxd", "tcpdump", "dnsmasq", "usbmux", "pollinate", "fwupd-refresh",
+})
+
+# Words that reach nginx or systemd unquoted: the settings' own validation already limits them
+# to these characters; anything else is refused rather than quoted.
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9._~/:@+=,-]+$")
 
 
 class BootstrapError(Exception):
-    """The rendered user-data cannot be used (e.g. too big even gzipped)."""
+    """The rendered user-data cannot be used (a value unsafe for its context, or too big)."""
 
 
 @dataclass(frozen=True)
 class RenderedBootstrap:
     user_data: str
     files: dict[str, str] = field(default_factory=dict)  # path on the server -> content
+    modes: dict[str, int] = field(default_factory=dict)  # path on the server -> permission bits
 
     @property
     def sha256(self) -> str:
@@ -42,7 +81,456 @@ class RenderedBootstrap:
         return base64.b64encode(raw).decode()
 
 
-def render(cfg: StackConfig) -> RenderedBootstrap:
-    packages = ["python3-venv", "nginx", "git"]
-    text = "#cloud-config\n" + "packages:\n" + "".join(f"  - {p}\n" for p in packages)
-    return RenderedBootstrap(user_data=text)
+@dataclass(frozen=True)
+class Target:
+    """Where the rendered files land, and where nginx listens."""
+
+    root: str = ""  # prefix of every absolute path ("" on a server)
+    http_port: int = 80
+    https_port: int = 443
+    listen_hosts: tuple[str, ...] = ("", "[::]")  # "" = every IPv4 address
+    venv: str = ""  # "" = <home>/venv, built at boot
+    trusted_proxies: tuple[str, ...] = ()  # () = the VPC's range (load-balanced stacks)
+
+    @staticmethod
+    def local(root: Path, http_port: int, https_port: int, venv: Path) -> Target:
+        """Everything under `root`, nginx on 127.0.0.1, the given (already built) venv."""
+        return Target(root=str(root), http_port=http_port, https_port=https_port,
+                      listen_hosts=("127.0.0.1",), venv=str(venv),
+                      trusted_proxies=("127.0.0.1/32",))
+
+
+SERVER = Target()
+
+
+# ---------------------------------------------------------------------------------------------
+# Quoting, one function per context. Pure, so tests can drive them with hostile values directly.
+
+def yaml_str(value: str) -> str:
+    """A YAML double-quoted scalar that parses back to exactly `value` (any Unicode)."""
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _block_safe(text: str) -> bool:
+    """Whether a literal block scalar (`|`) reproduces `text` exactly."""
+    if not text.endswith("\n") or text.endswith("\n\n") or text[0] in " \n":
+        return False
+    for line in text[:-1].split("\n"):
+        if line != line.rstrip() and not line.strip():
+            return False  # whitespace-only lines are indistinguishable from blank ones
+        if any(not (ch == "\t" or ch.isprintable()) for ch in line):
+            return False
+    return True
+
+
+def yaml_block(text: str, indent: int) -> str:
+    """File content as a readable `|` block when that is exact, else a quoted scalar."""
+    if not _block_safe(text):
+        return yaml_str(text)
+    pad = " " * indent
+    return "|\n" + "\n".join(pad + line if line else "" for line in text[:-1].split("\n"))
+
+
+def sh_word(value: str) -> str:
+    """One literal shell word, whatever `value` holds."""
+    return shlex.quote(value)
+
+
+def env_line(key: str, value: str) -> str:
+    """A KEY="value" line that systemd's EnvironmentFile and POSIX sh read the same way."""
+    escaped = re.sub(r'([\\"$`])', r"\\\1", value)
+    return f'{key}="{escaped}"'
+
+
+def plain_word(value: str, setting: str, expected: str) -> str:
+    """A value that must reach nginx/systemd unquoted: returned as is, or refused."""
+    if not _PLAIN_WORD.match(value) or "%" in value or "$" in value:
+        raise BootstrapError(f"webstack:{setting} = {value!r}: expected {expected} "
+                             "(only letters, digits and . _ ~ / : @ + = , -)")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Template context
+
+@dataclass(frozen=True)
+class Paths:
+    """Every server path the templates use, relative to the target's root."""
+
+    root: str
+    app: str
+
+    def _at(self, path: str) -> str:
+        return self.root + path
+
+    @property
+    def home(self) -> str:
+        return self._at(f"/srv/{self.app}")
+
+    @property
+    def src(self) -> str:
+        return f"{self.home}/src"
+
+    @property
+    def etc(self) -> str:
+        return self._at(f"/etc/webstack/{self.app}")
+
+    @property
+    def lib(self) -> str:
+        return self._at(f"/usr/local/lib/webstack/{self.app}")
+
+    @property
+    def state(self) -> str:
+        return self._at(f"/var/lib/webstack/{self.app}")
+
+    @property
+    def secrets_dir(self) -> str:
+        return self._at(f"/run/webstack/{self.app}")
+
+    @property
+    def socket(self) -> str:
+        return self._at(f"/run/webstack/{self.app}.sock")
+
+    @property
+    def runtime(self) -> str:
+        return self._at(f"/run/{self.app}")
+
+    @property
+    def units(self) -> str:
+        return self._at("/etc/systemd/system")
+
+    @property
+    def nginx(self) -> str:
+        return self._at("/etc/nginx")
+
+    @property
+    def nginx_logs(self) -> str:
+        return self._at("/var/log/nginx")
+
+
+def _unit(cfg: StackConfig) -> str:
+    return f"webstack-{cfg.app.name}"
+
+
+def _files_of_sample_app() -> dict[str, str]:
+    """The bundled app as relative path → text: what write_files ships when appRepo is empty."""
+    out = {}
+    for path in sorted(SAMPLE_APP_DIR.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            out[path.relative_to(SAMPLE_APP_DIR).as_posix()] = path.read_text(encoding="utf-8")
+    return out
+
+
+def _check_words(cfg: StackConfig) -> None:
+    """Refuse values that would reach nginx or systemd unquoted and are not plain words."""
+    app = cfg.app
+    if app.name in RESERVED_NAMES:
+        raise BootstrapError(f"webstack:appName = {app.name!r}: expected a name that is not a "
+                             "system account on Debian/Ubuntu (it names the app's user)")
+    checks = [("appName", app.name, "1-32 chars of a-z, 0-9 and '-'"),
+              ("appWsgi", app.wsgi, "module:callable"),
+              ("appHealthPath", app.health_path, "a URL path such as /healthz"),
+              ("appStaticDir", app.static_dir, "a relative path, e.g. static"),
+              ("appRequirements", app.requirements, "a relative file path")]
+    checks += [("appStaticUrl", app.static_url, "a URL path ending in '/'")] * bool(app.static_url)
+    checks += [("appPath", app.path, "a relative path, e.g. src/app")] * bool(app.path)
+    checks += [("domainHostname", n, "a DNS name") for n in cfg.domain.names]
+    for setting, value, expected in checks:
+        plain_word(value, setting, expected)
+
+
+def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
+    """Everything the templates see; derived values are computed here, not in Jinja."""
+    _check_words(cfg)
+    app = cfg.app
+    paths = Paths(target.root, app.name)
+    app_dir = f"{paths.src}/{app.path}" if app.path else paths.src
+    venv = target.venv or f"{paths.home}/venv"
+    if cfg.load_balanced:
+        proxies = target.trusted_proxies or (
+            cfg.network.cidr if cfg.network.create_vpc else AWS_DEFAULT_VPC_CIDR,)
+    else:
+        proxies = ()
+    https = cfg.tls.mode in ("selfsigned", "letsencrypt")
+    packages = ["ca-certificates", "git", "nginx", "python3", "python3-venv",
+                "unattended-upgrades"]
+    if cfg.tls.mode in ("selfsigned", "letsencrypt"):
+        packages.append("openssl")
+    if cfg.tls.mode == "letsencrypt":
+        packages.append("certbot")
+    return {
+        "cfg": cfg,
+        "app": app,
+        "unit": _unit(cfg),
+        "paths": paths,
+        "app_dir": app_dir,
+        "static_dir": f"{app_dir}/{app.static_dir}",
+        "venv": venv,
+        "gunicorn_version": GUNICORN_VERSION,
+        "target": target,
+        "tls": cfg.tls.mode,
+        "https": https,
+        "hsts": cfg.tls.mode == "letsencrypt" or cfg.load_balanced,
+        "server_names": " ".join(cfg.domain.names) or "_",
+        "cert_name": cfg.domain.hostname or app.name,
+        "alt_names": ",".join(f"DNS:{n}" for n in cfg.domain.names) or "DNS:localhost,IP:127.0.0.1",
+        "health_url": (f"https://127.0.0.1:{target.https_port}{app.health_path}" if https
+                       else f"http://127.0.0.1:{target.http_port}{app.health_path}"),
+        "proxies": proxies,
+        "packages": sorted(packages),
+        "ubuntu": cfg.server.os.startswith("ubuntu"),
+        "env_lines": [env_line(k, v) for k, v in sorted(app.env.items())],
+        "secrets_json": json.dumps(dict(sorted(app.secrets.items())), indent=2) + "\n",
+    }
+
+
+@dataclass(frozen=True)
+class _File:
+    path: str
+    template: str
+    mode: int = 0o644
+    owner: str = "root:root"
+    # Written after packages and users exist (cloud-init's final stage): files an installed
+    # package would read early (nginx's site) or that the app's user owns.
+    defer: bool = False
+
+
+def _file_list(ctx: dict[str, object]) -> list[_File]:
+    cfg = ctx["cfg"]
+    assert isinstance(cfg, StackConfig)
+    p = ctx["paths"]
+    assert isinstance(p, Paths)
+    unit, units, app = ctx["unit"], p.units, cfg.app.name
+    files = [
+        _File(f"{p.lib}/setup", "files/setup.sh.j2", 0o755),
+        _File(f"{p.etc}/gunicorn.conf.py", "files/gunicorn.conf.py.j2"),
+        _File(f"{p.etc}/app.env", "files/app.env.j2", 0o600),
+        _File(f"{units}/{unit}.socket", "files/app.socket.j2"),
+        _File(f"{units}/{unit}.service", "files/app.service.j2"),
+        _File(f"{p.nginx}/conf.d/{app}.conf", "files/nginx-site.conf.j2", defer=True),
+        _File(p.root + "/etc/apt/apt.conf.d/20auto-upgrades", "files/20auto-upgrades.j2",
+              defer=True),
+    ]
+    if cfg.sources.pip_index_url or cfg.sources.extra_ca_certs:
+        files.append(_File(p.root + "/etc/pip.conf", "files/pip.conf.j2"))
+    if cfg.app.repo:
+        files.append(_File(f"{p.lib}/fetch-app", "files/fetch-app.sh.j2", 0o755))
+    if cfg.app.secrets:
+        files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", 0o600),
+                  _File(f"{p.lib}/fetch-secrets", "files/fetch-secrets.py.j2", 0o755),
+                  _File(f"{units}/{unit}-secrets.service", "files/secrets.service.j2")]
+    if cfg.app.pre_start:
+        files += [_File(f"{p.lib}/pre-start", "files/pre-start.sh.j2", 0o755),
+                  _File(f"{units}/{unit}-prestart.service", "files/prestart.service.j2")]
+    if cfg.tls.mode in ("selfsigned", "letsencrypt"):
+        files.append(_File(f"{p.lib}/tls", "files/tls.sh.j2", 0o755))
+    if cfg.tls.mode == "letsencrypt":
+        files.append(_File(f"{p.lib}/certbot-deploy-hook", "files/certbot-deploy-hook.sh.j2",
+                           0o755))
+    return files
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,  # none of the outputs is HTML; each value is quoted by its own filter
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.filters.update(yaml=yaml_str, yaml_block=yaml_block, sh=sh_word, json=json.dumps)
+
+
+def render(cfg: StackConfig, target: Target = SERVER) -> RenderedBootstrap:
+    """The user-data for `cfg`, checked to parse back to exactly the files it lists."""
+    ctx = context(cfg, target)
+    specs = _file_list(ctx)
+    files = {f.path: _ENV.get_template(f.template).render(ctx) for f in specs}
+    if cfg.app.bundled:
+        src = Paths(target.root, cfg.app.name).src
+        owner = f"{cfg.app.name}:{cfg.app.name}"
+        for rel, text in _files_of_sample_app().items():
+            specs.append(_File(f"{src}/{rel}", "", owner=owner, defer=True))
+            files[f"{src}/{rel}"] = text
+    writes = [{"path": f.path, "mode": f"{f.mode:04o}", "owner": f.owner, "defer": f.defer,
+               "content": files[f.path]} for f in specs]
+    user_data = _ENV.get_template("user-data.yaml.j2").render(ctx, writes=writes)
+    _check_round_trip(user_data, files)
+    return RenderedBootstrap(user_data=user_data, files=files,
+                             modes={f.path: f.mode for f in specs})
+
+
+def _check_round_trip(user_data: str, files: dict[str, str]) -> None:
+    """What cloud-init will parse must be what `files` says: proves the quoting, every time."""
+    if not user_data.startswith("#cloud-config\n"):
+        raise BootstrapError("user-data must start with '#cloud-config'")
+    try:
+        parsed = yaml.safe_load(user_data)
+    except yaml.YAMLError as err:
+        raise BootstrapError(f"rendered user-data is not valid YAML: {err}") from err
+    written = {w["path"]: w["content"] for w in parsed.get("write_files", [])}
+    if written != files:
+        bad = sorted(p for p in set(written) | set(files) if written.get(p) != files.get(p))
+        raise BootstrapError(f"rendered user-data would write different files: {bad}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Local runs: the rendered stack on this machine (loopback tests, benchmark, local demo).
+# gunicorn runs from the service's ExecStart on the socket unit's path, handed over by systemd's
+# own socket-activation tool; nginx runs the rendered site inside the distro's nginx.conf.
+
+def install(rendered: RenderedBootstrap, target: Target) -> None:
+    """Write every file as write_files would, under the target's root (owners aside)."""
+    for path, text in rendered.files.items():
+        if not path.startswith(target.root + "/"):
+            raise BootstrapError(f"{path} is outside the target root {target.root}")
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        out.chmod(rendered.modes[path])
+
+
+def unit_value(unit_text: str, key: str) -> str:
+    """The last `key=` value of a unit file (systemd's rule for repeated single values)."""
+    values = [line.split("=", 1)[1].strip() for line in unit_text.splitlines()
+              if line.startswith(f"{key}=")]
+    if not values:
+        raise BootstrapError(f"unit has no {key}=")
+    return values[-1]
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """The variables of an EnvironmentFile as POSIX sh reads it (= systemd, for our quoting)."""
+    text = Path(path).read_text(encoding="utf-8")
+    keys = re.findall(r"^([A-Z_][A-Z0-9_]*)=", text, flags=re.MULTILINE)
+    out = subprocess.run(["bash", "-c", 'set -a; . "$1"; env -0', "bash", path],
+                         capture_output=True, check=True, timeout=10, env={}).stdout.decode()
+    env = dict(item.split("=", 1) for item in out.split("\0") if item)
+    return {k: env[k] for k in keys}
+
+
+def nginx_main_conf(site: str, prefix: Path, distro_conf: str) -> str:
+    """The distro's nginx.conf with its includes pointed at one site and its paths under prefix.
+
+    Keeps the distro's http-level settings (gzip, mime types, ssl defaults), so `nginx -t` and
+    the loopback run see the site in the context it has on a server. Workers run as the caller
+    (as root: root, since the temp tree is not readable by www-data).
+    """
+    out = [f"pid {prefix}/nginx.pid;", f"error_log {prefix}/error.log;"]
+    if os.geteuid() == 0:
+        out.insert(0, "user root;")
+    for line in distro_conf.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("user ", "pid ", "access_log ", "error_log ",
+                                "include /etc/nginx/sites-enabled/")):
+            continue
+        if stripped.startswith("include /etc/nginx/conf.d/"):
+            out += [f"\taccess_log {prefix}/access.log;", f"\tinclude {site};"]
+            out += [f"\t{t}_temp_path {prefix}/{t};"
+                    for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")]
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(check: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready within {timeout} s")
+
+
+def _connects(family: socket.AddressFamily, address: str | tuple[str, int]) -> Callable[[], bool]:
+    def check() -> bool:
+        with socket.socket(family) as s:
+            try:
+                s.connect(address)
+            except OSError:
+                return False
+            return True
+    return check
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    target: Target
+    rendered: RenderedBootstrap
+    paths: Paths
+    base_url: str  # where the app answers: https when the stack has TLS
+    http_url: str
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate, then kill after 10 s: a stuck process never outlives its caller."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@contextmanager
+def run_local(cfg: StackConfig, root: Path, venv: Path,
+              distro_nginx_conf: Path = Path("/etc/nginx/nginx.conf"),
+              timeout: float = 30.0) -> Iterator[LocalRun]:
+    """Render for `root`, install there, and serve through nginx on free 127.0.0.1 ports."""
+    target = Target.local(root, free_port(), free_port(), venv)
+    rendered = render(cfg, target)
+    install(rendered, target)
+    paths = Paths(target.root, cfg.app.name)
+    Path(paths.runtime).mkdir(parents=True, exist_ok=True)  # systemd's RuntimeDirectory=
+    Path(paths.nginx_logs).mkdir(parents=True, exist_ok=True)
+    if cfg.tls.mode in ("selfsigned", "letsencrypt"):
+        subprocess.run([f"{paths.lib}/tls"], check=True, timeout=60, capture_output=True)
+    unit = f"{paths.units}/{_unit(cfg)}"
+    argv = shlex.split(unit_value(rendered.files[f"{unit}.service"], "ExecStart"))
+    sock = unit_value(rendered.files[f"{unit}.socket"], "ListenStream")
+    Path(sock).parent.mkdir(parents=True, exist_ok=True)
+    env = read_env_file(f"{paths.etc}/app.env")
+    nginx_prefix = root / "nginx-run"
+    nginx_prefix.mkdir(exist_ok=True)
+    main_conf = nginx_prefix / "nginx.conf"
+    main_conf.write_text(nginx_main_conf(f"{paths.nginx}/conf.d/{cfg.app.name}.conf",
+                                         nginx_prefix, distro_nginx_conf.read_text()))
+    procs: list[subprocess.Popen[bytes]] = []
+    with open(root / "gunicorn.log", "wb") as glog, open(root / "nginx.log", "wb") as nlog:
+        try:
+            procs.append(subprocess.Popen(
+                ["systemd-socket-activate", "--listen", sock,
+                 *[f"--setenv={k}={v}" for k, v in env.items()], *argv],
+                stdout=glog, stderr=subprocess.STDOUT, cwd=root))
+            _wait_for(lambda: Path(sock).exists(), "gunicorn socket", timeout)
+            _connects(socket.AF_UNIX, sock)()  # the first connection starts gunicorn
+            procs.append(subprocess.Popen(
+                ["nginx", "-c", str(main_conf), "-p", str(nginx_prefix), "-g", "daemon off;"],
+                stdout=nlog, stderr=subprocess.STDOUT))
+            http = f"http://127.0.0.1:{target.http_port}"
+            https = cfg.tls.mode in ("selfsigned", "letsencrypt")
+            _wait_for(_connects(socket.AF_INET, ("127.0.0.1", target.http_port)), "nginx",
+                      timeout)
+            yield LocalRun(target=target, rendered=rendered, paths=paths, http_url=http,
+                           base_url=f"https://127.0.0.1:{target.https_port}" if https else http)
+        finally:
+            for proc in reversed(procs):
+                stop(proc)

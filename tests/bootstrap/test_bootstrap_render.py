@@ -1,0 +1,196 @@
+"""The renderer's contract, without external tools: what the user-data installs and how."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import random
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.bootstrap import (
+    EC2_USER_DATA_LIMIT,
+    GUNICORN_VERSION,
+    SAMPLE_APP_DIR,
+    BootstrapError,
+    RenderedBootstrap,
+    render,
+)
+from components.config import PROJECT_DIR
+from scripts.render import load_stack
+from tests.bootstrap.stacks import VARIANTS, make_cfg
+
+UNIT_DIR = "/etc/systemd/system"
+
+
+def write_files(user_data: str) -> dict[str, dict[str, object]]:
+    return {w["path"]: w for w in yaml.safe_load(user_data)["write_files"]}
+
+
+def test_render_returns_the_cloud_config_and_every_file_it_writes() -> None:
+    rendered = render(make_cfg(VARIANTS["plain"]))
+    assert rendered.user_data.startswith("#cloud-config\n")
+    assert rendered.sha256 == hashlib.sha256(rendered.user_data.encode()).hexdigest()
+    entries = write_files(rendered.user_data)
+    assert {p: e["content"] for p, e in entries.items()} == rendered.files
+    assert {p: int(str(e["permissions"]), 8) for p, e in entries.items()} == rendered.modes
+    doc = yaml.safe_load(rendered.user_data)
+    assert doc["runcmd"] == [["/usr/local/lib/webstack/hello/setup"]]
+    for name in ("webstack-hello.socket", "webstack-hello.service"):
+        assert f"{UNIT_DIR}/{name}" in rendered.files
+
+
+def test_small_user_data_goes_to_ec2_as_is() -> None:
+    rendered = render(make_cfg(VARIANTS["plain"]))
+    assert len(rendered.user_data.encode()) <= EC2_USER_DATA_LIMIT
+    assert base64.b64decode(rendered.ec2_user_data_base64).decode() == rendered.user_data
+
+
+def test_big_user_data_is_gzipped_and_inflates_to_the_same_text() -> None:
+    rendered = render(make_cfg(VARIANTS["letsencrypt"]))
+    assert len(rendered.user_data.encode()) > EC2_USER_DATA_LIMIT
+    raw = base64.b64decode(rendered.ec2_user_data_base64)
+    assert raw[:2] == b"\x1f\x8b" and len(raw) <= EC2_USER_DATA_LIMIT
+    assert gzip.decompress(raw).decode() == rendered.user_data
+
+
+def test_user_data_too_big_even_gzipped_is_a_clear_error() -> None:
+    rng = random.Random(3)
+    env = [f"V{i}=" + "".join(rng.choices(string.ascii_letters + string.digits, k=4000))
+           for i in range(12)]
+    rendered = render(make_cfg({"webstack:appEnv": json.dumps(env)}))
+    with pytest.raises(BootstrapError, match=r"over EC2's 16384-byte limit: shorten appEnv"):
+        _ = rendered.ec2_user_data_base64
+
+
+def test_env_values_go_to_a_root_only_file_and_secrets_are_fetched_by_name() -> None:
+    cfg = make_cfg(VARIANTS["full"])
+    rendered = render(cfg)
+    entries = write_files(rendered.user_data)
+    env = entries["/etc/webstack/shop/app.env"]
+    assert (env["owner"], env["permissions"]) == ("root:root", "0600")
+    assert 'DJANGO_SETTINGS_MODULE="site.settings.prod"' in str(env["content"])
+    # Secret variables are never in the user-data, only the parameter names to fetch.
+    assert "DATABASE_URL=" not in rendered.user_data
+    mapping = json.loads(rendered.files["/etc/webstack/shop/secrets.json"])
+    assert mapping == {"DATABASE_URL": "/shop/prod/database-url",
+                       "SECRET_KEY": "/shop/prod/secret-key"}
+    service = rendered.files[f"{UNIT_DIR}/webstack-shop.service"]
+    assert "EnvironmentFile=/run/webstack/shop/secrets.env" in service
+    assert "Requires=webstack-shop-secrets.service" in service
+    secrets_unit = rendered.files[f"{UNIT_DIR}/webstack-shop-secrets.service"]
+    assert "--region us-east-1" in secrets_unit and "UMask=0077" in secrets_unit
+
+
+def _gunicorn_settings(rendered: RenderedBootstrap, app: str) -> dict[str, object]:
+    scope: dict[str, object] = {}
+    exec(rendered.files[f"/etc/webstack/{app}/gunicorn.conf.py"], scope)
+    return scope
+
+
+def test_workers_default_to_two_per_cpu_plus_one_and_can_be_pinned() -> None:
+    default = _gunicorn_settings(render(make_cfg({})), "hello")
+    assert default["workers"] == 2 * len(os.sched_getaffinity(0)) + 1
+    assert (default["worker_class"], default["threads"]) == ("gthread", 4)
+    assert default["control_socket"] == "/run/hello/gunicorn.ctl"
+    pinned = _gunicorn_settings(render(make_cfg({"webstack:appWorkers": "3",
+                                                 "webstack:appTimeoutSeconds": "90"})), "hello")
+    assert (pinned["workers"], pinned["timeout"]) == (3, 90)
+
+
+def test_service_is_hardened_restarts_and_reloads_gracefully() -> None:
+    service = render(make_cfg({})).files[f"{UNIT_DIR}/webstack-hello.service"]
+    for line in ("Restart=always", "ExecReload=/bin/kill -s HUP $MAINPID", "NoNewPrivileges=yes",
+                 "ProtectSystem=strict", "PrivateTmp=yes", "User=hello", "Type=notify",
+                 "Requires=webstack-hello.socket"):
+        assert line in service.splitlines()
+
+
+def test_load_balanced_nginx_trusts_forwarded_ips_only_from_the_vpc() -> None:
+    def site(raw: dict[str, str]) -> str:
+        return render(make_cfg(raw)).files["/etc/nginx/conf.d/hello.conf"]
+
+    assert "set_real_ip_from 10.42.0.0/16;" in site(VARIANTS["alb-acm"])
+    default_vpc = {**VARIANTS["alb-acm"], "webstack:networkCreateVpc": "false"}
+    assert "set_real_ip_from 172.31.0.0/16;" in site(default_vpc)
+    assert "set_real_ip_from" not in site(VARIANTS["plain"])
+    assert "certbot" not in render(make_cfg(VARIANTS["alb-acm"])).user_data
+
+
+def test_bundled_sample_app_ships_in_the_user_data_and_a_git_app_is_fetched() -> None:
+    bundled = render(make_cfg({}))
+    for path in SAMPLE_APP_DIR.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            rel = path.relative_to(SAMPLE_APP_DIR).as_posix()
+            assert bundled.files[f"/srv/hello/src/{rel}"] == path.read_text()
+    assert "/usr/local/lib/webstack/hello/fetch-app" not in bundled.files
+    git = render(make_cfg(VARIANTS["full"]))
+    assert not any(p.startswith("/srv/") for p in git.files)
+    fetch = git.files["/usr/local/lib/webstack/shop/fetch-app"]
+    assert "repo=https://git.example.com/acme/shop.git\n" in fetch
+    assert "ref=v1.2.3\n" in fetch
+
+
+def test_sources_use_cloud_init_modules() -> None:
+    cfg = make_cfg(VARIANTS["full"])
+    doc = yaml.safe_load(render(cfg).user_data)
+    mirror = [{"arches": ["default"], "uri": "https://mirror.example.com/ubuntu"}]
+    assert doc["apt"] == {"preserve_sources_list": False, "primary": mirror, "security": mirror}
+    assert doc["ca_certs"] == {"trusted": list(cfg.sources.extra_ca_certs)}
+    pip_conf = render(cfg).files["/etc/pip.conf"]
+    assert "index-url = https://pypi.example.com/simple/" in pip_conf
+    debian = yaml.safe_load(render(make_cfg({"webstack:aptMirror": "http://deb.example/debian"}))
+                            .user_data)
+    assert set(debian["apt"]) == {"preserve_sources_list", "primary"}
+    assert "ca_certs" not in debian and "apt" not in yaml.safe_load(render(make_cfg({})).user_data)
+
+
+def test_server_installs_the_same_gunicorn_as_the_loopback_run() -> None:
+    pins = (PROJECT_DIR / "requirements-dev.txt").read_text().splitlines()
+    assert f"gunicorn=={GUNICORN_VERSION}" in pins
+    assert f"gunicorn=={GUNICORN_VERSION}" in render(make_cfg({})).files[
+        "/usr/local/lib/webstack/hello/setup"]
+
+
+def test_unattended_security_upgrades_are_enabled() -> None:
+    rendered = render(make_cfg({}))
+    assert "unattended-upgrades" in yaml.safe_load(rendered.user_data)["packages"]
+    periodic = rendered.files["/etc/apt/apt.conf.d/20auto-upgrades"]
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in periodic
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"webstack:appName": "www-data"}, "webstack:appName = 'www-data': expected a name"),
+    ({"webstack:appName": "root"}, "webstack:appName = 'root'"),
+])
+def test_app_names_of_system_accounts_are_refused(raw: dict[str, str], message: str) -> None:
+    with pytest.raises(BootstrapError, match=message):
+        render(make_cfg(raw))
+
+
+def test_render_script_writes_the_user_data_and_every_file(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.review.yaml"
+    stack.write_text(yaml.safe_dump({"config": {
+        "aws:region": "us-east-1", "webstack:appName": "review", "webstack:serverCount": 1,
+        "webstack:networkCreateVpc": False, "webstack:appEnv": ["A=1", "B=two words"]}}))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "scripts" / "render.py"),
+                           "--stack", "review", "--out", str(out),
+                           "--project-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    expected = render(load_stack("review", tmp_path))
+    assert (out / "user-data").read_text() == expected.user_data
+    written = {"/" + str(p.relative_to(out / "files")): p.read_text()
+               for p in (out / "files").rglob("*") if p.is_file()}
+    assert written == expected.files
+    assert 'B="two words"' in expected.files["/etc/webstack/review/app.env"]
+    assert (out / "files/etc/webstack/review/app.env").stat().st_mode & 0o777 == 0o600
