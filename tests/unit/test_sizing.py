@@ -233,6 +233,22 @@ def test_shipped_table_matches_published_us_east_1_anchors(instance_type: str,
     assert PriceTable.load().instance_hourly("us-east-1", instance_type) == hourly
 
 
+SIZE_UNITS = {"nano": 1, "micro": 2, "small": 4, "medium": 8, "large": 16, "xlarge": 32,
+              "2xlarge": 64, "4xlarge": 128}
+
+
+def test_shipped_prices_scale_with_size_within_each_family() -> None:
+    """AWS prices a family linearly in size; a transcription slip would break the line."""
+    for region, body in RAW["regions"].items():
+        per_unit: dict[str, list[tuple[float, str]]] = {}
+        for name, price in body["instances"].items():
+            family, size_name = name.split(".")
+            per_unit.setdefault(family, []).append((price / SIZE_UNITS[size_name], name))
+        for family, rates in per_unit.items():
+            low, high = min(rates), max(rates)
+            assert high[0] / low[0] < 1.01, (region, family, low, high)
+
+
 # Real vCPU/memory/burstable facts of a few types, as DescribeInstanceTypes reports them.
 REAL = [it("t3.micro", 2, 1, burstable=True), it("t3.small", 2, 2, burstable=True),
         it("t3.medium", 2, 4, burstable=True), it("t3a.small", 2, 2, burstable=True),
