@@ -50,8 +50,9 @@ RESERVED_NAMES = frozenset({
 })
 
 # Words that reach nginx or systemd unquoted: the settings' own validation already limits them
-# to these characters; anything else is refused rather than quoted.
-_PLAIN_WORD = re.compile(r"^[A-Za-z0-9._~/:@+=,-]+$")
+# to these characters; anything else is refused rather than quoted. No leading '-' or '~'
+# (systemd reads a leading '-' as "ignore failure"/"optional"), no '%' specifiers, no '$'.
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._~/:@+=,-]{0,254}$")
 
 
 class BootstrapError(Exception):
@@ -155,9 +156,10 @@ def env_line(key: str, value: str) -> str:
 
 def plain_word(value: str, setting: str, expected: str) -> str:
     """A value that must reach nginx/systemd unquoted: returned as is, or refused."""
-    if not _PLAIN_WORD.match(value) or "%" in value or "$" in value:
-        raise BootstrapError(f"webstack:{setting} = {value!r}: expected {expected} "
-                             "(only letters, digits and . _ ~ / : @ + = , -)")
+    if not _PLAIN_WORD.match(value):
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise BootstrapError(f"webstack:{setting} = {shown!r}: expected {expected} (at most 255 "
+                             "letters, digits and . _ ~ / : @ + = , -, not starting with - or ~)")
     return value
 
 

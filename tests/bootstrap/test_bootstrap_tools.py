@@ -1,0 +1,125 @@
+"""The rendered output checked by the real tools: cloud-init's schema validator, nginx -t,
+shellcheck and systemd-analyze verify, for every stack file and every variant."""
+
+from __future__ import annotations
+
+import py_compile
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.bootstrap import Target, install, nginx_main_conf, render
+from components.config import StackConfig
+from tests.bootstrap.stacks import VARIANTS, all_configs, shell_scripts, stack_files
+
+pytestmark = pytest.mark.realtools
+
+NAMES = [*VARIANTS, *(f"stack:{s}" for s in stack_files())]
+CONFIGS = all_configs()
+
+
+def require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed: scripts/setup-system.sh (make system) installs it")
+    return path
+
+
+def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def local_install(cfg: StackConfig, root: Path) -> tuple[Target, dict[str, str]]:
+    """The rendered files written under root, as the loopback run uses them."""
+    target = Target.local(root, 8080, 8443, Path(sys.prefix))
+    rendered = render(cfg, target)
+    install(rendered, target)
+    return target, rendered.files
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cloud_init_schema_accepts_the_user_data(name: str, tmp_path: Path) -> None:
+    tool = require("cloud-init")
+    user_data = tmp_path / "user-data"
+    user_data.write_text(render(CONFIGS[name]).user_data)
+    proc = run([tool, "schema", "--config-file", str(user_data)])
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert f"Valid cloud-config: {user_data}" in proc.stdout
+    assert "deprecat" not in output.lower() and "warn" not in output.lower(), output
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nginx_accepts_the_site_in_the_distro_config(name: str, tmp_path: Path) -> None:
+    nginx = require("nginx")
+    cfg = CONFIGS[name]
+    target, files = local_install(cfg, tmp_path / "root")
+    lib = f"{target.root}/usr/local/lib/webstack/{cfg.app.name}"
+    if f"{lib}/tls" in files:  # the rendered script makes the certificate nginx loads
+        require("openssl")
+        proc = run([f"{lib}/tls"])
+        assert proc.returncode == 0, proc.stderr
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    site = f"{target.root}/etc/nginx/conf.d/{cfg.app.name}.conf"
+    main = prefix / "nginx.conf"
+    main.write_text(nginx_main_conf(site, prefix, Path("/etc/nginx/nginx.conf").read_text()))
+    Path(f"{target.root}/var/log/nginx").mkdir(parents=True)
+    proc = run([nginx, "-t", "-c", str(main), "-p", str(prefix), "-e", str(prefix / "error.log")])
+    assert proc.returncode == 0, proc.stderr
+    assert f"configuration file {main} test is successful" in proc.stderr
+    assert "[warn]" not in proc.stderr and "[emerg]" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shellcheck_finds_nothing_in_the_scripts(name: str, tmp_path: Path) -> None:
+    shellcheck = require("shellcheck")
+    scripts = shell_scripts(render(CONFIGS[name]).files)
+    assert scripts, "every stack has at least the setup script"
+    paths = []
+    for i, (path, text) in enumerate(sorted(scripts.items())):
+        out = tmp_path / f"{i}-{Path(path).name}"
+        out.write_text(text)
+        paths.append(str(out))
+    proc = run([shellcheck, "--severity=style", "--format=gcc", *paths])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout + proc.stderr == ""
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_python_files_compile(name: str, tmp_path: Path) -> None:
+    files = render(CONFIGS[name]).files
+    python = {p: t for p, t in files.items()
+              if p.endswith(".py") or t.startswith("#!/usr/bin/env python3")}
+    for i, (path, text) in enumerate(sorted(python.items())):
+        src = tmp_path / f"{i}-{Path(path).stem}.py"
+        src.write_text(text)
+        py_compile.compile(str(src), doraise=True)  # raises with the file and line
+
+
+def _systemd_analyze_usable(tool: str, tmp_path: Path) -> str:
+    """'' when `systemd-analyze verify` works here, else why not."""
+    probe = tmp_path / "webstack-probe.service"
+    probe.write_text("[Service]\nExecStart=/bin/true\n")
+    proc = run([tool, "verify", str(probe)])
+    return "" if proc.returncode == 0 else (proc.stdout + proc.stderr).strip()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_systemd_analyze_verifies_the_units(name: str, tmp_path: Path) -> None:
+    tool = require("systemd-analyze")
+    why_not = _systemd_analyze_usable(tool, tmp_path)
+    if why_not:
+        pytest.skip(f"systemd-analyze verify does not work on this machine ({why_not}); "
+                    "a host or VM booted with systemd runs it")
+    cfg = CONFIGS[name]
+    target, files = local_install(cfg, tmp_path / "root")
+    units = sorted(p for p in files if p.startswith(f"{target.root}/etc/systemd/system/"))
+    assert {Path(u).name for u in units} >= {f"webstack-{cfg.app.name}.service",
+                                              f"webstack-{cfg.app.name}.socket"}
+    proc = run([tool, "verify", *units])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout + proc.stderr == ""
