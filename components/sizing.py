@@ -147,14 +147,15 @@ def _nothing_fits(spec: Spec, allowed: list[tuple[InstanceType, float]], kind: s
             f"≥{spec.memory_gib:g} GiB ({_settings(spec)})")
     if not allowed:
         return (f"{head}; there are no priced {kind} types in {region} at all: "
-                f"change webstack:serverArch or webstack:serverBurstable, {_PIN_HINT}")
+                f"change webstack:serverArch or webstack:serverBurstable, "
+                f"or pin webstack:serverInstanceType")
     most_cpu = max(allowed, key=lambda tp: (tp[0].vcpus, tp[0].memory_mib, tp[0].name))[0]
     most_mem = max(allowed, key=lambda tp: (tp[0].memory_mib, tp[0].vcpus, tp[0].name))[0]
     largest = {f"{t.name} ({t.vcpus} vCPU, {_gib(t.memory_mib)} GiB)" for t in (most_cpu, most_mem)}
-    return (f"{head}; the largest available are {' and '.join(sorted(largest))}: lower "
+    return (f"{head}; largest available: {' and '.join(sorted(largest))}: lower "
             f"webstack:serverVcpus or webstack:serverMemoryGib, change webstack:serverArch"
             f"{'' if spec.burstable_allowed else ' or allow webstack:serverBurstable'}, "
-            f"{_PIN_HINT}")
+            f"or pin webstack:serverInstanceType")
 
 
 def pinned(instance_type: str, catalog: Iterable[InstanceType] | None, prices: PriceTable,
