@@ -35,7 +35,7 @@ def _static(environ, start_response):
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "/")
     if path == "/":
-        greeting = os.environ.get("GREETING", "Hello from webstack")
+        greeting = os.environ.get("APP_GREETING", "Hello from webstack")
         return _respond(start_response, "200 OK", f"{greeting}\n".encode())
     if path == "/healthz":
         return _respond(start_response, "200 OK", b"ok\n")

@@ -12,7 +12,7 @@ from scripts.render import load_stack
 ZONE = {"webstack:domainZone": "example.com", "webstack:domainHostname": "app.example.com"}
 
 VARIANTS: dict[str, dict[str, str]] = {
-    "plain": {"webstack:appEnv": json.dumps(["GREETING=Hello from the loopback run"])},
+    "plain": {"webstack:appEnv": json.dumps(["APP_GREETING=Hello from the loopback run"])},
     "selfsigned": {"webstack:tlsMode": "selfsigned", "webstack:appMaxBodyMib": "1"},
     "letsencrypt": {**ZONE, "webstack:tlsMode": "letsencrypt",
                     "webstack:domainExtraNames": json.dumps(["www.example.com"]),
@@ -29,7 +29,7 @@ VARIANTS: dict[str, dict[str, str]] = {
         "webstack:appStaticUrl": "",
         "webstack:appWorkers": "3",
         "webstack:appEnv": json.dumps(["DJANGO_SETTINGS_MODULE=site.settings.prod",
-                                       "GREETING=it's \"quoted\" $HOME `id` ü"]),
+                                       "APP_GREETING=it's \"quoted\" $HOME `id` ü"]),
         "webstack:appSecrets": json.dumps(["DATABASE_URL=/shop/prod/database-url",
                                            "SECRET_KEY=/shop/prod/secret-key"]),
         "webstack:appPreStart": json.dumps(["python manage.py migrate --noinput",
