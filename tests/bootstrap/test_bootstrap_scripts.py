@@ -1,0 +1,234 @@
+"""The scripts the user-data installs, run for real on this machine against local stand-ins:
+a local git repository for the app, openssl for the certificate, and a 127.0.0.1 server playing
+the instance metadata service (IMDSv2 only) and SSM (checking the SigV4 signature with
+botocore's own signer)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from components.bootstrap import SAMPLE_APP_DIR, Paths, Target, install, read_env_file, render
+from tests.bootstrap.stacks import ZONE, make_cfg
+
+pytestmark = pytest.mark.realtools
+
+REPO_URL = "https://git.example.com/acme/hello.git"
+CREDS = {"AccessKeyId": "ASIATESTKEY", "SecretAccessKey": "test/secret+key",
+         "Token": "session-token"}
+
+
+def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
+                          env=env)
+
+
+def installed(raw: dict[str, str], root: Path) -> Paths:
+    cfg = make_cfg(raw)
+    target = Target.local(root, 8080, 8443, root / "venv")
+    install(render(cfg, target), target)
+    return Paths(target.root, cfg.app.name)
+
+
+# --- fetch-app ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    """A git repository holding the sample app, tagged v1, with one more commit on main."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed: scripts/setup-system.sh (make system) installs it")
+    repo = tmp_path / "origin"
+    shutil.copytree(SAMPLE_APP_DIR, repo, ignore=shutil.ignore_patterns("__pycache__"))
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "--quiet", "--initial-branch=main"], ["add", "."],
+                 ["commit", "--quiet", "-m", "v1"], ["tag", "v1"]):
+        subprocess.run([*git, *args], check=True, timeout=30)
+    (repo / "NEWS").write_text("after v1\n")
+    for args in (["add", "."], ["commit", "--quiet", "-m", "after v1"]):
+        subprocess.run([*git, *args], check=True, timeout=30)
+    return repo
+
+
+def git_env(tmp_path: Path, origin: Path) -> dict[str, str]:
+    """The rendered URL, answered by the local repository (git's own url rewriting)."""
+    return {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.file://{origin}.insteadOf", "GIT_CONFIG_VALUE_0": REPO_URL}
+
+
+def tree(src: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(src)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in src.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+
+def rev(repo: Path, ref: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", f"{ref}^{{commit}}"],
+                          capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+
+@pytest.mark.parametrize("ref", ["v1", "main", "sha-of-v1"])
+def test_fetch_app_checks_out_the_pinned_ref_and_a_rerun_changes_nothing(
+        ref: str, origin: Path, tmp_path: Path) -> None:
+    ref = rev(origin, "v1") if ref == "sha-of-v1" else ref
+    paths = installed({"webstack:appRepo": REPO_URL, "webstack:appRef": ref}, tmp_path / "root")
+    env = git_env(tmp_path, origin)
+    first = run([f"{paths.lib}/fetch-app"], env)
+    assert first.returncode == 0, first.stderr
+    src = Path(paths.src)
+    assert rev(src, "HEAD") == rev(origin, ref)
+    before = tree(src)
+    assert before["app.py"][0] == (SAMPLE_APP_DIR / "app.py").read_bytes()
+    assert ("NEWS" in before) == (ref == "main")
+    (src / "stray.txt").write_text("left behind by hand\n")
+    second = run([f"{paths.lib}/fetch-app"], env)
+    assert second.returncode == 0, second.stderr
+    assert tree(src) == before  # same files, not even rewritten; the stray file is gone
+    assert second.stdout == first.stdout
+
+
+# --- tls ---------------------------------------------------------------------------------------
+
+def test_tls_makes_a_certificate_for_the_names_once(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: scripts/setup-system.sh (make system) does it")
+    raw = {**ZONE, "webstack:tlsMode": "letsencrypt", "webstack:tlsEmail": "ops@example.com"}
+    paths = installed(raw, tmp_path / "root")
+    assert run([f"{paths.lib}/tls"]).returncode == 0
+    cert = Path(paths.etc) / "tls/fullchain.pem"
+    key = Path(paths.etc) / "tls/privkey.pem"
+    first = cert.read_bytes()
+    assert key.stat().st_mode & 0o777 == 0o600
+    text = run(["openssl", "x509", "-in", str(cert), "-noout", "-ext", "subjectAltName"]).stdout
+    assert "DNS:app.example.com" in text
+    assert run([f"{paths.lib}/tls"]).returncode == 0
+    assert cert.read_bytes() == first
+
+
+# --- fetch-secrets -----------------------------------------------------------------------------
+
+class FakeAws(BaseHTTPRequestHandler):
+    """IMDSv2 (token required) and SSM GetParameters, checking SigV4 like AWS would."""
+
+    parameters: dict[str, str] = {}
+    requests: list[str] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def reply(self, status: int, body: str, ctype: str = "text/plain") -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_PUT(self) -> None:
+        self.requests.append(f"PUT {self.path}")
+        ttl = self.headers["X-aws-ec2-metadata-token-ttl-seconds"]
+        if self.path == "/latest/api/token" and ttl:
+            self.reply(200, "imds-token")
+        else:
+            self.reply(400, "bad token request")
+
+    def do_GET(self) -> None:
+        self.requests.append(f"GET {self.path}")
+        if self.headers["X-aws-ec2-metadata-token"] != "imds-token":
+            self.reply(401, "IMDSv2 token required")
+        elif self.path == "/latest/meta-data/iam/security-credentials/":
+            self.reply(200, "web-role")
+        elif self.path == "/latest/meta-data/iam/security-credentials/web-role":
+            self.reply(200, json.dumps({"Code": "Success", **CREDS}))
+        else:
+            self.reply(404, "not found")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.requests.append(f"POST {self.path}")
+        if self.headers["Authorization"] != self.expected_authorization(body):
+            self.reply(403, json.dumps({"__type": "InvalidSignatureException"}))
+            return
+        names = json.loads(body)["Names"]
+        assert len(names) <= 10 and json.loads(body)["WithDecryption"] is True
+        found = [{"Name": n, "Value": self.parameters[n]} for n in names if n in self.parameters]
+        missing = [n for n in names if n not in self.parameters]
+        self.reply(200, json.dumps({"Parameters": found, "InvalidParameters": missing}),
+                   "application/x-amz-json-1.1")
+
+    def expected_authorization(self, body: bytes) -> str:
+        """botocore's SigV4 for the same request at the same instant."""
+        when = datetime.datetime.strptime(self.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+        request = AWSRequest(method="POST", url=f"http://{self.headers['Host']}/", data=body,
+                             headers={"Content-Type": self.headers["Content-Type"],
+                                      "X-Amz-Target": self.headers["X-Amz-Target"]})
+        creds = Credentials(CREDS["AccessKeyId"], CREDS["SecretAccessKey"], CREDS["Token"])
+        with mock.patch("botocore.auth.get_current_datetime", return_value=when):
+            SigV4Auth(creds, "ssm", "us-east-1").add_auth(request)
+        return str(request.headers["Authorization"])
+
+
+@pytest.fixture
+def fake_aws() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAws)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+SECRET_VALUES = {f"/hello/prod/s{i:02d}": f"value {i} with \"quotes\" $HOME `id` \\ ünï"
+                 for i in range(12)}
+SECRET_VALUES["/hello/prod/s00"] = "-----BEGIN KEY-----\nmulti\nline\n-----END KEY-----"
+
+
+def secrets_run(fake_aws: str, tmp_path: Path, mapping: dict[str, str]) -> tuple[
+        subprocess.CompletedProcess[str], Path]:
+    raw = {"webstack:appSecrets": json.dumps([f"{k}={v}" for k, v in mapping.items()])}
+    paths = installed(raw, tmp_path / "root")
+    out = Path(paths.secrets_dir) / "secrets.env"
+    proc = run(["/usr/bin/python3", f"{paths.lib}/fetch-secrets", "--region", "us-east-1",
+                "--imds", fake_aws, "--endpoint", fake_aws,
+                f"{paths.etc}/secrets.json", str(out)], env={"PATH": os.environ["PATH"]})
+    return proc, out
+
+
+def test_fetch_secrets_signs_like_botocore_and_writes_a_root_only_env_file(
+        fake_aws: str, tmp_path: Path) -> None:
+    FakeAws.parameters = dict(SECRET_VALUES)
+    FakeAws.requests = []
+    mapping = {f"SECRET_{i:02d}": name for i, name in enumerate(sorted(SECRET_VALUES))}
+    proc, out = secrets_run(fake_aws, tmp_path, mapping)
+    assert proc.returncode == 0, proc.stderr
+    assert read_env_file(str(out)) == {k: SECRET_VALUES[v] for k, v in mapping.items()}
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert FakeAws.requests[0] == "PUT /latest/api/token"
+    assert FakeAws.requests.count("POST /") == 2  # 12 names, at most 10 per call
+    for value in SECRET_VALUES.values():
+        assert value not in proc.stdout + proc.stderr
+
+
+def test_fetch_secrets_fails_on_a_missing_parameter_without_writing(
+        fake_aws: str, tmp_path: Path) -> None:
+    FakeAws.parameters = {"/hello/prod/present": "v"}
+    proc, out = secrets_run(fake_aws, tmp_path, {"PRESENT": "/hello/prod/present",
+                                                 "ABSENT": "/hello/prod/absent"})
+    assert proc.returncode != 0
+    assert "missing SSM parameters: /hello/prod/absent" in proc.stderr
+    assert not out.exists()
