@@ -41,9 +41,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, moto_url: str) -> s
     return moto_url
 
 
-@pytest.fixture(scope="session")
-def aws_env_session(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The same for a whole session, for the program runs that share one catalog cache."""
+@pytest.fixture(scope="module")
+def aws_env_module(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same for a whole module (program runs share one catalog cache); restored after."""
     with pytest.MonkeyPatch.context() as mp:
         _isolate(mp, tmp_path_factory.mktemp("aws"), moto_url)
         yield moto_url

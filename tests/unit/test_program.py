@@ -51,7 +51,7 @@ def cfg_for(stack: str, overrides: dict[str, str]) -> config.StackConfig:
 
 
 @pytest.fixture(scope="module")
-def runs(aws_env_session) -> dict[str, MockRun]:
+def runs(aws_env_module) -> dict[str, MockRun]:
     out = {}
     for key, (stack, overrides) in VARIANTS.items():
         run = run_stack(stack, overrides)
@@ -212,7 +212,7 @@ def test_listeners_wait_for_the_validated_certificate(runs):
 
 @pytest.mark.parametrize(("case", "overrides", "expected"), BAD_INPUTS,
                          ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_registers_nothing(aws_env_session, case, overrides, expected):
+def test_bad_input_registers_nothing(aws_env_module, case, overrides, expected):
     run = run_stack("dev", overrides)
     assert isinstance(run.error, config.ConfigError), f"{case}: {run.error!r}"
     for text in expected:
@@ -220,7 +220,7 @@ def test_bad_input_registers_nothing(aws_env_session, case, overrides, expected)
     assert run.resources == [], f"{case}: registered {[r.name for r in run.resources]}"
 
 
-def test_impossible_spec_registers_nothing(aws_env_session):
+def test_impossible_spec_registers_nothing(aws_env_module):
     run = run_stack("dev", {"webstack:serverVcpus": "192", "webstack:serverMemoryGib": "1024"})
     assert isinstance(run.error, sizing.SizingError)
     assert "webstack:serverVcpus" in str(run.error)
