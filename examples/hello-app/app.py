@@ -22,9 +22,12 @@ def _respond(start_response, status, body, content_type="text/plain; charset=utf
     return [body]
 
 
-def _static(environ, start_response):
-    """Serve static files from Python: only so the benchmark can compare it with nginx."""
-    name = environ["PATH_INFO"][len("/static/"):]
+def _static(environ, start_response, prefix):
+    """Serve static files from Python: only so the benchmark can compare it with nginx.
+
+    nginx answers /static/ itself; /app-static/ reaches this code through the same nginx.
+    """
+    name = environ["PATH_INFO"][len(prefix):]
     path = (STATIC_DIR / name).resolve()
     if STATIC_DIR not in path.parents or not path.is_file():
         return _respond(start_response, "404 Not Found", b"not found\n")
@@ -47,6 +50,7 @@ def application(environ, start_response):
                 if k.startswith("HTTP_") or k in ("wsgi.url_scheme", "REMOTE_ADDR")}
         body = json.dumps(seen, sort_keys=True).encode()
         return _respond(start_response, "200 OK", body, "application/json")
-    if path.startswith("/static/"):
-        return _static(environ, start_response)
+    for prefix in ("/static/", "/app-static/"):
+        if path.startswith(prefix):
+            return _static(environ, start_response, prefix)
     return _respond(start_response, "404 Not Found", b"not found\n")

@@ -100,6 +100,8 @@ def test_workers_default_to_two_per_cpu_plus_one_and_can_be_pinned() -> None:
     default = _gunicorn_settings(render(make_cfg({})), "hello")
     assert default["workers"] == 2 * len(os.sched_getaffinity(0)) + 1
     assert (default["worker_class"], default["threads"]) == ("gthread", 4)
+    # A worker takes a connection only with a free thread, and closes it after the response.
+    assert (default["worker_connections"], default["keepalive"]) == (4, 0)
     assert default["control_socket"] == "/run/hello/gunicorn.ctl"
     pinned = _gunicorn_settings(render(make_cfg({"webstack:appWorkers": "3",
                                                  "webstack:appTimeoutSeconds": "90"})), "hello")
