@@ -1,0 +1,109 @@
+"""The setup script end to end on this machine, twice: the second run must change nothing.
+
+It runs against a live loopback stack (its health check must pass through nginx), with the
+privileged commands (systemctl, runuser, usermod, chown, install's -o/-g) replaced by stubs that
+log what they were asked and keep a little state, and pip barred from any index.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from components.bootstrap import LocalRun, run_local
+from tests.bootstrap.stacks import VARIANTS, make_cfg
+
+pytestmark = pytest.mark.realtools
+
+STUBS = {
+    "systemctl": """
+echo "systemctl $*" >> "$STUB_LOG"
+case "$1 $*" in
+  is-active*) [ -e "$STUB_STATE/app-active" ]; exit ;;
+  "start "*.service*) touch "$STUB_STATE/app-active" ;;
+esac
+""",
+    "runuser": 'echo "runuser $*" >> "$STUB_LOG"; shift 3; exec "$@"',
+    "usermod": 'echo "usermod $*" >> "$STUB_LOG"; touch "$STUB_STATE/in-group"',
+    "id": 'if [ -e "$STUB_STATE/in-group" ]; then echo "www-data hello"; else echo www-data; fi',
+    "chown": 'echo "chown $*" >> "$STUB_LOG"',
+    "nginx": 'echo "nginx $*" >> "$STUB_LOG"',
+    # install as root would chown to the app's user, which does not exist here.
+    "install": """
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in -o|-g) shift 2 ;; *) args+=("$1"); shift ;; esac
+done
+exec /usr/bin/install "${args[@]}"
+""",
+}
+
+
+@pytest.fixture
+def live() -> Iterator[LocalRun]:
+    for tool in ("nginx", "systemd-socket-activate"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed: scripts/setup-system.sh (make system) does it")
+    root = Path(tempfile.mkdtemp(prefix="wssetup-", dir="/tmp"))
+    try:
+        with run_local(make_cfg(VARIANTS["plain"]), root, venv=Path(sys.prefix)) as run:
+            yield run
+    finally:
+        shutil.rmtree(root)
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every installed file's bytes and mtime (logs and the run's own files aside)."""
+    skip = ("nginx-run", "var/log", "gunicorn.log", "nginx.log", "stub")
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in root.rglob("*")
+            if p.is_file() and not str(p.relative_to(root)).startswith(skip)
+            and "__pycache__" not in p.parts}
+
+
+def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> None:
+    root = Path(live.target.root)
+    stubs = root / "stub"
+    (stubs / "state").mkdir(parents=True)
+    for name, body in STUBS.items():
+        (stubs / name).write_text(f"#!/bin/bash\n{body.strip()}\n")
+        (stubs / name).chmod(0o755)
+    log = stubs / "log"
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "HOME": str(root), "PIP_NO_INDEX": "1",
+           "STUB_LOG": str(log), "STUB_STATE": str(stubs / "state")}
+    setup = [f"{live.paths.lib}/setup"]
+
+    def run_setup() -> tuple[str, list[str]]:
+        log.write_text("")
+        proc = subprocess.run(setup, capture_output=True, text=True, timeout=120, env=env,
+                              check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout, log.read_text().splitlines()
+
+    out, calls = run_setup()
+    assert "systemctl start webstack-hello.service" in calls
+    assert "usermod -a -G hello www-data" in calls and "systemctl restart nginx" in calls
+    assert "nginx -t -q" in calls
+    deployed = Path(live.paths.state) / "deployed"
+    assert deployed.read_text().strip()
+    before = snapshot(root)
+
+    out, calls = run_setup()
+    assert "webstack-setup: webstack-hello unchanged" in out
+    assert not [c for c in calls if c.startswith(("usermod", "systemctl restart",
+                                                 "systemctl reload"))]
+    assert snapshot(root) == before
+
+    app = Path(live.paths.src) / "app.py"
+    app.write_text(app.read_text() + "# a new release\n")
+    out, calls = run_setup()
+    assert "systemctl reload webstack-hello.service" in calls
+    assert "reloading webstack-hello (graceful)" in out
+    assert os.path.getmtime(deployed) > before[str(deployed.relative_to(root))][1] / 1e9
