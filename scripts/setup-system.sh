@@ -11,6 +11,8 @@ packages=(
   wrk              # scripts/bench_serve.py load generator
   openssl          # self-signed certificates for the loopback TLS run
   git              # the loopback run fetches the sample app from a local git repo
+  systemd          # systemd-analyze verify on the units; systemd-socket-activate for the loopback run
+  python3          # Debian's python3 runs the server-side scripts (fetch-secrets) in the tests
 )
 
 missing=()
