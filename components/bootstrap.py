@@ -267,7 +267,7 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     https = cfg.tls.mode in ("selfsigned", "letsencrypt")
     packages = ["ca-certificates", "git", "nginx", "python3", "python3-venv",
                 "unattended-upgrades"]
-    if cfg.tls.mode in ("selfsigned", "letsencrypt"):
+    if https:
         packages.append("openssl")
     if cfg.tls.mode == "letsencrypt":
         packages.append("certbot")
@@ -283,7 +283,6 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "target": target,
         "tls": cfg.tls.mode,
         "https": https,
-        "hsts": cfg.tls.mode == "letsencrypt" or cfg.load_balanced,
         "server_names": " ".join(cfg.domain.names) or "_",
         "cert_name": cfg.domain.hostname or app.name,
         "alt_names": ",".join(f"DNS:{n}" for n in cfg.domain.names) or "DNS:localhost,IP:127.0.0.1",
@@ -308,12 +307,9 @@ class _File:
     defer: bool = False
 
 
-def _file_list(ctx: dict[str, object]) -> list[_File]:
-    cfg = ctx["cfg"]
-    assert isinstance(cfg, StackConfig)
-    p = ctx["paths"]
-    assert isinstance(p, Paths)
-    unit, units, app = ctx["unit"], p.units, cfg.app.name
+def _file_list(cfg: StackConfig, p: Paths) -> list[_File]:
+    """Every file the user-data writes (the bundled app's files aside), with its template."""
+    unit, units, app = _unit(cfg), p.units, cfg.app.name
     files = [
         _File(f"{p.lib}/setup", "files/setup.sh.j2", 0o755),
         _File(f"{p.etc}/gunicorn.conf.py", "files/gunicorn.conf.py.j2"),
@@ -357,10 +353,11 @@ _ENV.filters.update(yaml=yaml_str, yaml_block=yaml_block, sh=sh_word, json=json.
 def render(cfg: StackConfig, target: Target = SERVER) -> RenderedBootstrap:
     """The user-data for `cfg`, checked to parse back to exactly the files it lists."""
     ctx = context(cfg, target)
-    specs = _file_list(ctx)
+    paths = Paths(target.root, cfg.app.name)
+    specs = _file_list(cfg, paths)
     files = {f.path: _ENV.get_template(f.template).render(ctx) for f in specs}
     if cfg.app.bundled:
-        src = Paths(target.root, cfg.app.name).src
+        src = paths.src
         owner = f"{cfg.app.name}:{cfg.app.name}"
         for rel, text in _files_of_sample_app().items():
             specs.append(_File(f"{src}/{rel}", "", owner=owner, defer=True))
