@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import gzip
 import hashlib
 import json
 import os
 import random
+import re
 import string
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from components.bootstrap import (
     SAMPLE_APP_DIR,
     BootstrapError,
     RenderedBootstrap,
+    Target,
     render,
 )
 from components.config import PROJECT_DIR
@@ -196,3 +199,23 @@ def test_render_script_writes_the_user_data_and_every_file(tmp_path: Path) -> No
     assert written == expected.files
     assert 'B="two words"' in expected.files["/etc/webstack/review/app.env"]
     assert (out / "files/etc/webstack/review/app.env").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_local_runs_use_the_server_files_but_for_root_ports_and_venv(
+        name: str, tmp_path: Path) -> None:
+    """What nginx -t, systemd-analyze and the loopback run check is what servers get."""
+    cfg = make_cfg(VARIANTS[name])
+    server = render(cfg)
+    local = render(cfg, Target.local(tmp_path, 8080, 8443, Path("/opt/dev-venv")))
+    root = str(tmp_path)
+    assert {p.removeprefix(root) for p in local.files} == set(server.files)
+    allowed = re.compile(r"^[-+]\s*(listen |set_real_ip_from |return 301 https://\$host|"
+                         r"url = \"https?://127\.0\.0\.1:)")
+    for path, text in server.files.items():
+        other = (local.files[root + path].replace(root, "")
+                 .replace("/opt/dev-venv", f"/srv/{cfg.app.name}/venv"))
+        changed = [line for line in difflib.unified_diff(text.splitlines(), other.splitlines(),
+                                                         lineterm="", n=0)
+                   if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        assert all(allowed.match(line) for line in changed), (path, changed)
