@@ -12,6 +12,7 @@ from components.dns import Dns, lookup_zone_id
 from components.firewall import Firewall
 from components.loadbalancer import LoadBalancer
 from components.network import Network
+from components.readiness import Readiness, gate_command, health_url
 from components.webserver import WebServer
 
 prices = sizing.PriceTable.load()
@@ -39,13 +40,14 @@ if cfg.load_balanced:
                        instance_ids=[s.id for s in servers.instances],
                        certificate_arn=certificate.certificate_arn if certificate else None)
 
+dns = None
 if zone_id is not None and cfg.domain.names:
     if alb is not None:
-        Dns(cfg.prefix, names=cfg.domain.names, zone_id=zone_id,
-            alb_dns_name=alb.dns_name, alb_zone_id=alb.zone_id)
+        dns = Dns(cfg.prefix, names=cfg.domain.names, zone_id=zone_id,
+                  alb_dns_name=alb.dns_name, alb_zone_id=alb.zone_id)
     else:
-        Dns(cfg.prefix, names=cfg.domain.names, zone_id=zone_id,
-            public_ip=servers.public_ips.apply(lambda ips: ips[0]))
+        dns = Dns(cfg.prefix, names=cfg.domain.names, zone_id=zone_id,
+                  public_ip=servers.public_ips.apply(lambda ips: ips[0]))
 
 scheme = "https" if cfg.https else "http"
 if cfg.domain.hostname:
@@ -54,6 +56,17 @@ elif alb is not None:
     url = pulumi.Output.concat(scheme, "://", alb.dns_name, "/")
 else:
     url = servers.public_ips.apply(lambda ips: f"{scheme}://{ips[0]}/")
+
+if cfg.readiness.enabled:
+    Readiness(
+        cfg.prefix, cfg, instances=servers.instances,
+        instance_ids=[s.id for s in servers.instances], user_data_sha256=user_data.sha256,
+        target_group_arn=alb.target_group_arn if alb else None,
+        # a self-signed certificate cannot be verified from here: servers are gated alone
+        public_url=None if cfg.tls.mode == "selfsigned" else url,
+        url_depends_on=[*servers.addresses, *(dns.records if dns else []),
+                        *([certificate.validation] if certificate else []),
+                        *(alb.listeners if alb else [])])
 
 values = {
     "url": url,
@@ -68,6 +81,10 @@ values = {
     "ssmSessionCommands": servers.instance_ids.apply(lambda ids: [
         f"aws ssm start-session --region {cfg.region} --target {i}" for i in ids]),
     "userDataSha256": user_data.sha256,
+    "healthCheckCommand": pulumi.Output.all(servers.instance_ids, url).apply(
+        lambda a: gate_command(region=cfg.region, timeout=cfg.readiness.timeout_seconds,
+                               interval=cfg.readiness.interval_seconds, name=cfg.prefix,
+                               instance_ids=a[0], url=health_url(a[1], cfg.app.health_path))),
     "estimatedMonthlyCost": cost.estimate(cfg, choice, prices),
 }
 if cfg.domain.hostname:

@@ -43,5 +43,6 @@ class Certificate(pulumi.ComponentResource):
         validation = aws.acm.CertificateValidation(
             f"{name}-validation", certificate_arn=cert.arn,
             validation_record_fqdns=[r.fqdn for r in records], opts=child)
+        self.validation = validation
         self.certificate_arn = validation.certificate_arn
         self.register_outputs({"certificate_arn": self.certificate_arn})

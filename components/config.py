@@ -127,6 +127,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("extraCaCertFiles", "array", [],
             "PEM files (paths relative to the project) of extra CAs the server must trust, "
             "e.g. a corporate proxy's."),
+    # --- readiness gate ---
+    Setting("readinessCheck", "boolean", True,
+            "`pulumi up` waits until cloud-init is done and the app answers healthy, and fails "
+            "with the reason otherwise. false: return as soon as the resources exist."),
+    Setting("readinessTimeoutSeconds", "integer", 900,
+            "How long `pulumi up` waits for each server and for the public URL (60-7200)."),
+    Setting("readinessIntervalSeconds", "integer", 5,
+            "First poll interval while waiting, doubled up to 30 s (1-60)."),
     # --- tags ---
     Setting("tags", "array", [],
             "Extra tags as Key=Value, added to every taggable resource beside the standard ones."),
@@ -210,6 +218,13 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class ReadinessConfig:
+    enabled: bool
+    timeout_seconds: int
+    interval_seconds: int
+
+
+@dataclass(frozen=True)
 class SourcesConfig:
     apt_mirror: str
     pip_index_url: str
@@ -228,6 +243,7 @@ class StackConfig:
     domain: DomainConfig
     tls: TlsConfig
     sources: SourcesConfig
+    readiness: ReadinessConfig
     extra_tags: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -572,6 +588,11 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
         else:
             pems.append(pem)
 
+    # --- readiness ---
+    gate = c.boolean("readinessCheck")
+    gate_timeout = c.integer("readinessTimeoutSeconds", 60, 7200)
+    gate_interval = c.integer("readinessIntervalSeconds", 1, 60)
+
     # --- tags ---
     tags: dict[str, str] = {}
     for item in c.array("tags"):
@@ -601,6 +622,8 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
         access=AccessConfig(admin_cidrs=tuple(admin), ssh_public_key=ssh_key),
         domain=DomainConfig(zone=zone, hostname=hostname, extra_names=tuple(extra)),
         tls=TlsConfig(mode=tls, email=email),
+        readiness=ReadinessConfig(enabled=gate, timeout_seconds=gate_timeout,
+                                  interval_seconds=gate_interval),
         sources=SourcesConfig(apt_mirror=mirror, pip_index_url=index, extra_ca_certs=tuple(pems)),
         extra_tags=tags,
     )

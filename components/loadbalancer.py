@@ -46,19 +46,19 @@ class LoadBalancer(pulumi.ComponentResource):
                                          target_id=instance_id, port=80, opts=child)
         forward = [aws.lb.ListenerDefaultActionArgs(type="forward",
                                                     target_group_arn=target_group.arn)]
+        redirect = [aws.lb.ListenerDefaultActionArgs(
+            type="redirect", redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                protocol="HTTPS", port="443", status_code="HTTP_301"))]
+        self.listeners: list[aws.lb.Listener] = []
         if certificate_arn is not None:
-            aws.lb.Listener(f"{name}-https", load_balancer_arn=alb.arn, port=443,
-                            protocol="HTTPS", ssl_policy=TLS_POLICY,
-                            certificate_arn=certificate_arn, default_actions=forward,
-                            tags=tags, opts=child)
-            aws.lb.Listener(f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
-                            default_actions=[aws.lb.ListenerDefaultActionArgs(
-                                type="redirect", redirect=aws.lb.ListenerDefaultActionRedirectArgs(
-                                    protocol="HTTPS", port="443", status_code="HTTP_301"))],
-                            tags=tags, opts=child)
-        else:
-            aws.lb.Listener(f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
-                            default_actions=forward, tags=tags, opts=child)
+            self.listeners.append(aws.lb.Listener(
+                f"{name}-https", load_balancer_arn=alb.arn, port=443, protocol="HTTPS",
+                ssl_policy=TLS_POLICY, certificate_arn=certificate_arn, default_actions=forward,
+                tags=tags, opts=child))
+        self.listeners.append(aws.lb.Listener(
+            f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
+            default_actions=redirect if certificate_arn is not None else forward,
+            tags=tags, opts=child))
         self.dns_name = alb.dns_name
         self.zone_id = alb.zone_id
         self.arn = alb.arn

@@ -60,6 +60,9 @@ CONTRACT: tuple[OutputSpec, ...] = (
     OutputSpec("userDataSha256", "string", "always",
                "SHA-256 of the rendered cloud-init user-data (changes replace the servers).",
                _always),
+    OutputSpec("healthCheckCommand", "string", "always",
+               "Command (run in this project) that checks every server and the health URL: "
+               "exit 0 when healthy, else the reason.", _always),
     OutputSpec("estimatedMonthlyCost", "object", "always",
                "Estimate, not a bill: on-demand USD/month for servers, volumes, public IPv4 "
                "and load balancer, with `total`, `breakdown`, `source`.", _always),

@@ -60,6 +60,7 @@ class WebServer(pulumi.ComponentResource):
     private_ips: pulumi.Output[list[str]]
     role_name: pulumi.Output[str]
     instances: list[aws.ec2.Instance]
+    addresses: list[aws.ec2.Eip]  # one per server when there is no load balancer
 
     def __init__(self, name: str, cfg: StackConfig, *, instance_type: str,
                  subnet_ids: pulumi.Output[list[str]], security_group_id: pulumi.Input[str],
@@ -97,6 +98,7 @@ class WebServer(pulumi.ComponentResource):
                                        tags=tags, opts=child).key_name
 
         self.instances = []
+        self.addresses = []
         public_ips: list[pulumi.Output[str]] = []
         for i in range(cfg.server.count):
             server_tags = {**tags, "Name": f"{cfg.prefix}-{i + 1}"}
@@ -122,6 +124,7 @@ class WebServer(pulumi.ComponentResource):
             else:  # a single public server keeps its address across replacements
                 eip = aws.ec2.Eip(f"{name}-{i + 1}-ip", domain="vpc", instance=instance.id,
                                   tags=server_tags, opts=child)
+                self.addresses.append(eip)
                 public_ips.append(eip.public_ip)
 
         self.instance_ids = pulumi.Output.all(*[s.id for s in self.instances])

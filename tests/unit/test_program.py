@@ -225,3 +225,85 @@ def test_impossible_spec_registers_nothing(aws_env_module):
     assert isinstance(run.error, sizing.SizingError)
     assert "webstack:serverVcpus" in str(run.error)
     assert run.resources == []
+
+
+# --- readiness gate --------------------------------------------------------------------------
+
+GATE = "command:local:Command"
+GATE_FLAGS = {"--region", "--timeout", "--interval", "--name", "--instance-id",
+              "--target-group-arn", "--url"}
+
+
+def _gates(run: MockRun) -> tuple[list, list]:
+    gates = run.of_type(GATE)
+    servers = sorted((g for g in gates if not g.name.endswith("-url")), key=lambda g: g.name)
+    return servers, [g for g in gates if g.name.endswith("-url")]
+
+
+@pytest.mark.parametrize("key", list(VARIANTS))
+def test_a_gate_per_server_and_one_for_the_url(runs, key):
+    run = runs[key]
+    by_urn = run.by_urn()
+    servers, url_gates = _gates(run)
+    instances = sorted(run.of_type("aws:ec2/instance:Instance"), key=lambda r: r.name)
+    assert len(servers) == len(instances) and len(url_gates) == 1
+    digest = run.outputs["userDataSha256"]
+    for gate, instance in zip(servers, instances, strict=True):
+        assert instance.urn in gate.dependencies
+        assert instance.name.rsplit("-", 1)[1] == gate.name.rsplit("-", 1)[1]
+        instance_id, *rest = gate.inputs["triggers"]
+        assert instance_id in run.outputs["instanceIds"]
+        assert f"--instance-id {instance_id}" in gate.inputs["create"]
+        assert rest == [digest, "main"]
+        assert gate.inputs["create"].startswith(".venv/bin/python -m components.readiness_check")
+    (url_gate,) = url_gates
+    deps = {by_urn[u].type for u in url_gate.dependencies if u in by_urn}
+    assert GATE in deps  # waits for every server's gate
+    if run.outputs.get("dnsNames"):
+        assert "aws:route53/record:Record" in deps
+    if "certificateArn" in run.outputs:
+        assert "aws:acm/certificateValidation:CertificateValidation" in deps
+        assert "aws:lb/listener:Listener" in deps
+    if "albDnsName" not in run.outputs:
+        assert "aws:ec2/eip:Eip" in deps
+    assert f"--url {run.outputs['url'].rstrip('/')}/healthz" in url_gate.inputs["create"]
+
+
+def test_gate_commands_carry_only_ids_urls_and_numbers(runs):
+    import shlex
+
+    run = runs["dev-letsencrypt-ssh-secrets"]
+    servers, url_gates = _gates(run)
+    for gate in [*servers, *url_gates]:
+        argv = shlex.split(gate.inputs["create"])
+        flags = argv[3::2]
+        assert set(flags) <= GATE_FLAGS, flags
+        text = gate.inputs["create"] + json.dumps(gate.inputs["triggers"])
+        for secret_ish in ("DATABASE_URL", "/hello/dev/database-url", "hello from dev",
+                           "ssh-ed25519"):
+            assert secret_ish not in text
+    (server_gate,) = servers
+    assert f"--instance-id {run.outputs['instanceIds'][0]}" in server_gate.inputs["create"]
+
+
+def test_load_balanced_server_gates_wait_for_target_health(runs):
+    servers, _ = _gates(runs["prod"])
+    assert all("--target-group-arn arn:" in g.inputs["create"] for g in servers)
+    dev_servers, _ = _gates(runs["dev"])
+    assert all("--target-group-arn" not in g.inputs["create"] for g in dev_servers)
+
+
+def test_gate_can_be_turned_off_and_timeout_configured(aws_env_module):
+    off = run_stack("dev", {"webstack:readinessCheck": "false"})
+    assert off.error is None and off.resources and not off.of_type(GATE)
+    slow = run_stack("dev", {"webstack:readinessTimeoutSeconds": "1800"})
+    assert slow.error is None
+    assert all("--timeout 1800" in g.inputs["create"] for g in slow.of_type(GATE))
+
+
+def test_health_check_command_output_checks_everything(runs):
+    out = runs["prod"].outputs
+    command_line = out["healthCheckCommand"]
+    for instance_id in out["instanceIds"]:
+        assert f"--instance-id {instance_id}" in command_line
+    assert "--url https://app.example.com/healthz" in command_line

@@ -1,0 +1,83 @@
+"""`pulumi up` returns when the app answers healthy, or fails with the reason.
+
+One gate per server (EC2 running, cloud-init done without errors, healthy in the target group
+when behind a load balancer) and one for the public health URL, each a `command.local.Command`
+running `components/readiness_check.py` on the deployer's machine: no SSH needed. A gate runs
+on create and re-runs only when what it vouches for changes (its triggers: the instance, the
+user-data hash, the app ref), so a no-op `pulumi up` stays a no-op.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_command as command
+
+from components.config import StackConfig
+
+# Relative to the project directory, where Pulumi runs the program and its local commands;
+# Pulumi.yaml's `virtualenv: .venv` puts boto3 there.
+PYTHON = ".venv/bin/python"
+MODULE = "components.readiness_check"
+
+
+def gate_command(*, region: str, timeout: int, interval: int, name: str,
+                 instance_ids: Sequence[str] = (), url: str | None = None,
+                 target_group_arn: str | None = None) -> str:
+    """The checker's command line: ids, URLs and numbers only — nothing secret."""
+    args = [PYTHON, "-m", MODULE, "--region", region, "--timeout", str(timeout),
+            "--interval", str(interval), "--name", name]
+    for instance_id in instance_ids:
+        args += ["--instance-id", instance_id]
+    if target_group_arn:
+        args += ["--target-group-arn", target_group_arn]
+    if url:
+        args += ["--url", url]
+    return shlex.join(args)
+
+
+def health_url(base_url: str, health_path: str) -> str:
+    return base_url.rstrip("/") + health_path
+
+
+class Readiness(pulumi.ComponentResource):
+    server_gates: list[command.local.Command]
+    url_gate: command.local.Command | None
+
+    def __init__(self, name: str, cfg: StackConfig, *, instances: Sequence[pulumi.Resource],
+                 instance_ids: Sequence[pulumi.Output[str]], user_data_sha256: str,
+                 public_url: pulumi.Input[str] | None,
+                 target_group_arn: pulumi.Output[str] | None = None,
+                 url_depends_on: Sequence[pulumi.Resource] = (),
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("webstack:readiness:Readiness", name, None, opts)
+        r = cfg.readiness
+        self.server_gates = []
+        for i, (instance, instance_id) in enumerate(zip(instances, instance_ids, strict=True)):
+            label = f"{cfg.prefix}-{i + 1}"
+            create = pulumi.Output.all(instance_id, target_group_arn).apply(
+                lambda a, label=label: gate_command(
+                    region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
+                    name=label, instance_ids=[a[0]], target_group_arn=a[1]))
+            self.server_gates.append(command.local.Command(
+                f"{name}-{i + 1}", create=create,
+                triggers=[instance_id, user_data_sha256, cfg.app.ref],
+                logging=command.local.Logging.STDOUT_AND_STDERR,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[instance])))
+
+        self.url_gate = None
+        if public_url is not None:
+            url = pulumi.Output.from_input(public_url).apply(
+                lambda u: health_url(u, cfg.app.health_path))
+            self.url_gate = command.local.Command(
+                f"{name}-url",
+                create=url.apply(lambda u: gate_command(
+                    region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
+                    name=f"{cfg.prefix} {u}", url=u)),
+                triggers=[url, *instance_ids, user_data_sha256, cfg.app.ref],
+                logging=command.local.Logging.STDOUT_AND_STDERR,
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[*self.server_gates, *url_depends_on]))
+        self.register_outputs({})
