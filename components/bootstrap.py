@@ -235,8 +235,12 @@ def _files_of_sample_app() -> dict[str, str]:
 
 
 def _check_words(cfg: StackConfig) -> None:
-    """Refuse values that would reach nginx or systemd unquoted and are not plain words."""
+    """Refuse what the server cannot honour, and values that would reach nginx or systemd
+    unquoted and are not plain words."""
     app = cfg.app
+    if app.bundled and app.path:
+        raise BootstrapError(f"webstack:appPath = {app.path!r}: expected it empty with the bundled "
+                             "sample app (appRepo empty), which sits at the repository's root")
     if app.name in RESERVED_NAMES:
         raise BootstrapError(f"webstack:appName = {app.name!r}: expected a name that is not a "
                              "system account on Debian/Ubuntu (it names the app's user)")

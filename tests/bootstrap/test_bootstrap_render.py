@@ -175,8 +175,9 @@ def test_unattended_security_upgrades_are_enabled() -> None:
 @pytest.mark.parametrize(("raw", "message"), [
     ({"webstack:appName": "www-data"}, "webstack:appName = 'www-data': expected a name"),
     ({"webstack:appName": "root"}, "webstack:appName = 'root'"),
+    ({"webstack:appPath": "src"}, "webstack:appPath = 'src': expected it empty with the bundled"),
 ])
-def test_app_names_of_system_accounts_are_refused(raw: dict[str, str], message: str) -> None:
+def test_settings_the_server_cannot_honour_are_refused(raw: dict[str, str], message: str) -> None:
     with pytest.raises(BootstrapError, match=message):
         render(make_cfg(raw))
 

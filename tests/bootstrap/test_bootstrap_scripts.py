@@ -99,6 +99,29 @@ def test_fetch_app_checks_out_the_pinned_ref_and_a_rerun_changes_nothing(
     assert second.stdout == first.stdout
 
 
+# --- pre-start hooks -------------------------------------------------------------------------
+
+def test_pre_start_hooks_run_in_order_in_the_app_dir_with_the_venv_first(tmp_path: Path) -> None:
+    hooks = ["python -c 'import sys; print(sys.prefix)' > hook-prefix.txt",
+             "pwd > hook-cwd.txt", "echo second >> hook-cwd.txt"]
+    paths = installed({"webstack:appPreStart": json.dumps(hooks)}, tmp_path / "root")
+    venv = tmp_path / "root" / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=60)
+    proc = run([f"{paths.lib}/pre-start"], {"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    src = Path(paths.src)
+    assert (src / "hook-prefix.txt").read_text().strip() == str(venv)
+    assert (src / "hook-cwd.txt").read_text().splitlines() == [str(src), "second"]
+
+
+def test_a_failing_pre_start_hook_stops_the_rest(tmp_path: Path) -> None:
+    hooks = ["false", "touch should-not-exist"]
+    paths = installed({"webstack:appPreStart": json.dumps(hooks)}, tmp_path / "root")
+    assert run([f"{paths.lib}/pre-start"], {"PATH": "/usr/bin:/bin"}).returncode != 0
+    assert not (Path(paths.src) / "should-not-exist").exists()
+
+
 # --- tls ---------------------------------------------------------------------------------------
 
 def test_tls_makes_a_certificate_for_the_names_once(tmp_path: Path) -> None:
