@@ -167,3 +167,13 @@ def test_hostile_env_value_is_refused_or_reaches_the_app_unchanged(
     assert read_env_file(str(path)) == {"GREETING": expected}
     # The settings parser trims the KEY=value item; everything else arrives untouched.
     assert expected == f"GREETING={value}".strip().partition("=")[2]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_ssh_key_comment_is_refused_or_parses_back(value: str) -> None:
+    key = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVtdZ8wkVbB {value}"
+    outcome = _outcome({"webstack:sshPublicKey": key})
+    if outcome.startswith("refused:"):
+        assert "webstack:sshPublicKey" in outcome
+    else:
+        assert yaml.safe_load(outcome)["ssh_authorized_keys"] == [key.strip()]
