@@ -33,7 +33,7 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from components.config import PROJECT_DIR, StackConfig
+from components.config import PROJECT_DIR, ConfigError, StackConfig
 
 EC2_USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
 TEMPLATE_DIR = PROJECT_DIR / "cloud-init"
@@ -55,8 +55,12 @@ RESERVED_NAMES = frozenset({
 _PLAIN_WORD = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._~/:@+=,-]{0,254}$")
 
 
-class BootstrapError(Exception):
-    """The rendered user-data cannot be used (a value unsafe for its context, or too big)."""
+class BootstrapError(ConfigError):
+    """The rendered user-data cannot be used (a value unsafe for its context, or too big):
+    a config problem, reported like the others and before any resource exists."""
+
+    def __init__(self, message: str):
+        super().__init__([message])
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,14 @@ class Target:
     listen_hosts: tuple[str, ...] = ("", "[::]")  # "" = every IPv4 address
     venv: str = ""  # "" = <home>/venv, built at boot
     trusted_proxies: tuple[str, ...] = ()  # () = the VPC's range (load-balanced stacks)
+    ec2: bool = True  # an EC2 instance: add the SSM agent where the image lacks one
 
     @staticmethod
     def local(root: Path, http_port: int, https_port: int, venv: Path) -> Target:
         """Everything under `root`, nginx on 127.0.0.1, the given (already built) venv."""
         return Target(root=str(root), http_port=http_port, https_port=https_port,
                       listen_hosts=("127.0.0.1",), venv=str(venv),
-                      trusted_proxies=("127.0.0.1/32",))
+                      trusted_proxies=("127.0.0.1/32",), ec2=False)
 
 
 SERVER = Target()
@@ -275,6 +280,14 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         packages.append("openssl")
     if cfg.tls.mode == "letsencrypt":
         packages.append("certbot")
+    # Ubuntu's images carry the SSM agent (snap); Debian's do not, and without it there is no
+    # Session Manager shell and no Run Command. AWS publishes the .deb in each region's bucket.
+    ssm_agent_url = ""
+    if target.ec2 and not cfg.server.os.startswith("ubuntu"):
+        arch = {"x86_64": "amd64", "arm64": "arm64"}[cfg.server.arch]
+        ssm_agent_url = (f"https://s3.{cfg.region}.amazonaws.com/amazon-ssm-{cfg.region}"
+                         f"/latest/debian_{arch}/amazon-ssm-agent.deb")
+        packages.append("curl")
     return {
         "cfg": cfg,
         "app": app,
@@ -294,6 +307,7 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
                        else f"http://127.0.0.1:{target.http_port}{app.health_path}"),
         "proxies": proxies,
         "packages": sorted(packages),
+        "ssm_agent_url": ssm_agent_url,
         "ubuntu": cfg.server.os.startswith("ubuntu"),
         "env_lines": [env_line(k, v) for k, v in sorted(app.env.items())],
         "secrets_json": json.dumps(dict(sorted(app.secrets.items())), indent=2) + "\n",

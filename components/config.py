@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 from pulumi.runtime import config as runtime_config
 
 NAMESPACE = "webstack"
@@ -640,6 +641,34 @@ def load(supported_regions: tuple[str, ...]) -> StackConfig:
             raw[key] = runtime_config.get_config(key)
     return parse(raw, project=pulumi.get_project(), stack=pulumi.get_stack(),
                  region=pulumi.Config("aws").get("region"), supported_regions=supported_regions)
+
+
+def stack_file_settings(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """Pulumi.<stack>.yaml's `config:` as the CLI passes it to the program: every value a
+    string, lists and maps as JSON. For offline tools (render, demo, tests), not `pulumi up`."""
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    raw: dict[str, str] = {}
+    for key, value in ((doc or {}).get("config") or {}).items():
+        if isinstance(value, bool):
+            raw[key] = "true" if value else "false"
+        elif isinstance(value, list | dict):
+            raw[key] = json.dumps(value)
+        elif value is not None:
+            raw[key] = str(value)
+    return raw
+
+
+def parse_stack(stack: str, overrides: Mapping[str, str] | None = None, *,
+                project_dir: Path = PROJECT_DIR,
+                supported_regions: tuple[str, ...] | None = None) -> StackConfig:
+    """A stack file's validated settings, offline. Region support is sizing's concern, so by
+    default the file's own region is accepted."""
+    raw = {**stack_file_settings(stack, project_dir), **(overrides or {})}
+    region = raw.get("aws:region")
+    return parse(raw, project="webstack", stack=stack, region=region,
+                 supported_regions=supported_regions or ((region,) if region else ()),
+                 base_dir=project_dir)
 
 
 def markdown_table() -> str:

@@ -9,7 +9,6 @@ and dependencies are recorded, not only its inputs.
 
 from __future__ import annotations
 
-import json
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
+
+from components.config import stack_file_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 MAIN = PROJECT_DIR / "__main__.py"
@@ -177,20 +177,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """A stack file's config as the CLI passes it to the program: every value a string."""
-    path = PROJECT_DIR / f"Pulumi.{stack}.yaml"
-    data = yaml.safe_load(path.read_text()) if path.exists() else {}
-    merged = {**(data or {}).get("config", {}), **(overrides or {})}
-    return {k: _as_config_string(v) for k, v in merged.items() if v is not None}
-
-
-def _as_config_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
+def stack_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A stack file's config as the CLI passes it to the program, with overrides."""
+    return {**stack_file_settings(stack), **(overrides or {})}
 
 
 def run_program(stack: str, config: Mapping[str, str], *,

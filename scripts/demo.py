@@ -101,8 +101,7 @@ def main() -> int:
         return 1
     show_plan(run)
 
-    cfg = config.parse(stack_config(args.stack), project="webstack", stack=args.stack,
-                       region=run.outputs["region"], supported_regions=(run.outputs["region"],))
+    cfg = config.parse_stack(args.stack)
     out_dir = args.out or ROOT / "build" / args.stack
     written = write(bootstrap.render(cfg), out_dir)
     say(f"2/3 render: user-data and {len(written) - 1} files in {out_dir}")

@@ -9,39 +9,14 @@ DIR/user-data plus DIR/files/<path on the server> for each installed file.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-
-import yaml
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.bootstrap import BootstrapError, RenderedBootstrap, render
-from components.config import NAMESPACE, PROJECT_DIR, ConfigError, StackConfig, parse
-
-
-def raw_settings(stack_file: Path) -> tuple[dict[str, str | None], str | None]:
-    """A stack file's `config:` as Pulumi passes it to the program: strings, lists as JSON."""
-    doc = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
-    raw: dict[str, str | None] = {}
-    for key, value in (doc.get("config") or {}).items():
-        if isinstance(value, bool):
-            raw[key] = "true" if value else "false"
-        elif isinstance(value, list | dict):
-            raw[key] = json.dumps(value)
-        else:
-            raw[key] = None if value is None else str(value)
-    region = raw.pop("aws:region", None)
-    return {k: v for k, v in raw.items() if k.startswith(f"{NAMESPACE}:")}, region
-
-
-def load_stack(stack: str, project_dir: Path = PROJECT_DIR) -> StackConfig:
-    """The validated settings of Pulumi.<stack>.yaml (region support is sizing's concern)."""
-    raw, region = raw_settings(project_dir / f"Pulumi.{stack}.yaml")
-    return parse(raw, project="webstack", stack=stack, region=region,
-                 supported_regions=(region,) if region else (), base_dir=project_dir)
+from components.config import PROJECT_DIR, ConfigError, parse_stack
 
 
 def write(rendered: RenderedBootstrap, out: Path) -> list[Path]:
@@ -66,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where Pulumi.<stack>.yaml is (default: this repository)")
     args = parser.parse_args(argv)
     try:
-        rendered = render(load_stack(args.stack, args.project_dir))
+        rendered = render(parse_stack(args.stack, project_dir=args.project_dir))
         encoded = rendered.ec2_user_data_base64
     except (OSError, ConfigError, BootstrapError) as err:
         print(f"render: {err}", file=sys.stderr)

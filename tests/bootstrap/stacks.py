@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 
-from components.config import PROJECT_DIR, StackConfig, parse
-from scripts.render import load_stack
+from components.config import PROJECT_DIR, StackConfig, parse, parse_stack
 
 ZONE = {"webstack:domainZone": "example.com", "webstack:domainHostname": "app.example.com"}
 
@@ -56,7 +55,7 @@ def stack_files() -> list[str]:
 def all_configs() -> dict[str, StackConfig]:
     """Every variant, and every stack file as `stack:<name>`."""
     configs = {name: make_cfg(raw) for name, raw in VARIANTS.items()}
-    configs.update({f"stack:{s}": load_stack(s) for s in stack_files()})
+    configs.update({f"stack:{s}": parse_stack(s) for s in stack_files()})
     return configs
 
 

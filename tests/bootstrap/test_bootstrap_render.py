@@ -27,8 +27,7 @@ from components.bootstrap import (
     Target,
     render,
 )
-from components.config import PROJECT_DIR
-from scripts.render import load_stack
+from components.config import PROJECT_DIR, parse_stack
 from tests.bootstrap.stacks import VARIANTS, make_cfg
 
 UNIT_DIR = "/etc/systemd/system"
@@ -193,7 +192,7 @@ def test_render_script_writes_the_user_data_and_every_file(tmp_path: Path) -> No
                            "--project-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
-    expected = render(load_stack("review", tmp_path))
+    expected = render(parse_stack("review", project_dir=tmp_path))
     assert (out / "user-data").read_text() == expected.user_data
     written = {"/" + str(p.relative_to(out / "files")): p.read_text()
                for p in (out / "files").rglob("*") if p.is_file()}
@@ -213,10 +212,31 @@ def test_local_runs_use_the_server_files_but_for_root_ports_and_venv(
     assert {p.removeprefix(root) for p in local.files} == set(server.files)
     allowed = re.compile(r"^[-+]\s*(listen |set_real_ip_from |return 301 https://\$host|"
                          r"url = \"https?://127\.0\.0\.1:)")
+    ec2_only = re.compile(r"^# >>> EC2 only.*?^# <<< EC2 only\n\n", re.M | re.S)
     for path, text in server.files.items():
+        text = ec2_only.sub("", text)
         other = (local.files[root + path].replace(root, "")
                  .replace("/opt/dev-venv", f"/srv/{cfg.app.name}/venv"))
         changed = [line for line in difflib.unified_diff(text.splitlines(), other.splitlines(),
                                                          lineterm="", n=0)
                    if line[:1] in "+-" and not line.startswith(("+++", "---"))]
         assert all(allowed.match(line) for line in changed), (path, changed)
+
+
+@pytest.mark.parametrize(("os_name", "arch", "expected"), [
+    ("debian-12", "x86_64", "/latest/debian_amd64/amazon-ssm-agent.deb"),
+    ("debian-12", "arm64", "/latest/debian_arm64/amazon-ssm-agent.deb"),
+    ("ubuntu-24.04", "x86_64", None),  # Ubuntu's images ship the agent
+])
+def test_ssm_agent_on_ec2_images_that_lack_it(os_name: str, arch: str,
+                                              expected: str | None) -> None:
+    cfg = make_cfg({"webstack:serverOs": os_name, "webstack:serverArch": arch})
+    setup = next(t for p, t in render(cfg).files.items() if p.endswith("/setup"))
+    if expected is None:
+        assert "amazon-ssm-agent" not in setup
+    else:
+        assert f"https://s3.us-east-1.amazonaws.com/amazon-ssm-us-east-1{expected}" in setup
+        assert "curl" in render(cfg).user_data
+    local = render(cfg, Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
+    assert "amazon-ssm-agent" not in next(t for p, t in local.files.items()
+                                          if p.endswith("/setup"))

@@ -66,7 +66,7 @@ def test_network_created_vpc_spans_distinct_zones():
     kids = children_of(run, "webstack:network:Network")
     assert len(kids) == len(run.resources) - 1  # everything is parented to the component
     assert run.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"] == "10.42.0.0/16"
-    subnets = run.of_type("aws:ec2/subnet:Subnet")
+    subnets = sorted(run.of_type("aws:ec2/subnet:Subnet"), key=lambda r: r.name)
     assert len(subnets) == 3
     assert len({s.inputs["availabilityZone"] for s in subnets}) == 3
     assert [s.inputs["cidrBlock"] for s in subnets] == subnet_cidrs("10.42.0.0/16", 3)
