@@ -11,6 +11,8 @@ imports out of the caller, and ending it frees everything at once.
 Clients need fake credentials (any non-empty strings) and either `endpoint_url=url` or
 `AWS_ENDPOINT_URL=url` in their environment. State lives as long as the server; POST
 `{url}/moto-api/reset` to clear it between tests that must not see each other's resources.
+`server_module="devtools.moto_plugins"` runs moto with this project's additions (per-instance
+EC2 console output).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 HOST = "127.0.0.1"
+_ROOT = Path(__file__).resolve().parents[1]  # so the server can import devtools.*
 
 # Talk to the server directly even when the environment sets an HTTP proxy.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -51,19 +55,24 @@ def _answers(url: str) -> bool:
 
 @contextmanager
 def moto_server(env: Mapping[str, str] | None = None, *, port: int | None = None,
-                ready_timeout: float = 20.0, stop_timeout: float = 5.0) -> Iterator[str]:
+                ready_timeout: float = 20.0, stop_timeout: float = 5.0,
+                server_module: str = "moto.server") -> Iterator[str]:
     """Start moto on 127.0.0.1, yield its base URL once it answers, and always stop it.
 
     `env` is added to this process's environment for the server (moto reads settings such as
     MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION from it). Raises RuntimeError, with the tail of
     the server's log, if it exits early or does not answer within `ready_timeout` seconds.
+    `server_module` is the module run with `python -m`: moto.server or a wrapper of it.
     """
     port = port or free_port()
     url = f"http://{HOST}:{port}"
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-            env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", server_module, "-H", HOST, "-p", str(port)],
+            env={**os.environ, **(env or {}),
+                 "PYTHONPATH": os.pathsep.join(filter(None, (str(_ROOT),
+                                                             os.environ.get("PYTHONPATH"))))},
+            stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + ready_timeout
