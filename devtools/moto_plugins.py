@@ -18,9 +18,9 @@ CONSOLE_DIR_ENV = "WEBSTACK_MOTO_CONSOLE_DIR"
 def install() -> None:
     """Patch moto's EC2 GetConsoleOutput in this process."""
     from moto.core.responses import ActionResult
+    from moto.core.types import Base64EncodedString
     from moto.core.utils import utcnow
     from moto.ec2.responses.general import General
-    from moto.core.types import Base64EncodedString
 
     original = General.get_console_output
 

@@ -1,0 +1,528 @@
+"""Wait until servers are really serving: EC2 running, cloud-init done, target group healthy,
+health URL answering 200. `pulumi up` runs this so it returns only when the site works, or
+fails with the reason; it is also the "is prod healthy?" command after a deploy:
+
+    python -m components.readiness_check --region eu-west-1 --instance-id i-0abc --name web-1 \\
+        --url https://app.example.org/healthz
+
+cloud-init is read through SSM Run Command when the instance's agent is Online (the probe
+script of components.cloudinit_status), else from the EC2 console output (Debian's AMIs have no
+SSM agent). The same probe script runs over any command that feeds a script to `sh -s`
+(`probe_command`, e.g. ssh). Exit 0 ready, 1 not ready (reason on stderr), 2 usage, region,
+credential or endpoint problem. Progress goes to stdout, one line per change or every 30 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import re
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import boto3.session
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+
+from components.cloudinit_status import PROBE_SCRIPT, CloudInit, clean, parse_console, parse_probe
+
+READY, NOT_READY, USAGE = 0, 1, 2
+MAX_INTERVAL = 30.0
+HEARTBEAT = 30.0
+BODY_EXCERPT = 500
+# Short per-call limits so the overall deadline holds; standard mode retries throttling.
+AWS_CONFIG = Config(connect_timeout=3, read_timeout=10,
+                    retries={"mode": "standard", "total_max_attempts": 3})
+# SSM only speeds things up (the console answers too): do not spend the deadline retrying it.
+SSM_CONFIG = AWS_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 2}))
+_AUTH_ERRORS = {"AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId",
+                "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+                "RequestExpired", "InvalidAccessKeyId", "IncompleteSignature"}
+_DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
+_NOT_FOUND = {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"}
+_SSM_BUSY = {"Pending", "InProgress", "Delayed"}
+
+
+class UsageError(Exception):
+    """Exit 2: the command line, region, credentials or endpoint are wrong; one line says
+    what failed and what to do."""
+
+
+@dataclass
+class Poll:
+    """One look at a check: `waiting`, `ready` or `failed`, with a progress line; `details`
+    are the lines a failure message adds (status, failing modules, log tail)."""
+
+    state: str
+    line: str
+    details: list[str] = field(default_factory=list)
+
+
+def _aws_error(exc: Exception, what: str) -> UsageError | None:
+    """The exit-2 error for a credential, permission or endpoint failure; None otherwise."""
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return UsageError(f"{what}: no usable AWS credentials ({exc}); set AWS_PROFILE or "
+                          "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`")
+    if isinstance(exc, EndpointConnectionError):
+        return UsageError(f"{what}: cannot reach the AWS endpoint ({exc}); check the network, "
+                          "proxy settings and AWS_ENDPOINT_URL")
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in _AUTH_ERRORS:
+            return UsageError(f"{what}: AWS rejected the credentials ({code}: {message}); "
+                              "refresh them or choose another profile")
+        if code in _DENIED:
+            return UsageError(f"{what}: not allowed ({code}: {message}); grant this "
+                              "permission to the identity that runs the check")
+    return None
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return f"{err.get('Code', '?')}: {err.get('Message', '')}".strip()
+    return str(exc) or type(exc).__name__
+
+
+def _elapsed(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def cloud_init_details(ci: CloudInit, how: str) -> list[str]:
+    """The failure message's lines about cloud-init: status, modules, errors, last lines."""
+    lines = [f"cloud-init: {ci.summary()} (read from the {how})"]
+    if ci.failed_modules:
+        lines.append("failing module(s): " + ", ".join(ci.failed_modules))
+    lines += [f"error: {e}" for e in ci.errors]
+    lines += [f"warning: {w}" for w in ci.warnings]
+    if ci.tail:
+        log = ("/var/log/cloud-init-output.log" if ci.source != "console"
+               else "the console output")
+        lines.append(f"last {len(ci.tail)} lines of {log}:")
+        lines += [f"  | {line}" for line in ci.tail]
+    return lines
+
+
+_SOURCES = {"ssm": "SSM Run Command", "console": "EC2 console output", "ssh": "ssh"}
+
+
+def probe_command(argv: Sequence[str], timeout: float = 30.0,
+                  source: str = "ssh") -> CloudInit:
+    """Run the probe script through a command that executes its stdin with sh, e.g.
+    ["ssh", "-i", KEY, "-p", PORT, "admin@HOST", "sh -s"]; raises OSError or
+    subprocess.TimeoutExpired when the command cannot run."""
+    proc = subprocess.run(list(argv), input=PROBE_SCRIPT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise OSError(f"{argv[0]} exited with {proc.returncode}: "
+                      + " ".join(proc.stderr.split())[-300:])
+    return parse_probe(proc.stdout, source)
+
+
+class InstanceCheck:
+    """EC2 state `running`, then cloud-init finished with status done (SSM or console)."""
+
+    def __init__(self, ec2: Any, ssm: Any, instance_id: str, region: str,
+                 ssm_poll: float = 1.0, ssm_wait: float = 20.0) -> None:
+        self.ec2, self.ssm, self.instance_id, self.region = ec2, ssm, instance_id, region
+        self.ssm_poll, self.ssm_wait = ssm_poll, ssm_wait
+        self.ssm_unusable = ""  # why SSM cannot be used, once it failed for good
+        self.console_latest = True
+        self.ec2_state = ""
+        self.last: CloudInit | None = None
+        self.notes: list[str] = []
+
+    def poll(self) -> Poll:
+        try:
+            found = self.ec2.describe_instances(InstanceIds=[self.instance_id])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                return Poll("failed", "ec2: not found",
+                            [f"instance {self.instance_id} does not exist in region "
+                             f"{self.region} (check --region and the id)"])
+            raise
+        instances = [i for r in found.get("Reservations", []) for i in r.get("Instances", [])]
+        if not instances:
+            return Poll("failed", "ec2: not found",
+                        [f"instance {self.instance_id} does not exist in region {self.region}"])
+        state = self.ec2_state = instances[0].get("State", {}).get("Name", "unknown")
+        if state == "pending":
+            return Poll("waiting", "ec2: pending")
+        if state != "running":
+            reason = instances[0].get("StateReason", {}).get("Message", "")
+            return Poll("failed", f"ec2: {state}",
+                        [f"instance is {state}" + (f": {reason}" if reason else "")])
+        ci = self._cloud_init()
+        self.last = ci
+        line = f"cloud-init: {ci.summary()}"
+        if ci.ok:
+            return Poll("ready", line, [f"warning: {w}" for w in ci.warnings])
+        if ci.status == "error" or ci.status == "disabled":
+            return Poll("failed", line, self.details())
+        return Poll("waiting", line)
+
+    def details(self) -> list[str]:
+        """What is known about cloud-init, for a failure or timeout message."""
+        if self.last is None:
+            return [f"cloud-init: not read (EC2 state: {self.ec2_state or 'not checked yet'})"]
+        return self.notes + cloud_init_details(self.last, _SOURCES[self.last.source])
+
+    def _cloud_init(self) -> CloudInit:
+        if not self.ssm_unusable:
+            try:
+                if self._ssm_online():
+                    output = self._ssm_run(PROBE_SCRIPT)
+                    if output is not None:
+                        return parse_probe(output, "ssm")
+            except (ClientError, BotoCoreError) as exc:  # e.g. no ssm:* permission
+                self.ssm_unusable = _short(exc)
+                self.notes.append(f"SSM not usable ({self.ssm_unusable}): read the console")
+        return parse_console(self._console())
+
+    def _ssm_online(self) -> bool:
+        info = self.ssm.describe_instance_information(
+            Filters=[{"Key": "InstanceIds", "Values": [self.instance_id]}])
+        return any(i.get("PingStatus") == "Online"
+                   for i in info.get("InstanceInformationList", []))
+
+    def _ssm_run(self, script: str) -> str | None:
+        """The script's stdout, or None when the command did not complete in time."""
+        sent = self.ssm.send_command(
+            InstanceIds=[self.instance_id], DocumentName="AWS-RunShellScript",
+            Parameters={"commands": [script]}, TimeoutSeconds=60,
+            Comment="webstack readiness probe")
+        command_id = sent["Command"]["CommandId"]
+        give_up = time.monotonic() + self.ssm_wait
+        while time.monotonic() < give_up:
+            time.sleep(self.ssm_poll)
+            try:
+                inv = self.ssm.get_command_invocation(CommandId=command_id,
+                                                      InstanceId=self.instance_id)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvocationDoesNotExist":
+                    continue  # not registered yet right after send_command
+                raise
+            if inv.get("Status") in _SSM_BUSY:
+                continue
+            if inv.get("Status") in ("Success", "Failed"):
+                return inv.get("StandardOutputContent", "")
+            return None  # Cancelled, TimedOut, Undeliverable: read the console this time
+        return None
+
+    def _console(self) -> str:
+        try:
+            out = self.ec2.get_console_output(InstanceId=self.instance_id,
+                                              Latest=self.console_latest)
+        except ClientError as exc:
+            if not self.console_latest or exc.response.get("Error", {}).get("Code") != \
+                    "UnsupportedOperation":
+                raise
+            self.console_latest = False  # Latest=True is for Nitro instances only
+            out = self.ec2.get_console_output(InstanceId=self.instance_id)
+        return out.get("Output") or ""
+
+
+class TargetGroupCheck:
+    """Every instance `healthy` in the load balancer's target group."""
+
+    def __init__(self, elbv2: Any, arn: str, instance_ids: Sequence[str]) -> None:
+        self.elbv2, self.arn, self.instance_ids = elbv2, arn, list(instance_ids)
+        self.last: list[str] = []
+
+    def poll(self) -> Poll:
+        kwargs: dict[str, Any] = {"TargetGroupArn": self.arn}
+        if self.instance_ids:
+            kwargs["Targets"] = [{"Id": i} for i in self.instance_ids]
+        try:
+            health = self.elbv2.describe_target_health(**kwargs)["TargetHealthDescriptions"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TargetGroupNotFound":
+                return Poll("failed", "target group: not found",
+                            [f"target group {self.arn} does not exist"])
+            raise
+        states = []
+        for t in health:
+            th = t.get("TargetHealth", {})
+            why = ": ".join(x for x in (th.get("Reason"), th.get("Description")) if x)
+            states.append(f"{t['Target']['Id']} {th.get('State', '?')}"
+                          + (f" ({why})" if why else ""))
+        self.last = states
+        all_healthy = bool(health) and all(
+            t.get("TargetHealth", {}).get("State") == "healthy" for t in health)
+        return Poll("ready" if all_healthy else "waiting",
+                    "targets: " + (", ".join(states) or "none registered"))
+
+    def details(self) -> list[str]:
+        return [f"target group {self.arn}:"] + [f"  {s}" for s in self.last or ["no answer"]]
+
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects on the same host only (e.g. http to https); any other one is
+    reported as the status it is."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).hostname != urllib.parse.urlsplit(req.full_url).hostname:
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _excerpt(body: bytes) -> str:
+    text = " ".join(clean(body.decode("utf-8", errors="replace")).split())
+    return text[:BODY_EXCERPT]
+
+
+class UrlCheck:
+    """The health URL answers 200. Refused connections, 502, 503 and 504 are "not yet"; so is
+    any other answer until the deadline, when it becomes the failure with a body excerpt."""
+
+    def __init__(self, url: str, ca_file: str | None, timeout: float = 10.0) -> None:
+        self.url, self.timeout = url, timeout
+        context = ssl.create_default_context(cafile=ca_file)
+        self.opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}) if _is_loopback(url) else
+            urllib.request.ProxyHandler(), urllib.request.HTTPSHandler(context=context),
+            _SameHostRedirects())
+        self.last = "no answer yet"
+        self.body = ""
+
+    def poll(self) -> Poll:
+        request = urllib.request.Request(self.url, headers={"User-Agent": "webstack-readiness"})
+        try:
+            with self.opener.open(request, timeout=self.timeout) as resp:
+                status, reason, body = resp.status, resp.reason, resp.read(4096)
+        except urllib.error.HTTPError as exc:
+            status, reason, body = exc.code, exc.reason, exc.read(4096)
+            location = exc.headers.get("Location") if exc.headers else None
+            if location:
+                reason = f"{reason}, redirect to {location} (not followed: another host)"
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            why = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            self.last, self.body = f"no answer ({why})", ""
+            return Poll("waiting", f"{self.url}: {self.last}")
+        self.last, self.body = f"HTTP {status} {reason}", _excerpt(body)
+        return Poll("ready" if status == 200 else "waiting", f"{self.url}: {self.last}")
+
+    def details(self) -> list[str]:
+        lines = [f"{self.url}: {self.last}"]
+        if self.body:
+            lines.append(f"body: {self.body}")
+        return lines
+
+
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+@dataclass
+class Step:
+    """A check with the label its lines carry, e.g. "web-1 i-0abc"."""
+
+    label: str
+    check: InstanceCheck | TargetGroupCheck | UrlCheck
+    shown: str = ""
+    shown_at: float = 0.0
+
+
+class NotReady(Exception):
+    """Exit 1: the multi-line message names the server and says why."""
+
+
+def _bounded(fn: Callable[[], Poll], seconds: float) -> Poll | None:
+    """fn() in a daemon thread, or None if it has not returned within `seconds`: no hung
+    DNS lookup or socket can hold the deadline hostage."""
+    result: list[Poll] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:  # re-raised in the caller's thread
+            error.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(max(seconds, 0.1))
+    if error:
+        raise error[0]
+    return result[0] if result else None
+
+
+def wait(phases: list[list[Step]], timeout: float, interval: float, region: str,
+         out: TextIO) -> float:
+    """Poll each phase's steps until all are ready, phase after phase; returns the elapsed
+    seconds. Raises NotReady on a failure or at the deadline, UsageError on AWS access errors."""
+    start = time.monotonic()
+    deadline = start + timeout
+    for steps in phases:
+        pending = list(steps)
+        delay = interval
+        while pending:
+            changed = False
+            for step in list(pending):
+                remaining = deadline - time.monotonic()
+                try:
+                    poll = _bounded(step.check.poll, remaining + 1)
+                except (ClientError, BotoCoreError) as exc:
+                    if fatal := _aws_error(exc, step.label):
+                        raise fatal from exc
+                    poll = Poll("waiting", f"AWS error, retrying ({_short(exc)})")
+                now = time.monotonic()
+                if poll is None:
+                    break  # the deadline passed inside the call
+                if poll.line != step.shown or now - step.shown_at >= HEARTBEAT:
+                    changed |= poll.line != step.shown
+                    step.shown, step.shown_at = poll.line, now
+                    print(f"[{step.label}] {poll.line} {_elapsed(now - start)}", file=out,
+                          flush=True)
+                if poll.state == "failed":
+                    raise NotReady(_message([step.label], region, start, poll.details))
+                if poll.state == "ready":
+                    pending.remove(step)
+                    for detail in poll.details:
+                        print(f"[{step.label}] {detail}", file=out, flush=True)
+            if not pending:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                lines = [f"timed out: --timeout {timeout:g}s passed"]
+                for step in pending:
+                    lines += [f"[{step.label}]", *(f"  {d}" for d in step.check.details())]
+                raise NotReady(_message([s.label for s in pending], region, start, lines))
+            delay = interval if changed else min(delay * 1.5, max(MAX_INTERVAL, interval))
+            time.sleep(min(delay, remaining))
+    return time.monotonic() - start
+
+
+def _message(labels: list[str], region: str, start: float, lines: list[str]) -> str:
+    body = "\n".join(f"  {line}" for line in lines)
+    return (f"not ready: {', '.join(labels)} ({region}) after "
+            f"{_elapsed(time.monotonic() - start)}\n{body}")
+
+
+def _known_region(region: str) -> bool:
+    session = botocore.session.get_session()
+    return any(region in session.get_available_regions("ec2", partition)
+               for partition in session.get_available_partitions())
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m components.readiness_check",
+        description="Wait until EC2 instances finished cloud-init, are healthy behind their "
+                    "load balancer and the health URL answers 200.")
+    p.add_argument("--region", required=True, help="AWS region of the instances")
+    p.add_argument("--instance-id", action="append", default=[], dest="instance_ids",
+                   metavar="ID", help="EC2 instance to wait for (repeatable)")
+    p.add_argument("--url", help="health URL that must answer 200")
+    p.add_argument("--target-group-arn", help="ALB target group the instances must be "
+                   "healthy in")
+    p.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
+                   help="overall deadline (default 900)")
+    p.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
+                   help="first delay between polls, backing off to 30 (default 5)")
+    p.add_argument("--ca-file", metavar="PEM", help="CA bundle to trust for --url "
+                   "(private CA or self-signed certificate)")
+    p.add_argument("--name", help="label of the server(s) in messages, e.g. web-1")
+    return p
+
+
+def _usage(args: argparse.Namespace) -> None:
+    if not (args.instance_ids or args.url or args.target_group_arn):
+        raise UsageError("nothing to check: give --instance-id, --target-group-arn or --url")
+    if args.timeout <= 0 or args.interval <= 0:
+        raise UsageError("--timeout and --interval must be positive numbers of seconds")
+    if not _known_region(args.region):
+        raise UsageError(f"unknown region {args.region!r}: use an AWS region code such as "
+                         "us-east-1 or eu-west-1")
+    for iid in args.instance_ids:
+        if not re.fullmatch(r"i-[0-9a-f]{8,17}", iid):
+            raise UsageError(f"--instance-id {iid!r}: expected an EC2 instance id like "
+                             "i-0123456789abcdef0")
+    if args.url and urllib.parse.urlsplit(args.url).scheme not in ("http", "https"):
+        raise UsageError(f"--url {args.url!r}: expected an http:// or https:// URL")
+    if args.ca_file:
+        try:
+            ssl.create_default_context(cafile=args.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--ca-file {args.ca_file}: not a readable PEM bundle ({exc})") \
+                from exc
+
+
+def _phases(args: argparse.Namespace) -> list[list[Step]]:
+    phases: list[list[Step]] = []
+    if args.instance_ids or args.target_group_arn:
+        session = boto3.session.Session(region_name=args.region)
+        try:
+            session.client("sts", config=AWS_CONFIG).get_caller_identity()
+        except (ClientError, BotoCoreError) as exc:
+            raise _aws_error(exc, "AWS credentials check (sts get-caller-identity)") or \
+                UsageError(f"AWS credentials check failed: {_short(exc)}") from exc
+        ec2 = session.client("ec2", config=AWS_CONFIG)
+        ssm = session.client("ssm", config=SSM_CONFIG)
+        phases.append([Step(" ".join(filter(None, (args.name, iid))),
+                            InstanceCheck(ec2, ssm, iid, args.region))
+                       for iid in args.instance_ids])
+        if args.target_group_arn:
+            elbv2 = session.client("elbv2", config=AWS_CONFIG)
+            phases.append([Step(f"{args.name or 'load balancer'} targets",
+                                TargetGroupCheck(elbv2, args.target_group_arn,
+                                                 args.instance_ids))])
+    if args.url:
+        phases.append([Step(args.name or "url", UrlCheck(args.url, args.ca_file))])
+    return [p for p in phases if p]
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
+         err: TextIO = sys.stderr) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage line
+        return USAGE if exc.code else READY
+    try:
+        _usage(args)
+        phases = _phases(args)
+        elapsed = wait(phases, args.timeout, args.interval, args.region, out)
+    except UsageError as exc:
+        print(f"error: {exc}", file=err)
+        return USAGE
+    except NotReady as exc:
+        print(str(exc), file=err)
+        return NOT_READY
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return NOT_READY
+    except Exception as exc:  # a bug or an unforeseen failure: still one line, no traceback
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=err)
+        return NOT_READY
+    things = [*args.instance_ids, *([args.target_group_arn] if args.target_group_arn else []),
+              *([args.url] if args.url else [])]
+    label = f"{args.name}: " if args.name else ""
+    print(f"ready: {label}{', '.join(things)} in {_elapsed(elapsed)}", file=out, flush=True)
+    return READY
+
+
+if __name__ == "__main__":
+    sys.exit(main())
