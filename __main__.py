@@ -1,7 +1,8 @@
 """webstack: a Python web app on AWS in one `pulumi up`.
 
 Read and validate every setting, size the servers and render the first boot — all before the
-first resource, so bad input fails whole — then build the components and export the contract.
+first resource, so bad input fails whole — then build the components in dependency order and
+export the contract.
 """
 
 import pulumi
@@ -10,9 +11,14 @@ from components import bootstrap, config, cost, outputs, sizing
 from components.certificate import Certificate
 from components.dns import Dns, lookup_zone_id
 from components.firewall import Firewall
+from components.fleet import ServerFleet
+from components.instance_role import InstanceRole
 from components.loadbalancer import LoadBalancer
+from components.monitoring import Monitoring
 from components.network import Network
+from components.parameters import AppParameters
 from components.readiness import Readiness, gate_command, health_url
+from components.release import Rollout
 from components.webserver import WebServer
 
 prices = sizing.PriceTable.load()
@@ -21,33 +27,52 @@ choice = sizing.size(cfg.server, cfg.region, prices)
 user_data = bootstrap.render(cfg)
 user_data_base64 = user_data.ec2_user_data_base64
 
-network = Network(cfg.prefix, cfg.network, cfg.tags)
-firewall = Firewall(cfg.prefix, cfg, network.vpc_id)
-servers = WebServer(cfg.prefix, cfg, instance_type=choice.instance_type,
-                    subnet_ids=network.subnet_ids, security_group_id=firewall.web_group_id,
-                    user_data_base64=user_data_base64)
+name = cfg.prefix
+network = Network(name, cfg.network, cfg.tags)
+firewall = Firewall(name, cfg, network.vpc_id)
+parameters = AppParameters(name, cfg, secret_values=config.load_secret_values())
+role = InstanceRole(name, cfg)
 
 zone_id = lookup_zone_id(cfg.domain.zone) if cfg.domain.zone else None
 certificate = None
 if cfg.tls.mode == "acm" and zone_id is not None:
-    certificate = Certificate(cfg.prefix, names=cfg.domain.names, zone_id=zone_id, tags=cfg.tags)
+    certificate = Certificate(name, names=cfg.domain.names, zone_id=zone_id, tags=cfg.tags)
 
-alb = None
+server = fleet = alb = None
+if not cfg.server.autoscaling:
+    server = WebServer(name, cfg, instance_type=choice.instance_type,
+                       subnet_id=network.subnet_ids.apply(lambda ids: ids[0]),
+                       security_group_id=firewall.web_group_id,
+                       instance_profile=role.profile_name, key_name=firewall.ssh_key_name,
+                       user_data_base64=user_data_base64, boot_after=parameters.parameters)
 if cfg.load_balanced:
     assert firewall.alb_group_id is not None
-    alb = LoadBalancer(cfg.prefix, cfg, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids,
+    alb = LoadBalancer(name, cfg, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids,
                        security_group_id=firewall.alb_group_id,
-                       instance_ids=[s.id for s in servers.instances],
+                       instance_ids=[server.instance_id] if server else [],
                        certificate_arn=certificate.certificate_arn if certificate else None)
+if cfg.server.autoscaling:
+    assert alb is not None
+    fleet = ServerFleet(name, cfg, instance_type=choice.instance_type,
+                        subnet_ids=network.subnet_ids, security_group_id=firewall.web_group_id,
+                        instance_profile_arn=role.profile_arn, key_name=firewall.ssh_key_name,
+                        user_data_base64=user_data_base64, target_group_arn=alb.target_group_arn,
+                        boot_after=parameters.parameters)
+
+# The servers, whichever shape they have: the resource to wait for and its ID.
+if fleet is not None:
+    servers, servers_id = fleet.group, fleet.group_name
+else:
+    assert server is not None
+    servers, servers_id = server.instance, server.instance_id
 
 dns = None
 if zone_id is not None and cfg.domain.names:
     if alb is not None:
-        dns = Dns(cfg.prefix, names=cfg.domain.names, zone_id=zone_id,
+        dns = Dns(name, names=cfg.domain.names, zone_id=zone_id,
                   alb_dns_name=alb.dns_name, alb_zone_id=alb.zone_id)
-    else:
-        dns = Dns(cfg.prefix, names=cfg.domain.names, zone_id=zone_id,
-                  public_ip=servers.public_ips.apply(lambda ips: ips[0]))
+    elif server is not None:
+        dns = Dns(name, names=cfg.domain.names, zone_id=zone_id, public_ip=server.public_ip)
 
 scheme = "https" if cfg.https else "http"
 if cfg.domain.hostname:
@@ -55,44 +80,47 @@ if cfg.domain.hostname:
 elif alb is not None:
     url = pulumi.Output.concat(scheme, "://", alb.dns_name, "/")
 else:
-    url = servers.public_ips.apply(lambda ips: f"{scheme}://{ips[0]}/")
+    assert server is not None
+    url = server.public_ip.apply(lambda ip: f"{scheme}://{ip}/")
 
+gates = []
 if cfg.readiness.enabled:
-    Readiness(
-        cfg.prefix, cfg, instances=servers.instances,
-        instance_ids=[s.id for s in servers.instances], user_data_sha256=user_data.sha256,
+    readiness = Readiness(
+        name, cfg, servers=servers,
+        instance_id=server.instance_id if server else None,
+        group_name=fleet.group_name if fleet else None,
+        launch_version=fleet.launch_template_version if fleet else None,
+        user_data_sha256=user_data.sha256,
         target_group_arn=alb.target_group_arn if alb else None,
         # a self-signed certificate cannot be verified from here: servers are gated alone
         public_url=None if cfg.tls.mode == "selfsigned" else url,
-        url_depends_on=[*servers.addresses, *(dns.records if dns else []),
+        url_depends_on=[*([server.address] if server and server.address else []),
+                        *(dns.records if dns else []),
                         *([certificate.validation] if certificate else []),
                         *(alb.listeners if alb else [])])
+    gates = [readiness.server_gate, *([readiness.url_gate] if readiness.url_gate else [])]
 
-values = {
-    "url": url,
-    "region": cfg.region,
-    "publicIps": servers.public_ips,
-    "instanceIds": servers.instance_ids,
-    "instanceType": choice.instance_type,
-    "sizingReason": choice.reason,
-    "vpcId": network.vpc_id,
-    "subnetIds": network.subnet_ids,
-    "webSecurityGroupId": firewall.web_group_id,
-    "ssmSessionCommands": servers.instance_ids.apply(lambda ids: [
-        f"aws ssm start-session --region {cfg.region} --target {i}" for i in ids]),
-    "userDataSha256": user_data.sha256,
-    "healthCheckCommand": pulumi.Output.all(servers.instance_ids, url).apply(
-        lambda a: gate_command(region=cfg.region, timeout=cfg.readiness.timeout_seconds,
-                               interval=cfg.readiness.interval_seconds, name=cfg.prefix,
-                               instance_ids=a[0], url=health_url(a[1], cfg.app.health_path))),
-    "estimatedMonthlyCost": cost.estimate(cfg, choice, prices),
-}
-if cfg.domain.hostname:
-    values["hostname"] = cfg.domain.hostname
-    values["dnsNames"] = list(cfg.domain.names)
-if alb is not None:
-    values["albDnsName"] = alb.dns_name
-    values["albSecurityGroupId"] = firewall.alb_group_id
-if certificate is not None:
-    values["certificateArn"] = certificate.certificate_arn
-outputs.export(cfg, values)
+if not cfg.app.bundled:
+    Rollout(name, cfg, instance_id=server.instance_id if server else None,
+            group_name=fleet.group_name if fleet else None,
+            target_group_arn=alb.target_group_arn if alb else None,
+            depends_on=[servers, *parameters.parameters, *gates])
+
+monitoring = Monitoring(
+    name, cfg, servers=servers_id,
+    lb_arn_suffix=alb.arn_suffix if alb else None,
+    tg_arn_suffix=alb.target_group_arn_suffix if alb else None,
+    certificate_arn=certificate.certificate_arn if certificate else None)
+
+outputs.export(cfg, outputs.collect(
+    cfg, url=url, choice=choice, network=network, firewall=firewall, server=server,
+    fleet=fleet, alb=alb, certificate=certificate, monitoring=monitoring,
+    parameters=parameters, user_data_sha256=user_data.sha256,
+    cost=cost.estimate(cfg, choice, prices),
+    health_check=pulumi.Output.all(
+        server.instance_id if server else None, fleet.group_name if fleet else None,
+        url).apply(lambda a: gate_command(
+            region=cfg.region, timeout=cfg.readiness.timeout_seconds,
+            interval=cfg.readiness.interval_seconds, name=cfg.prefix,
+            instance_ids=[a[0]] if a[0] else [], group_name=a[1],
+            url=health_url(a[2], cfg.app.health_path)))))

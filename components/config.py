@@ -30,6 +30,8 @@ OS_CHOICES = ("debian-12", "ubuntu-24.04")
 ARCH_CHOICES = ("x86_64", "arm64")
 TLS_CHOICES = ("none", "acm", "letsencrypt", "selfsigned")
 MAX_SERVERS = 50
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Setting:
     type: str  # Pulumi project-config type: string | integer | boolean | array
     default: Any
     description: str
+    secret: bool = False  # never echoed in error messages
 
     @property
     def full_key(self) -> str:
@@ -77,6 +80,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("appPreStart", "array", [],
             "Commands run in the app directory with the venv active before gunicorn starts "
             "(e.g. 'python manage.py migrate --noinput'). One line each."),
+    Setting("appSecretValues", "array", [],
+            "Secrets the program stores for you as KEY=value, each in an SSM SecureString under "
+            "/<project>/<stack>/<app>/secrets/KEY. Set them with `pulumi config set --secret "
+            "--path 'appSecretValues[0]' KEY=value`: plaintext values are refused.", secret=True),
+    Setting("appReleasesKept", "integer", 5,
+            "Releases kept on each server for rollback (1-20)."),
     Setting("appTimeoutSeconds", "integer", 30,
             "Request timeout in seconds for gunicorn workers and nginx's proxy (1-3600)."),
     Setting("appMaxBodyMib", "integer", 10,
@@ -92,6 +101,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("serverCount", "integer", 1,
             f"Number of servers (1-{MAX_SERVERS}). "
             "More than one puts them behind a load balancer."),
+    Setting("serverMinCount", "integer", 0,
+            "Autoscaling floor (0: serverCount). Any of serverCount > 1, serverMinCount or "
+            "serverMaxCount puts the servers in an Auto Scaling group."),
+    Setting("serverMaxCount", "integer", 0, "Autoscaling ceiling (0: serverCount)."),
+    Setting("scalingCpuTarget", "integer", 50,
+            "Average CPU percent the Auto Scaling group tracks by adding or removing servers "
+            "(10-90)."),
+    Setting("refreshMinHealthyPercent", "integer", 90,
+            "Share of servers kept in service while a launch-template change replaces them "
+            "(0-100)."),
     Setting("serverOs", "string", "debian-12", "Operating system: debian-12 or ubuntu-24.04."),
     Setting("serverInstanceType", "string", "",
             "Pin an instance type (e.g. m7i.large) instead of choosing by spec. Empty: choose."),
@@ -136,6 +155,19 @@ SETTINGS: tuple[Setting, ...] = (
             "How long `pulumi up` waits for each server and for the public URL (60-7200)."),
     Setting("readinessIntervalSeconds", "integer", 5,
             "First poll interval while waiting, doubled up to 30 s (1-60)."),
+    # --- monitoring ---
+    Setting("alertEmails", "array", [],
+            "E-mail addresses subscribed to the stack's alarm topic (each confirms once)."),
+    Setting("alarmCpuPercent", "integer", 80, "CPU alarm threshold, percent (1-100)."),
+    Setting("alarmMemoryPercent", "integer", 85, "Memory alarm threshold, percent (1-100)."),
+    Setting("alarmDiskPercent", "integer", 85, "Root disk alarm threshold, percent (1-100)."),
+    Setting("alarm5xxPercent", "integer", 5,
+            "Load balancer 5xx alarm: percent of requests over 5 minutes (1-100)."),
+    Setting("alarmCertExpiryDays", "integer", 30,
+            "Alarm when the ACM certificate expires within this many days (1-365)."),
+    Setting("logRetentionDays", "integer", 30,
+            "Retention of the CloudWatch log groups, in days (a value CloudWatch accepts: "
+            "1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, ...)."),
     # --- tags ---
     Setting("tags", "array", [],
             "Extra tags as Key=Value, added to every taggable resource beside the standard ones."),
@@ -168,8 +200,10 @@ class AppConfig:
     timeout_seconds: int
     max_body_mib: int
     env: dict[str, str]
-    secrets: dict[str, str]  # env var name -> SSM parameter name
+    secrets: dict[str, str]  # env var name -> SSM parameter name (both kinds below)
+    stored_secrets: tuple[str, ...]  # keys of appSecretValues: the program stores these
     pre_start: tuple[str, ...]
+    releases_kept: int
 
     @property
     def bundled(self) -> bool:
@@ -186,6 +220,38 @@ class ServerConfig:
     count: int
     os: str
     instance_type: str
+    min_count: int = 0
+    max_count: int = 0
+
+    @property
+    def autoscaling(self) -> bool:
+        """Several servers, or bounds to scale between: an Auto Scaling group runs them."""
+        return self.count > 1 or self.min_count > 0 or self.max_count > 0
+
+    @property
+    def floor(self) -> int:
+        return self.min_count or self.count
+
+    @property
+    def ceiling(self) -> int:
+        return self.max_count or self.count
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    cpu_target: int
+    refresh_min_healthy_percent: int
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    alert_emails: tuple[str, ...]
+    cpu_percent: int
+    memory_percent: int
+    disk_percent: int
+    http_5xx_percent: int
+    cert_expiry_days: int
+    log_retention_days: int
 
 
 @dataclass(frozen=True)
@@ -245,12 +311,14 @@ class StackConfig:
     tls: TlsConfig
     sources: SourcesConfig
     readiness: ReadinessConfig
+    scaling: ScalingConfig
+    monitoring: MonitoringConfig
     extra_tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def load_balanced(self) -> bool:
         """An ALB fronts the servers when there are several, or when ACM terminates TLS."""
-        return self.server.count > 1 or self.tls.mode == "acm"
+        return self.server.autoscaling or self.tls.mode == "acm"
 
     @property
     def https(self) -> bool:
@@ -310,7 +378,9 @@ class _Collector:
 
     def bad(self, key: str, value: Any, expected: str) -> None:
         full = f"{NAMESPACE}:{key}" if ":" not in key else key
-        self.problems.append(f"{full} = {_shown(value)}: expected {expected}")
+        setting = SETTINGS_BY_KEY.get(key)
+        shown = "(value hidden)" if setting and setting.secret else _shown(value)
+        self.problems.append(f"{full} = {shown}: expected {expected}")
 
     # -- typed readers (types as Pulumi's CLI would pass them: strings) --
 
@@ -443,10 +513,42 @@ def _lower_dns(text: str) -> str:
     return text.lower().rstrip(".")
 
 
+def _secret_keys(c: _Collector) -> list[str]:
+    """The KEYs of appSecretValues; problems name the entry by position, never its value."""
+    keys: list[str] = []
+    for i, item in enumerate(c.array("appSecretValues")):
+        key, sep, value = item.partition("=")
+        where = f"{NAMESPACE}:appSecretValues[{i}]"
+        if not sep or not _ENV_KEY.match(key):
+            c.problems.append(f"{where} (value hidden): expected KEY=value with KEY matching "
+                              "[A-Z_][A-Z0-9_]*")
+        elif key in keys:
+            c.problems.append(f"{where}: expected each KEY once; {key} is given twice")
+        elif not 0 < len(value) <= 4096:
+            c.problems.append(f"{where} ({key}): expected a value of 1-4096 characters")
+        else:
+            keys.append(key)
+    return keys
+
+
+def stored_secret_values(raw_items: list[str]) -> dict[str, str]:
+    """KEY → value of appSecretValues, for the one place that stores them (already validated)."""
+    return {key: value for key, _, value in (item.partition("=") for item in raw_items)}
+
+
+def parameter_prefix(project: str, stack: str, app: str) -> str:
+    """Every SSM parameter of one app and stack lives under this path."""
+    return f"/{project}/{stack}/{app}"
+
+
 def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
           region: str | None, supported_regions: tuple[str, ...],
-          base_dir: Path = PROJECT_DIR) -> StackConfig:
-    """Validate raw config strings (`namespace:key` → string as Pulumi stores it)."""
+          base_dir: Path = PROJECT_DIR, secret_keys: frozenset[str] = frozenset()
+          ) -> StackConfig:
+    """Validate raw config strings (`namespace:key` → string as Pulumi stores it).
+
+    `secret_keys` are the keys Pulumi holds encrypted; secret values are checked for form here
+    but never kept in the result (see `stored_secret_values`)."""
     c = _Collector(raw)
 
     unknown = sorted(k for k in raw if k.startswith(f"{NAMESPACE}:")
@@ -499,9 +601,21 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
     env = c.pairs("appEnv", printable, "a value of printable characters on one line")
     secrets = c.pairs("appSecrets", lambda v: bool(_SSM_NAME.match(v)) and len(v) <= 1011,
                       "KEY=/ssm/parameter/name (letters, digits, _ . - and /)")
+    stored = _secret_keys(c)
+    if stored and f"{NAMESPACE}:appSecretValues" not in secret_keys:
+        c.problems.append(f"{NAMESPACE}:appSecretValues is stored in plaintext: expected it set "
+                          "with `pulumi config set --secret --path 'appSecretValues[0]' "
+                          "KEY=value` (and the plaintext removed from the stack file)")
+    prefix = parameter_prefix(project, stack, name)
+    for key in stored:
+        if key in secrets:
+            c.problems.append(f"{NAMESPACE}:appSecrets and {NAMESPACE}:appSecretValues both set "
+                              f"{key}: expected each variable in one of them")
+        else:
+            secrets[key] = f"{prefix}/secrets/{key}"
     for dup in sorted(set(env) & set(secrets)):
-        c.problems.append(f"{NAMESPACE}:appEnv and {NAMESPACE}:appSecrets both set {dup}: "
-                          "expected each variable in one of them")
+        c.problems.append(f"{NAMESPACE}:appEnv and {NAMESPACE}:appSecrets/appSecretValues both "
+                          f"set {dup}: expected each variable in one of them")
     pre_start = []
     for cmd in c.array("appPreStart"):
         if not cmd or not cmd.isprintable():
@@ -516,6 +630,17 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
     arch = c.choice("serverArch", ARCH_CHOICES)
     burstable = c.boolean("serverBurstable")
     count = c.integer("serverCount", 1, MAX_SERVERS)
+    min_count = c.integer("serverMinCount", 0, MAX_SERVERS)
+    max_count = c.integer("serverMaxCount", 0, MAX_SERVERS)
+    if min_count and min_count > count:
+        c.problems.append(f"{NAMESPACE}:serverMinCount = {min_count} is above serverCount = "
+                          f"{count}: expected serverMinCount <= serverCount")
+    if max_count and max_count < max(count, min_count):
+        c.problems.append(f"{NAMESPACE}:serverMaxCount = {max_count} is below serverCount = "
+                          f"{count}: expected serverMaxCount >= serverCount")
+    scaled = count > 1 or min_count > 0 or max_count > 0
+    cpu_target = c.integer("scalingCpuTarget", 10, 90)
+    min_healthy = c.integer("refreshMinHealthyPercent", 0, 100)
     os_name = c.choice("serverOs", OS_CHOICES)
     itype = c.matching("serverInstanceType", re.compile(r"^[a-z][a-z0-9\-]*\.[a-z0-9]+$"),
                        "an EC2 instance type such as m7i.large", allow_empty=True)
@@ -564,15 +689,19 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
     if tls in ("acm", "letsencrypt") and not hostname:
         c.problems.append(f"{NAMESPACE}:tlsMode = {tls!r} needs a name: expected "
                           "domainZone and domainHostname to be set")
-    if tls == "selfsigned" and count > 1:
-        c.problems.append(f"{NAMESPACE}:tlsMode = 'selfsigned' with serverCount = {count}: "
-                          "expected serverCount 1 (a load balancer cannot present a server's "
-                          "self-signed certificate); use tlsMode acm")
+    servers = f"serverCount = {count}" + (
+        f", serverMinCount = {min_count}, serverMaxCount = {max_count}"
+        if min_count or max_count else "")
+    if tls == "selfsigned" and scaled:
+        c.problems.append(f"{NAMESPACE}:tlsMode = 'selfsigned' with {servers}: "
+                          "expected serverCount 1 and no autoscaling (a load balancer cannot "
+                          "present a server's self-signed certificate); use tlsMode acm")
     if tls == "letsencrypt":
-        if count > 1:
-            c.problems.append(f"{NAMESPACE}:tlsMode = 'letsencrypt' with serverCount = {count}: "
-                              "expected serverCount 1 (each server would fight for the same "
-                              "certificate); use tlsMode acm behind the load balancer")
+        if scaled:
+            c.problems.append(f"{NAMESPACE}:tlsMode = 'letsencrypt' with {servers}: "
+                              "expected serverCount 1 and no autoscaling (each server would "
+                              "fight for the same certificate); use tlsMode acm behind the "
+                              "load balancer")
         if not email:
             c.problems.append(f"{NAMESPACE}:tlsEmail is empty: expected a contact e-mail "
                               "for Let's Encrypt when tlsMode is letsencrypt")
@@ -593,6 +722,22 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
     gate = c.boolean("readinessCheck")
     gate_timeout = c.integer("readinessTimeoutSeconds", 60, 7200)
     gate_interval = c.integer("readinessIntervalSeconds", 1, 60)
+
+    # --- monitoring ---
+    emails = c.array("alertEmails")
+    for item in emails:
+        if not _EMAIL.match(item):
+            c.bad("alertEmails", item, "an e-mail address")
+    cpu_alarm = c.integer("alarmCpuPercent", 1, 100)
+    memory_alarm = c.integer("alarmMemoryPercent", 1, 100)
+    disk_alarm = c.integer("alarmDiskPercent", 1, 100)
+    http_alarm = c.integer("alarm5xxPercent", 1, 100)
+    cert_days = c.integer("alarmCertExpiryDays", 1, 365)
+    retention = c.integer("logRetentionDays", 1, 3653)
+    if retention not in LOG_RETENTION_DAYS:
+        c.bad("logRetentionDays", str(retention),
+              "one of " + ", ".join(map(str, LOG_RETENTION_DAYS)))
+    releases_kept = c.integer("appReleasesKept", 1, 20)
 
     # --- tags ---
     tags: dict[str, str] = {}
@@ -616,9 +761,16 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
         app=AppConfig(name=name, repo=repo, ref=ref, path=app_path, wsgi=wsgi, requirements=reqs,
                       health_path=health, static_url=static_url, static_dir=static_dir,
                       workers=workers, timeout_seconds=timeout, max_body_mib=max_body,
-                      env=env, secrets=secrets, pre_start=tuple(pre_start)),
+                      env=env, secrets=secrets, stored_secrets=tuple(stored),
+                      pre_start=tuple(pre_start), releases_kept=releases_kept),
         server=ServerConfig(vcpus=vcpus, memory_gib=memory, disk_gib=disk, arch=arch,
-                            burstable=burstable, count=count, os=os_name, instance_type=itype),
+                            burstable=burstable, count=count, os=os_name, instance_type=itype,
+                            min_count=min_count, max_count=max_count),
+        scaling=ScalingConfig(cpu_target=cpu_target, refresh_min_healthy_percent=min_healthy),
+        monitoring=MonitoringConfig(
+            alert_emails=tuple(emails), cpu_percent=cpu_alarm, memory_percent=memory_alarm,
+            disk_percent=disk_alarm, http_5xx_percent=http_alarm, cert_expiry_days=cert_days,
+            log_retention_days=retention),
         network=NetworkConfig(create_vpc=create_vpc, cidr=cidr, az_count=az_count),
         access=AccessConfig(admin_cidrs=tuple(admin), ssh_public_key=ssh_key),
         domain=DomainConfig(zone=zone, hostname=hostname, extra_names=tuple(extra)),
@@ -632,15 +784,22 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
 
 def load(supported_regions: tuple[str, ...]) -> StackConfig:
     """Read this stack's settings from the Pulumi runtime and validate them."""
-    cfg = pulumi.Config(NAMESPACE)
-    raw: dict[str, str | None] = {s.full_key: cfg.get(s.key) for s in SETTINGS}
-    # Every key the engine passed in, so that typos such as `serverCpus` are reported too.
+    # Every key the engine passed in, so that typos such as `serverCpus` are reported too. Read
+    # raw: validation needs a secret's form (never its value in a message), not an Output.
     passed = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env() or {})
-    for key in passed - set(raw):
-        if key.startswith(f"{NAMESPACE}:"):
-            raw[key] = runtime_config.get_config(key)
+    keys = {s.full_key for s in SETTINGS} | {k for k in passed if k.startswith(f"{NAMESPACE}:")}
+    raw = {key: runtime_config.get_config(key) for key in keys}
+    secret = frozenset(k for k in keys if runtime_config.is_config_secret(k))
     return parse(raw, project=pulumi.get_project(), stack=pulumi.get_stack(),
-                 region=pulumi.Config("aws").get("region"), supported_regions=supported_regions)
+                 region=pulumi.Config("aws").get("region"), supported_regions=supported_regions,
+                 secret_keys=secret)
+
+
+def load_secret_values() -> dict[str, pulumi.Output[str]]:
+    """appSecretValues as Pulumi secrets, KEY → value (validated by `load`, never logged)."""
+    raw = runtime_config.get_config(f"{NAMESPACE}:appSecretValues")
+    items = json.loads(raw) if raw else []
+    return {k: pulumi.Output.secret(v) for k, v in stored_secret_values(items).items()}
 
 
 def stack_file_settings(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:

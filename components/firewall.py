@@ -61,8 +61,11 @@ def rules(cfg: StackConfig) -> list[Rule]:
 
 
 class Firewall(pulumi.ComponentResource):
+    """Who may reach the servers: security groups, and the admin SSH key when there is one."""
+
     web_group_id: pulumi.Output[str]
     alb_group_id: pulumi.Output[str] | None
+    ssh_key_name: pulumi.Output[str] | None
 
     def __init__(self, name: str, cfg: StackConfig, vpc_id: pulumi.Input[str],
                  opts: pulumi.ResourceOptions | None = None):
@@ -85,6 +88,11 @@ class Firewall(pulumi.ComponentResource):
                 cidr_ipv4=None if v6 else rule.cidr, cidr_ipv6=rule.cidr if v6 else None,
                 referenced_security_group_id=groups[rule.peer].id if rule.peer else None,
                 tags=cfg.tags, opts=child)
+        self.ssh_key_name = None
+        if cfg.access.ssh_public_key:
+            self.ssh_key_name = aws.ec2.KeyPair(
+                f"{name}-admin", public_key=cfg.access.ssh_public_key, tags=cfg.tags,
+                opts=child).key_name
         self.web_group_id = groups["web"].id
         self.alb_group_id = groups["alb"].id if "alb" in groups else None
         self.register_outputs({"web_group_id": self.web_group_id,

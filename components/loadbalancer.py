@@ -25,7 +25,7 @@ class LoadBalancer(pulumi.ComponentResource):
 
     def __init__(self, name: str, cfg: StackConfig, *, vpc_id: pulumi.Input[str],
                  subnet_ids: pulumi.Input[list[str]], security_group_id: pulumi.Input[str],
-                 instance_ids: list[pulumi.Input[str]],
+                 instance_ids: list[pulumi.Input[str]],  # [] when an Auto Scaling group registers
                  certificate_arn: pulumi.Input[str] | None,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:lb:LoadBalancer", name, None, opts)
@@ -63,5 +63,7 @@ class LoadBalancer(pulumi.ComponentResource):
         self.zone_id = alb.zone_id
         self.arn = alb.arn
         self.target_group_arn = target_group.arn
+        self.arn_suffix = alb.arn_suffix
+        self.target_group_arn_suffix = target_group.arn_suffix
         self.register_outputs({"dns_name": self.dns_name, "zone_id": self.zone_id,
                                "arn": self.arn, "target_group_arn": self.target_group_arn})

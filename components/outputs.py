@@ -8,11 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 
+from components import naming
 from components.config import StackConfig
+
+if TYPE_CHECKING:
+    from components.certificate import Certificate
+    from components.firewall import Firewall
+    from components.fleet import ServerFleet
+    from components.loadbalancer import LoadBalancer
+    from components.monitoring import Monitoring
+    from components.network import Network
+    from components.parameters import AppParameters
+    from components.sizing import Choice
+    from components.webserver import WebServer
 
 
 @dataclass(frozen=True)
@@ -37,10 +49,14 @@ CONTRACT: tuple[OutputSpec, ...] = (
                "Every DNS name pointing at the app (hostname first).",
                lambda c: bool(c.domain.hostname)),
     OutputSpec("region", "string", "always", "AWS region of the stack.", _always),
-    OutputSpec("publicIps", "list(string)", "always",
-               "Public IPv4 of each server (Elastic IP for a single server).", _always),
-    OutputSpec("instanceIds", "list(string)", "always", "EC2 instance IDs, server 1 first.",
-               _always),
+    OutputSpec("publicIps", "list(string)", "a single server",
+               "Public IPv4 of the server (an Elastic IP unless behind the load balancer).",
+               lambda c: not c.server.autoscaling),
+    OutputSpec("instanceIds", "list(string)", "a single server", "EC2 instance ID of the server.",
+               lambda c: not c.server.autoscaling),
+    OutputSpec("autoScalingGroupName", "string", "serverCount > 1 or autoscaling bounds",
+               "Auto Scaling group running the servers (its instances change over time).",
+               lambda c: c.server.autoscaling),
     OutputSpec("instanceType", "string", "always", "Instance type of every server.", _always),
     OutputSpec("sizingReason", "string", "always",
                "Why that type: the cheapest that meets the spec, with its price.", _always),
@@ -54,9 +70,22 @@ CONTRACT: tuple[OutputSpec, ...] = (
                "Security group of the load balancer.", lambda c: c.load_balanced),
     OutputSpec("certificateArn", "string", "tlsMode acm",
                "ARN of the issued (validated) ACM certificate.", lambda c: c.tls.mode == "acm"),
-    OutputSpec("ssmSessionCommands", "list(string)", "always",
-               "`aws ssm start-session` command for each server: shell access without SSH.",
+    OutputSpec("ssmSessionCommands", "list(string)", "a single server",
+               "`aws ssm start-session` command for the server: shell access without SSH (for "
+               "a group, target any instance of it).", lambda c: not c.server.autoscaling),
+    OutputSpec("alertTopicArn", "string", "always",
+               "SNS topic every alarm notifies; subscribe more endpoints to it.", _always),
+    OutputSpec("dashboardUrl", "string", "always", "CloudWatch dashboard of the stack.",
                _always),
+    OutputSpec("logGroupNames", "list(string)", "always",
+               "CloudWatch log groups: nginx access and error logs, the app's log, cloud-init's "
+               "output.", _always),
+    OutputSpec("secretParameterNames", "list(string)", "appSecrets or appSecretValues set",
+               "SSM parameter names the servers read secrets from (names only, never values).",
+               lambda c: bool(c.app.secrets)),
+    OutputSpec("releaseRefParameter", "string", "appRepo set",
+               "SSM parameter holding the git ref the servers deploy.",
+               lambda c: not c.app.bundled),
     OutputSpec("userDataSha256", "string", "always",
                "SHA-256 of the rendered cloud-init user-data (changes replace the servers).",
                _always),
@@ -81,6 +110,42 @@ def export(cfg: StackConfig, values: Mapping[str, Any]) -> None:
                          f"unexpected {sorted(set(values) - set(expected))}")
     for name in expected:
         pulumi.export(name, values[name])
+
+
+def collect(cfg: StackConfig, *, url: pulumi.Input[str], choice: Choice, network: Network,
+            firewall: Firewall, server: WebServer | None, fleet: ServerFleet | None,
+            alb: LoadBalancer | None, certificate: Certificate | None, monitoring: Monitoring,
+            parameters: AppParameters, user_data_sha256: str, cost: dict[str, Any],
+            health_check: pulumi.Input[str]) -> dict[str, Any]:
+    """The contract's values from the built components, present exactly when the spec says."""
+    values: dict[str, Any] = {
+        "url": url, "region": cfg.region, "instanceType": choice.instance_type,
+        "sizingReason": choice.reason, "vpcId": network.vpc_id, "subnetIds": network.subnet_ids,
+        "webSecurityGroupId": firewall.web_group_id, "userDataSha256": user_data_sha256,
+        "healthCheckCommand": health_check, "estimatedMonthlyCost": cost,
+        "alertTopicArn": monitoring.topic_arn, "dashboardUrl": monitoring.dashboard_url,
+        "logGroupNames": monitoring.log_group_names,
+    }
+    if server is not None:
+        values["publicIps"] = server.public_ip.apply(lambda ip: [ip])
+        values["instanceIds"] = server.instance_id.apply(lambda i: [i])
+        values["ssmSessionCommands"] = server.instance_id.apply(lambda i: [
+            f"aws ssm start-session --region {cfg.region} --target {i}"])
+    if fleet is not None:
+        values["autoScalingGroupName"] = fleet.group_name
+    if cfg.domain.hostname:
+        values["hostname"] = cfg.domain.hostname
+        values["dnsNames"] = list(cfg.domain.names)
+    if alb is not None:
+        values["albDnsName"] = alb.dns_name
+        values["albSecurityGroupId"] = firewall.alb_group_id
+    if certificate is not None:
+        values["certificateArn"] = certificate.certificate_arn
+    if cfg.app.secrets:
+        values["secretParameterNames"] = sorted(cfg.app.secrets.values())
+    if not cfg.app.bundled:
+        values["releaseRefParameter"] = naming.release_ref_parameter(cfg)
+    return values
 
 
 def markdown_table() -> str:

@@ -1,10 +1,11 @@
 """`pulumi up` returns when the app answers healthy, or fails with the reason.
 
-One gate per server (EC2 running, cloud-init done without errors, healthy in the target group
-when behind a load balancer) and one for the public health URL, each a `command.local.Command`
-running `components/readiness_check.py` on the deployer's machine: no SSH needed. A gate runs
-on create and re-runs only when what it vouches for changes (its triggers: the instance, the
-user-data hash, the app ref), so a no-op `pulumi up` stays a no-op.
+One gate for the servers (each EC2 instance running, cloud-init done without errors, healthy in
+the target group when behind a load balancer) and one for the public health URL, each a
+`command.local.Command` running `components/readiness_check.py` on the deployer's machine: no
+SSH needed. A gate runs on create and re-runs only when what it vouches for changes (its
+triggers: the instance or the group's launch-template version, the user-data hash, the app
+ref), so a no-op `pulumi up` stays a no-op.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ MODULE = "components.readiness_check"
 
 
 def gate_command(*, region: str, timeout: int, interval: int, name: str,
-                 instance_ids: Sequence[str] = (), url: str | None = None,
-                 target_group_arn: str | None = None) -> str:
+                 instance_ids: Sequence[str] = (), group_name: str | None = None,
+                 url: str | None = None, target_group_arn: str | None = None) -> str:
     """The checker's command line: ids, URLs and numbers only — nothing secret."""
     args = [PYTHON, "-m", MODULE, "--region", region, "--timeout", str(timeout),
             "--interval", str(interval), "--name", name]
     for instance_id in instance_ids:
         args += ["--instance-id", instance_id]
+    if group_name:
+        args += ["--asg-name", group_name]
     if target_group_arn:
         args += ["--target-group-arn", target_group_arn]
     if url:
@@ -43,29 +46,32 @@ def health_url(base_url: str, health_path: str) -> str:
 
 
 class Readiness(pulumi.ComponentResource):
-    server_gates: list[command.local.Command]
+    server_gate: command.local.Command
     url_gate: command.local.Command | None
 
-    def __init__(self, name: str, cfg: StackConfig, *, instances: Sequence[pulumi.Resource],
-                 instance_ids: Sequence[pulumi.Output[str]], user_data_sha256: str,
-                 public_url: pulumi.Input[str] | None,
+    def __init__(self, name: str, cfg: StackConfig, *, servers: pulumi.Resource,
+                 instance_id: pulumi.Output[str] | None = None,
+                 group_name: pulumi.Output[str] | None = None,
+                 launch_version: pulumi.Output[int] | None = None,
+                 user_data_sha256: str, public_url: pulumi.Input[str] | None,
                  target_group_arn: pulumi.Output[str] | None = None,
                  url_depends_on: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None):
+        """`servers` is the single instance (with `instance_id`) or the Auto Scaling group
+        (with `group_name` and `launch_version`, whose change rolls new servers in)."""
         super().__init__("webstack:readiness:Readiness", name, None, opts)
         r = cfg.readiness
-        self.server_gates = []
-        for i, (instance, instance_id) in enumerate(zip(instances, instance_ids, strict=True)):
-            label = f"{cfg.prefix}-{i + 1}"
-            create = pulumi.Output.all(instance_id, target_group_arn).apply(
-                lambda a, label=label: gate_command(
-                    region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
-                    name=label, instance_ids=[a[0]], target_group_arn=a[1]))
-            self.server_gates.append(command.local.Command(
-                f"{name}-{i + 1}", create=create,
-                triggers=[instance_id, user_data_sha256, cfg.app.ref],
-                logging=command.local.Logging.STDOUT_AND_STDERR,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[instance])))
+        ids = pulumi.Output.all(instance_id, group_name, target_group_arn)
+        self.server_gate = command.local.Command(
+            f"{name}-servers",
+            create=ids.apply(lambda a: gate_command(
+                region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
+                name=cfg.prefix, instance_ids=[a[0]] if a[0] else [], group_name=a[1],
+                target_group_arn=a[2])),
+            triggers=[instance_id or group_name, launch_version or 0, user_data_sha256,
+                      cfg.app.ref],
+            logging=command.local.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[servers]))
 
         self.url_gate = None
         if public_url is not None:
@@ -76,8 +82,9 @@ class Readiness(pulumi.ComponentResource):
                 create=url.apply(lambda u: gate_command(
                     region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
                     name=f"{cfg.prefix} {u}", url=u)),
-                triggers=[url, *instance_ids, user_data_sha256, cfg.app.ref],
+                triggers=[url, instance_id or group_name, launch_version or 0,
+                          user_data_sha256, cfg.app.ref],
                 logging=command.local.Logging.STDOUT_AND_STDERR,
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[*self.server_gates, *url_depends_on]))
+                    parent=self, depends_on=[self.server_gate, *url_depends_on]))
         self.register_outputs({})

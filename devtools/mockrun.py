@@ -10,7 +10,7 @@ and dependencies are recorded, not only its inputs.
 from __future__ import annotations
 
 import runpy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ class Registration:
     parent: str
     inputs: dict[str, Any]
     dependencies: list[str]
+    ignore_changes: list[str] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -105,7 +106,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         filters = {f["name"]: f["values"] for f in args.get("filters", [])}
         arch = (filters.get("architecture") or ["x86_64"])[0]
         return {"id": f"ami-{arch.replace('_', '')}0123456789", "architecture": arch,
-                "name": (filters.get("name") or ["?"])[0], "ownerId": args["owners"][0]}
+                "name": (filters.get("name") or ["?"])[0], "ownerId": args["owners"][0],
+                "rootDeviceName": "/dev/xvda"}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         self.invokes.append(Invocation(args.token, dict(args.args)))
@@ -134,6 +136,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
                          zoneId="Z35SXDOTRQ7X7K", arnSuffix=f"app/{name}/{n:016x}")
         elif typ == "aws:lb/targetGroup:TargetGroup":
             state.update(arnSuffix=f"targetgroup/{name}/{n:016x}")
+        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state.update(latestVersion=1)
+        elif typ == "aws:autoscaling/group:Group":
+            state.setdefault("name", f"{name}-{n:07x}")  # the provider auto-names it
+        elif typ == "aws:cloudwatch/dashboard:Dashboard":
+            state.setdefault("dashboardName", args.inputs.get("dashboardName", name))
         elif typ == "aws:acm/certificate:Certificate":
             names = [args.inputs["domainName"], *args.inputs.get("subjectAlternativeNames", [])]
             state["domainValidationOptions"] = [
@@ -173,7 +181,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             self.registrations.append(Registration(
                 urn=response.urn, type=request.type, name=request.name,
                 custom=bool(request.custom), parent=request.parent, inputs=dict(inputs),
-                dependencies=list(request.dependencies)))
+                dependencies=list(request.dependencies),
+                ignore_changes=list(request.ignoreChanges)))
         return response
 
 
@@ -184,7 +193,8 @@ def stack_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict
 
 def run_program(stack: str, config: Mapping[str, str], *,
                 program: Callable[[], None] | None = None,
-                mocks: RecordingMocks | None = None) -> MockRun:
+                mocks: RecordingMocks | None = None,
+                secret_keys: Sequence[str] = ()) -> MockRun:
     """Run `program` (default: the project's __main__.py) and return what it registered.
 
     Exceptions raised by the program are returned in `MockRun.error`, with everything that was
@@ -195,7 +205,7 @@ def run_program(stack: str, config: Mapping[str, str], *,
     pulumi_settings.ROOT.set(None)  # a fresh root stack: exports must not leak between runs
     pulumi.runtime.set_mocks(mocks, project="webstack", stack=stack, preview=False,
                              monitor=monitor)
-    pulumi.runtime.set_all_config(dict(config))
+    pulumi.runtime.set_all_config(dict(config), list(secret_keys))
     outputs: dict[str, Any] = {}
 
     def body() -> None:

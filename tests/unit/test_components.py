@@ -8,13 +8,18 @@ import json
 
 import pytest
 
-from components import config
+from components import config, naming
 from components.certificate import Certificate
 from components.dns import Dns
 from components.firewall import Firewall, rules
+from components.fleet import ServerFleet
+from components.instance_role import MANAGED_POLICIES, InstanceRole, parameter_arn
 from components.loadbalancer import TLS_POLICY, LoadBalancer
+from components.monitoring import Monitoring
 from components.network import Network, subnet_cidrs
-from components.webserver import MANAGED_POLICIES, WebServer, ami_query, parameter_arn
+from components.parameters import AppParameters
+from components.release import Rollout, rollout_command
+from components.webserver import WebServer, ami_query
 from devtools.mockrun import ACCOUNT_ID, MockRun, run_program, stack_config
 from tests.cases import GOOD_ZONE, arr
 
@@ -131,15 +136,13 @@ def test_ssh_git_remote_opens_egress_22():
     assert 22 in {r.port for r in rules(ssh_repo) if r.direction == "egress"}
 
 
-# --- WebServer -------------------------------------------------------------------------------
+# --- InstanceRole, WebServer, ServerFleet ----------------------------------------------------
 
 def _server(cfg: config.StackConfig, name: str, user_data: str = "#cloud-config\n") -> MockRun:
-    import pulumi
-
     encoded = base64.b64encode(user_data.encode()).decode()
-    return build(lambda: WebServer(name, cfg, instance_type="t3a.micro",
-                                   subnet_ids=pulumi.Output.from_input(["subnet-a", "subnet-b"]),
-                                   security_group_id="sg-1", user_data_base64=encoded))
+    return build(lambda: WebServer(name, cfg, instance_type="t3a.micro", subnet_id="subnet-a",
+                                   security_group_id="sg-1", instance_profile="profile-1",
+                                   key_name=None, user_data_base64=encoded))
 
 
 def test_single_server_hardening_and_elastic_ip():
@@ -147,36 +150,51 @@ def test_single_server_hardening_and_elastic_ip():
     run = _server(cfg, "srv-a", "#cloud-config\npackages: [nginx]\n")
     instance = run.one("aws:ec2/instance:Instance").inputs
     assert instance["metadataOptions"]["httpTokens"] == "required"
+    assert instance["metadataOptions"]["httpPutResponseHopLimit"] == 1
     assert instance["rootBlockDevice"] == {"volumeType": "gp3", "volumeSize": 10,
                                            "encrypted": True, "deleteOnTermination": True}
     assert base64.b64decode(instance["userDataBase64"]).decode().startswith("#cloud-config")
     assert instance["userDataReplaceOnChange"] is True
     assert instance["instanceType"] == "t3a.micro"
     assert instance["ami"] == "ami-x86640123456789"
+    assert instance["iamInstanceProfile"] == "profile-1"
     assert instance["tags"]["Name"] == "hello-dev-1" and instance["tags"]["ManagedBy"] == "pulumi"
     eip = run.one("aws:ec2/eip:Eip").inputs
     assert eip["domain"] == "vpc" and eip["instance"].startswith("i-")
-    assert "aws:ec2/keyPair:KeyPair" not in {r.type for r in run.resources}
 
 
-def test_role_has_only_ssm_and_cloudwatch_and_exact_secrets():
-    cfg = cfg_of(**{"webstack:appSecrets": arr("DB_URL=/hello/dev/db", "API_KEY=hello-api")})
-    run = _server(cfg, "srv-b")
+def test_single_server_behind_a_load_balancer_has_no_elastic_ip():
+    cfg = cfg_of(**GOOD_ZONE, **{"webstack:tlsMode": "acm"})
+    assert cfg.load_balanced and not cfg.server.autoscaling
+    run = _server(cfg, "srv-lb")
+    assert run.one("aws:ec2/instance:Instance") and not run.of_type("aws:ec2/eip:Eip")
+
+
+def _role(cfg: config.StackConfig, name: str) -> MockRun:
+    return build(lambda: InstanceRole(name, cfg))
+
+
+def test_role_has_only_ssm_and_cloudwatch_and_exact_parameters():
+    cfg = cfg_of(**{"webstack:appSecrets": arr("DB_URL=/hello/dev/db", "API_KEY=hello-api"),
+                    "webstack:appRepo": "https://git.example.com/acme/app.git"})
+    run = _role(cfg, "role-b")
     attached = sorted(r.inputs["policyArn"] for r in
                       run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"))
     assert attached == sorted(MANAGED_POLICIES)
     policy = json.loads(run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     (statement,) = policy["Statement"]
-    assert statement["Resource"] == sorted([
-        parameter_arn("us-east-1", ACCOUNT_ID, "/hello/dev/db"),
-        parameter_arn("us-east-1", ACCOUNT_ID, "hello-api")])
-    assert statement["Resource"][1] == f"arn:aws:ssm:us-east-1:{ACCOUNT_ID}:parameter/hello/dev/db"
+    assert statement["Action"] == ["ssm:GetParameter", "ssm:GetParameters"]
+    assert statement["Resource"] == sorted(
+        parameter_arn("us-east-1", ACCOUNT_ID, n)
+        for n in ("/hello/dev/db", "hello-api", "/webstack/dev/hello/release-ref"))
+    assert f"arn:aws:ssm:us-east-1:{ACCOUNT_ID}:parameter/hello/dev/db" in statement["Resource"]
     trust = json.loads(run.one("aws:iam/role:Role").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert run.one("aws:iam/instanceProfile:InstanceProfile")
 
 
-def test_no_secrets_no_secret_policy():
-    run = _server(cfg_of(), "srv-c")
+def test_bundled_app_without_secrets_reads_no_parameters():
+    run = _role(cfg_of(), "role-c")
     assert not run.of_type("aws:iam/rolePolicy:RolePolicy")
 
 
@@ -199,15 +217,141 @@ def test_ami_from_official_owner(os_name, arch, owner, pattern):
     assert filters["name"] == [pattern] and filters["architecture"] == [arch]
 
 
-def test_several_servers_spread_over_subnets_without_elastic_ips():
-    cfg = cfg_of("prod", **{"webstack:serverCount": "3",
-                            "webstack:sshPublicKey": "ssh-ed25519 AAAAC3Nza me@host"})
-    run = _server(cfg, "srv-d")
-    instances = sorted(run.of_type("aws:ec2/instance:Instance"), key=lambda r: r.name)
-    assert [i.inputs["subnetId"] for i in instances] == ["subnet-a", "subnet-b", "subnet-a"]
-    assert not run.of_type("aws:ec2/eip:Eip")
+def test_fleet_launch_template_group_scaling_and_refresh():
+    import pulumi
+
+    cfg = cfg_of("prod", **{"webstack:serverCount": "3", "webstack:serverMinCount": "2",
+                            "webstack:serverMaxCount": "6", "webstack:scalingCpuTarget": "60",
+                            "webstack:refreshMinHealthyPercent": "75"})
+    encoded = base64.b64encode(b"#cloud-config\n").decode()
+    run = build(lambda: ServerFleet(
+        "fleet-a", cfg, instance_type="t3a.medium",
+        subnet_ids=pulumi.Output.from_input(["subnet-a", "subnet-b"]),
+        security_group_id="sg-web", instance_profile_arn="arn:profile", key_name=None,
+        user_data_base64=encoded, target_group_arn="arn:tg"))
+    template = run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert template["metadataOptions"]["httpTokens"] == "required"
+    (disk,) = template["blockDeviceMappings"]
+    assert disk["deviceName"] == "/dev/xvda"
+    assert disk["ebs"] == {"volumeType": "gp3", "volumeSize": 20, "encrypted": "true",
+                           "deleteOnTermination": "true"}
+    assert template["userData"] == encoded and template["iamInstanceProfile"]["arn"]
+    assert template["networkInterfaces"][0]["securityGroups"] == ["sg-web"]
+    group = run.one("aws:autoscaling/group:Group")
+    g = group.inputs
+    assert (g["minSize"], g["desiredCapacity"], g["maxSize"]) == (2, 3, 6)
+    assert g["vpcZoneIdentifiers"] == ["subnet-a", "subnet-b"]  # at least two subnets
+    assert g["targetGroupArns"] == ["arn:tg"] and g["healthCheckType"] == "ELB"
+    assert g["waitForElbCapacity"] == 2
+    refresh = g["instanceRefresh"]
+    assert refresh["strategy"] == "Rolling"
+    assert refresh["preferences"]["minHealthyPercentage"] == 75
+    assert g["launchTemplate"]["version"] == "1"  # follows the template's latest version
+    assert "desiredCapacity" in group.ignore_changes  # scaling must not be undone by `up`
+    policy = run.one("aws:autoscaling/policy:Policy").inputs
+    tracking = policy["targetTrackingConfiguration"]
+    assert policy["policyType"] == "TargetTrackingScaling" and tracking["targetValue"] == 60
+    assert tracking["predefinedMetricSpecification"]["predefinedMetricType"] == (
+        "ASGAverageCPUUtilization")
+
+
+def test_admin_key_pair_only_with_a_key():
+    with_key = cfg_of(**{"webstack:sshPublicKey": "ssh-ed25519 AAAAC3Nza me@host"})
+    run = build(lambda: Firewall("fw-key", with_key, "vpc-1"))
     assert run.one("aws:ec2/keyPair:KeyPair").inputs["publicKey"].startswith("ssh-ed25519")
-    assert all(i.inputs["keyName"] for i in instances)
+    run = build(lambda: Firewall("fw-nokey", cfg_of(), "vpc-1"))
+    assert not run.of_type("aws:ec2/keyPair:KeyPair")
+
+
+# --- parameters, rollout, monitoring ---------------------------------------------------------
+
+def test_parameters_store_secrets_encrypted_and_the_release_ref():
+    import pulumi
+
+    raw = {**stack_config("dev"), "webstack:appSecretValues": arr("API_KEY=s3cr3t-value"),
+           "webstack:appRepo": "https://git.example.com/acme/app.git",
+           "webstack:appRef": "v1.4.2"}
+    cfg = config.parse(raw, project="webstack", stack="dev", region="us-east-1",
+                       supported_regions=REGIONS,
+                       secret_keys=frozenset({"webstack:appSecretValues"}))
+    run = build(lambda: AppParameters(
+        "params-a", cfg, secret_values={"API_KEY": pulumi.Output.from_input("s3cr3t-value")}))
+    by_name = {r.inputs["name"]: r.inputs for r in run.of_type("aws:ssm/parameter:Parameter")}
+    ref = by_name["/webstack/dev/hello/release-ref"]
+    assert ref["type"] == "String" and ref["insecureValue"] == "v1.4.2" and "value" not in ref
+    secret = by_name["/webstack/dev/hello/secrets/API_KEY"]
+    assert secret["type"] == "SecureString"
+    envelope = secret["value"]  # a Pulumi secret: encrypted in state, masked in output
+    assert isinstance(envelope, dict) and envelope["value"] == "s3cr3t-value"
+    assert set(envelope) == {"4dabf18193072939515e22adb298388d", "value"}
+
+
+def test_rollout_runs_only_when_the_ref_changes():
+    import pulumi
+
+    cfg = cfg_of("prod", **{"webstack:appRepo": "https://git.example.com/acme/app.git",
+                            "webstack:appRef": "v2.0.0"})
+    run = build(lambda: Rollout("roll-a", cfg, group_name=pulumi.Output.from_input("asg-1"),
+                                target_group_arn=pulumi.Output.from_input("arn:tg")))
+    (cmd,) = run.of_type("command:local:Command")
+    assert cmd.inputs["triggers"] == ["v2.0.0"]
+    assert cmd.inputs["create"] == rollout_command(cfg, group_name="asg-1",
+                                                   target_group_arn="arn:tg")
+    assert "--asg-name asg-1 --target-group-arn arn:tg" in cmd.inputs["create"]
+    assert "--ref v2.0.0" in cmd.inputs["create"]
+
+
+def _alarms(run: MockRun) -> dict[str, dict]:
+    return {r.name.split("-", 2)[2]: r.inputs
+            for r in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+
+
+def test_single_server_alarms_thresholds_recovery_and_topic():
+    cfg = cfg_of(**{"webstack:alertEmails": arr("ops@example.com", "web@example.com"),
+                    "webstack:alarmCpuPercent": "70", "webstack:alarmDiskPercent": "90",
+                    "webstack:logRetentionDays": "14"})
+    run = build(lambda: Monitoring("mon-a", cfg, servers="i-123"))
+    topic = run.one("aws:sns/topic:Topic")
+    subs = run.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert sorted(s.inputs["endpoint"] for s in subs) == ["ops@example.com", "web@example.com"]
+    assert all(s.inputs["protocol"] == "email" for s in subs)
+    alarms = _alarms(run)
+    assert set(alarms) == {"cpu-high", "memory-high", "disk-full", "system-check",
+                           "instance-check"}
+    assert alarms["cpu-high"]["threshold"] == 70 and alarms["disk-full"]["threshold"] == 90
+    assert alarms["memory-high"]["threshold"] == 85
+    assert alarms["memory-high"]["namespace"] == "CWAgent"
+    for alarm in alarms.values():
+        assert alarm["dimensions"] == {"InstanceId": "i-123"}
+        assert alarm["alarmActions"][0] == topic.state["arn"]
+    assert "arn:aws:automate:us-east-1:ec2:recover" in alarms["system-check"]["alarmActions"]
+    groups = {r.inputs["name"]: r.inputs for r in run.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    assert set(groups) == set(naming.log_groups(cfg).values())
+    assert all(g["retentionInDays"] == 14 for g in groups.values())
+    body = json.loads(run.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    assert body["widgets"][0]["properties"]["metrics"][0][-1] == "i-123"
+
+
+def test_fleet_alarms_cover_the_group_the_alb_and_the_certificate():
+    cfg = cfg_of("prod", **{"webstack:alarm5xxPercent": "3", "webstack:alarmCertExpiryDays": "21"})
+    run = build(lambda: Monitoring("mon-b", cfg, servers="asg-1", lb_arn_suffix="app/lb/1",
+                                   tg_arn_suffix="targetgroup/tg/2", certificate_arn="arn:cert"))
+    alarms = _alarms(run)
+    assert set(alarms) == {"cpu-high", "memory-high", "disk-full", "status-check", "http-5xx",
+                           "unhealthy-hosts", "certificate-expiry"}
+    assert alarms["cpu-high"]["dimensions"] == {"AutoScalingGroupName": "asg-1"}
+    assert alarms["unhealthy-hosts"]["dimensions"] == {"LoadBalancer": "app/lb/1",
+                                                       "TargetGroup": "targetgroup/tg/2"}
+    rate = alarms["http-5xx"]
+    assert rate["threshold"] == 3 and "metricName" not in rate
+    (expression,) = [q for q in rate["metricQueries"] if q.get("returnData")]
+    assert "HTTPCode" not in expression["expression"] and "requests" in expression["expression"]
+    assert {q["metric"]["dimensions"]["LoadBalancer"] for q in rate["metricQueries"]
+            if "metric" in q} == {"app/lb/1"}
+    cert = alarms["certificate-expiry"]
+    assert cert["threshold"] == 21 and cert["comparisonOperator"] == "LessThanThreshold"
+    assert cert["dimensions"] == {"CertificateArn": "arn:cert"}
+    assert all("recover" not in a for alarm in alarms.values() for a in alarm["alarmActions"])
 
 
 # --- Certificate, LoadBalancer, Dns ------------------------------------------------------------

@@ -10,7 +10,7 @@ import yaml
 
 from components import config
 from devtools.mockrun import stack_config
-from tests.cases import BAD_INPUTS, arr
+from tests.cases import BAD_INPUTS, SECRET_VALUES, arr
 
 REGIONS = ("us-east-1", "eu-west-1")
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +32,30 @@ def test_bad_input_is_named_with_expected_form(case, overrides, expected):
     message = str(err.value)
     for text in expected:
         assert text in message, f"{case}: {text!r} not in:\n{message}"
+
+
+def test_secret_values_never_appear_in_messages():
+    for case, overrides, _ in BAD_INPUTS:
+        raw = {**stack_config("dev"), **overrides}
+        for secret in (frozenset(), frozenset({"webstack:appSecretValues"})):
+            try:
+                config.parse(raw, project="webstack", stack="dev", region=raw.get("aws:region"),
+                             supported_regions=REGIONS, secret_keys=secret)
+            except config.ConfigError as err:
+                assert not any(v in str(err) for v in SECRET_VALUES), case
+
+
+def test_stored_secrets_become_parameters_under_the_stack_path():
+    raw = {**stack_config("dev"), "webstack:appSecretValues": arr("API_KEY=s3cr3t=x"),
+           "webstack:appSecrets": arr("DB=/shared/db")}
+    cfg = config.parse(raw, project="webstack", stack="dev", region="us-east-1",
+                       supported_regions=REGIONS,
+                       secret_keys=frozenset({"webstack:appSecretValues"}))
+    assert cfg.app.secrets == {"DB": "/shared/db",
+                               "API_KEY": "/webstack/dev/hello/secrets/API_KEY"}
+    assert cfg.app.stored_secrets == ("API_KEY",)
+    assert "s3cr3t" not in repr(cfg)
+    assert config.stored_secret_values(["API_KEY=s3cr3t=x"]) == {"API_KEY": "s3cr3t=x"}
 
 
 def test_enough_distinct_bad_inputs():

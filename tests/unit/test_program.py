@@ -14,10 +14,11 @@ from functools import cache
 
 import pytest
 
-from components import config, outputs, sizing
+from components import config, naming, outputs, sizing
 from components.loadbalancer import TLS_POLICY
-from devtools.mockrun import MockRun, run_program, stack_config
+from devtools.mockrun import MockRun, Registration, run_program, stack_config
 from tests.cases import BAD_INPUTS, GOOD_ZONE, arr
+from tests.cases import SECRET_VALUES as CASE_SECRETS
 
 WORLD = {"0.0.0.0/0", "::/0"}
 TLS12_POLICIES = {TLS_POLICY, "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
@@ -37,24 +38,33 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
                                    "webstack:serverArch": "arm64", "webstack:serverCount": "3",
                                    "webstack:networkAzCount": "3"}),
     "dev-two-plain-http": ("dev", {"webstack:serverCount": "2"}),
+    "git-app-secrets-alerts": ("prod", {
+        "webstack:appRepo": "https://git.example.com/acme/shop.git", "webstack:appRef": "v3.1.0",
+        "webstack:appSecretValues": arr("API_KEY=hunter2-plain", "SESSION_KEY=s3ss10n-k3y"),
+        "webstack:alertEmails": arr("ops@example.com"), "webstack:serverMaxCount": "4"}),
 }
+SECRET_KEYS = {"git-app-secrets-alerts": ["webstack:appSecretValues"]}
+SECRET_VALUES = ("hunter2-plain", "s3ss10n-k3y")
 
 
-def run_stack(stack: str, overrides: dict[str, str] | None = None) -> MockRun:
-    return run_program(stack, stack_config(stack, overrides))
+def run_stack(stack: str, overrides: dict[str, str] | None = None,
+              secret_keys: list[str] | None = None) -> MockRun:
+    return run_program(stack, stack_config(stack, overrides), secret_keys=secret_keys or [])
 
 
-def cfg_for(stack: str, overrides: dict[str, str]) -> config.StackConfig:
+def cfg_for(key: str) -> config.StackConfig:
+    stack, overrides = VARIANTS[key]
     raw = stack_config(stack, overrides)
     return config.parse(raw, project="webstack", stack=stack, region=raw["aws:region"],
-                        supported_regions=sizing.PriceTable.load().regions())
+                        supported_regions=sizing.PriceTable.load().regions(),
+                        secret_keys=frozenset(SECRET_KEYS.get(key, [])))
 
 
 @pytest.fixture(scope="module")
 def runs(aws_env_module) -> dict[str, MockRun]:
     out = {}
     for key, (stack, overrides) in VARIANTS.items():
-        run = run_stack(stack, overrides)
+        run = run_stack(stack, overrides, SECRET_KEYS.get(key))
         if run.error is not None:
             raise run.error
         assert run.resources, f"{key}: nothing registered"
@@ -66,9 +76,7 @@ def runs(aws_env_module) -> dict[str, MockRun]:
 
 @pytest.mark.parametrize("key", list(VARIANTS))
 def test_exports_equal_the_contract(runs, key):
-    stack, overrides = VARIANTS[key]
-    cfg = cfg_for(stack, overrides)
-    assert list(runs[key].outputs) == outputs.expected_names(cfg)
+    assert list(runs[key].outputs) == outputs.expected_names(cfg_for(key))
 
 
 def test_dev_outputs(runs):
@@ -94,7 +102,10 @@ def test_prod_outputs(runs):
     assert out["dnsNames"] == ["app.example.com", "www.example.com"]
     assert out["albDnsName"].endswith(".elb.amazonaws.com")
     assert out["certificateArn"].startswith("arn:")
-    assert len(out["instanceIds"]) == 2 and len(out["subnetIds"]) == 2
+    assert out["autoScalingGroupName"] and len(out["subnetIds"]) == 2
+    assert "instanceIds" not in out and "publicIps" not in out
+    assert out["dashboardUrl"].startswith("https://us-east-1.console.aws.amazon.com/cloudwatch/")
+    assert out["logGroupNames"] == list(naming.log_groups(cfg_for("prod")).values())
     assert any(k.startswith("load balancer") for k in out["estimatedMonthlyCost"]["breakdown"])
 
 
@@ -134,12 +145,22 @@ def test_no_ssh_from_the_world(runs):
 
 def test_imdsv2_and_encrypted_volumes_everywhere(runs):
     instances = [(k, r) for k, r in all_resources(runs) if r.type == "aws:ec2/instance:Instance"]
-    assert len(instances) == 1 + 2 + 1 + 3 + 2
+    templates = [(k, r) for k, r in all_resources(runs)
+                 if r.type == "aws:ec2/launchTemplate:LaunchTemplate"]
+    single = [k for k in VARIANTS if not cfg_for(k).server.autoscaling]
+    assert sorted(k for k, _ in instances) == sorted(single)
+    assert sorted(k for k, _ in templates) == sorted(set(VARIANTS) - set(single))
     for key, reg in instances:
         assert reg.inputs["metadataOptions"]["httpTokens"] == "required", key
         assert reg.inputs["rootBlockDevice"]["encrypted"] is True, key
         assert all(d.get("encrypted") for d in reg.inputs.get("ebsBlockDevices", [])), key
         assert base64.b64decode(reg.inputs["userDataBase64"])  # valid base64, non-empty
+    for key, reg in templates:
+        assert reg.inputs["metadataOptions"]["httpTokens"] == "required", key
+        assert all(d["ebs"]["encrypted"] == "true" for d in reg.inputs["blockDeviceMappings"])
+        assert base64.b64decode(reg.inputs["userData"])
+        group = next(r for r in runs[key].of_type("aws:autoscaling/group:Group"))
+        assert len(group.inputs["vpcZoneIdentifiers"]) >= 2, key
 
 
 def test_no_iam_wildcards(runs):
@@ -157,13 +178,13 @@ def test_no_iam_wildcards(runs):
                     assert "*" not in actions, (key, reg.name)
         if reg.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
             assert "AdministratorAccess" not in reg.inputs["policyArn"]
-    assert policies >= len(runs) + 1  # a trust policy per stack, plus the secrets policy
+    assert policies >= len(runs) + 2  # a trust policy per stack, plus parameter policies
 
 
 def test_https_listeners_are_tls12_or_better(runs):
     https = [r for _, r in all_resources(runs) if r.type == "aws:lb/listener:Listener"
              and r.inputs.get("protocol") == "HTTPS"]
-    assert len(https) == 2  # prod and prod-ubuntu-arm-3
+    assert len(https) == 3  # the prod variants
     assert all(r.inputs["sslPolicy"] in TLS12_POLICIES for r in https)
 
 
@@ -182,6 +203,8 @@ def test_standard_tags_on_every_taggable_resource(runs):
     for key, reg in all_resources(runs):
         if reg.custom and reg.type.startswith("aws:") and _taggable(reg.type):
             tags = reg.inputs.get("tags", {})
+            if isinstance(tags, list):  # an Auto Scaling group's tags are key/value items
+                tags = {t["key"]: t["value"] for t in tags}
             missing = [t for t in STANDARD_TAGS if t not in tags]
             assert not missing, f"{key}: {reg.type} {reg.name} lacks {missing}"
             tagged += 1
@@ -215,6 +238,7 @@ def test_listeners_wait_for_the_validated_certificate(runs):
 def test_bad_input_registers_nothing(aws_env_module, case, overrides, expected):
     run = run_stack("dev", overrides)
     assert isinstance(run.error, config.ConfigError), f"{case}: {run.error!r}"
+    assert not any(v in str(run.error) for v in CASE_SECRETS)
     for text in expected:
         assert text in str(run.error), f"{case}: {text!r} not in {run.error}"
     assert run.resources == [], f"{case}: registered {[r.name for r in run.resources]}"
@@ -227,38 +251,40 @@ def test_impossible_spec_registers_nothing(aws_env_module):
     assert run.resources == []
 
 
-# --- readiness gate --------------------------------------------------------------------------
+# --- readiness gate ---------------------------------------------------------------------------
 
 GATE = "command:local:Command"
-GATE_FLAGS = {"--region", "--timeout", "--interval", "--name", "--instance-id",
+GATE_FLAGS = {"--region", "--timeout", "--interval", "--name", "--instance-id", "--asg-name",
               "--target-group-arn", "--url"}
 
 
-def _gates(run: MockRun) -> tuple[list, list]:
-    gates = run.of_type(GATE)
-    servers = sorted((g for g in gates if not g.name.endswith("-url")), key=lambda g: g.name)
-    return servers, [g for g in gates if g.name.endswith("-url")]
+def _gates(run: MockRun) -> tuple[Registration, Registration]:
+    gates = {g.name.rsplit("-", 1)[1]: g for g in run.of_type(GATE)
+             if not g.name.endswith("-rollout")}
+    assert set(gates) == {"servers", "url"}
+    return gates["servers"], gates["url"]
 
 
 @pytest.mark.parametrize("key", list(VARIANTS))
-def test_a_gate_per_server_and_one_for_the_url(runs, key):
+def test_gates_for_the_servers_and_the_url(runs, key):
     run = runs[key]
     by_urn = run.by_urn()
-    servers, url_gates = _gates(run)
-    instances = sorted(run.of_type("aws:ec2/instance:Instance"), key=lambda r: r.name)
-    assert len(servers) == len(instances) and len(url_gates) == 1
-    digest = run.outputs["userDataSha256"]
-    for gate, instance in zip(servers, instances, strict=True):
-        assert instance.urn in gate.dependencies
-        assert instance.name.rsplit("-", 1)[1] == gate.name.rsplit("-", 1)[1]
-        instance_id, *rest = gate.inputs["triggers"]
-        assert instance_id in run.outputs["instanceIds"]
-        assert f"--instance-id {instance_id}" in gate.inputs["create"]
-        assert rest == [digest, "main"]
-        assert gate.inputs["create"].startswith(".venv/bin/python -m components.readiness_check")
-    (url_gate,) = url_gates
+    servers, url_gate = _gates(run)
+    digest, ref = run.outputs["userDataSha256"], cfg_for(key).app.ref
+    server_deps = {by_urn[u].type for u in servers.dependencies if u in by_urn}
+    if "instanceIds" in run.outputs:
+        (instance_id,) = run.outputs["instanceIds"]
+        assert "aws:ec2/instance:Instance" in server_deps
+        assert servers.inputs["triggers"] == [instance_id, 0, digest, ref]
+        assert f"--instance-id {instance_id}" in servers.inputs["create"]
+    else:
+        group = run.outputs["autoScalingGroupName"]
+        assert "aws:autoscaling/group:Group" in server_deps
+        assert servers.inputs["triggers"] == [group, 1, digest, ref]  # + template version
+        assert f"--asg-name {group}" in servers.inputs["create"]
+    assert servers.inputs["create"].startswith(".venv/bin/python -m components.readiness_check")
     deps = {by_urn[u].type for u in url_gate.dependencies if u in by_urn}
-    assert GATE in deps  # waits for every server's gate
+    assert GATE in deps  # waits for the servers' gate
     if run.outputs.get("dnsNames"):
         assert "aws:route53/record:Record" in deps
     if "certificateArn" in run.outputs:
@@ -269,28 +295,24 @@ def test_a_gate_per_server_and_one_for_the_url(runs, key):
     assert f"--url {run.outputs['url'].rstrip('/')}/healthz" in url_gate.inputs["create"]
 
 
-def test_gate_commands_carry_only_ids_urls_and_numbers(runs):
+def test_commands_carry_only_ids_urls_and_numbers(runs):
     import shlex
 
-    run = runs["dev-letsencrypt-ssh-secrets"]
-    servers, url_gates = _gates(run)
-    for gate in [*servers, *url_gates]:
-        argv = shlex.split(gate.inputs["create"])
-        flags = argv[3::2]
-        assert set(flags) <= GATE_FLAGS, flags
-        text = gate.inputs["create"] + json.dumps(gate.inputs["triggers"])
-        for secret_ish in ("DATABASE_URL", "/hello/dev/database-url", "hello from dev",
-                           "ssh-ed25519"):
-            assert secret_ish not in text
-    (server_gate,) = servers
-    assert f"--instance-id {run.outputs['instanceIds'][0]}" in server_gate.inputs["create"]
+    for key in ("dev-letsencrypt-ssh-secrets", "git-app-secrets-alerts"):
+        for cmd in runs[key].of_type(GATE):
+            argv = shlex.split(cmd.inputs["create"])
+            flags = argv[3::2]
+            assert set(flags) <= GATE_FLAGS | {"--app", "--ref"}, flags
+            text = cmd.inputs["create"] + json.dumps(cmd.inputs["triggers"])
+            for secret_ish in ("DATABASE_URL", "hello from", "ssh-ed25519", *SECRET_VALUES):
+                assert secret_ish not in text
 
 
-def test_load_balanced_server_gates_wait_for_target_health(runs):
+def test_load_balanced_servers_are_gated_on_target_health(runs):
     servers, _ = _gates(runs["prod"])
-    assert all("--target-group-arn arn:" in g.inputs["create"] for g in servers)
+    assert "--target-group-arn arn:" in servers.inputs["create"]
     dev_servers, _ = _gates(runs["dev"])
-    assert all("--target-group-arn" not in g.inputs["create"] for g in dev_servers)
+    assert "--target-group-arn" not in dev_servers.inputs["create"]
 
 
 def test_gate_can_be_turned_off_and_timeout_configured(aws_env_module):
@@ -304,6 +326,74 @@ def test_gate_can_be_turned_off_and_timeout_configured(aws_env_module):
 def test_health_check_command_output_checks_everything(runs):
     out = runs["prod"].outputs
     command_line = out["healthCheckCommand"]
-    for instance_id in out["instanceIds"]:
-        assert f"--instance-id {instance_id}" in command_line
+    assert f"--asg-name {out['autoScalingGroupName']}" in command_line
     assert "--url https://app.example.com/healthz" in command_line
+    dev = runs["dev"].outputs
+    assert f"--instance-id {dev['instanceIds'][0]}" in dev["healthCheckCommand"]
+
+
+# --- operations: rollout, secrets, parameters ----------------------------------------------
+
+def test_rollout_only_for_a_git_app_after_the_gates(runs):
+    for key, run in runs.items():
+        rollouts = [c for c in run.of_type(GATE) if c.name.endswith("-rollout")]
+        assert len(rollouts) == (0 if cfg_for(key).app.bundled else 1), key
+    (rollout,) = [c for c in runs["git-app-secrets-alerts"].of_type(GATE)
+                  if c.name.endswith("-rollout")]
+    by_urn = runs["git-app-secrets-alerts"].by_urn()
+    deps = {by_urn[u].type for u in rollout.dependencies if u in by_urn}
+    assert {GATE, "aws:ssm/parameter:Parameter", "aws:autoscaling/group:Group"} <= deps
+    assert rollout.inputs["triggers"] == ["v3.1.0"] and "--ref v3.1.0" in rollout.inputs["create"]
+
+
+def test_servers_boot_after_their_parameters(runs):
+    run = runs["git-app-secrets-alerts"]
+    by_urn = run.by_urn()
+    group = run.one("aws:autoscaling/group:Group")
+    names = {by_urn[u].inputs.get("name") for u in group.dependencies
+             if u in by_urn and by_urn[u].type == "aws:ssm/parameter:Parameter"}
+    assert names == {"/webstack/prod/hello/release-ref", "/webstack/prod/hello/secrets/API_KEY",
+                     "/webstack/prod/hello/secrets/SESSION_KEY"}
+
+
+def _plain_strings(value) -> list[str]:
+    """Every string in an input, except inside Pulumi secret envelopes."""
+    if isinstance(value, dict):
+        if "4dabf18193072939515e22adb298388d" in value:
+            return []
+        return [s for v in value.values() for s in _plain_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _plain_strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_secret_values_only_inside_secret_envelopes(runs):
+    run = runs["git-app-secrets-alerts"]
+    stored = [r for r in run.of_type("aws:ssm/parameter:Parameter")
+              if r.inputs["type"] == "SecureString"]
+    assert sorted(r.inputs["value"]["value"] for r in stored) == sorted(SECRET_VALUES)
+    for reg in run.resources:
+        for text in _plain_strings(reg.inputs):
+            assert not any(v in text for v in SECRET_VALUES), (reg.type, reg.name)
+    for value in run.outputs.values():
+        assert not any(v in json.dumps(value) for v in SECRET_VALUES)
+    assert run.outputs["secretParameterNames"] == ["/webstack/prod/hello/secrets/API_KEY",
+                                                   "/webstack/prod/hello/secrets/SESSION_KEY"]
+
+
+def test_role_reads_exactly_the_stacks_parameters(runs):
+    run = runs["git-app-secrets-alerts"]
+    (statement,) = json.loads(run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])[
+        "Statement"]
+    assert statement["Resource"] == [
+        f"arn:aws:ssm:us-east-1:123456789012:parameter/webstack/prod/hello/{n}"
+        for n in ("release-ref", "secrets/API_KEY", "secrets/SESSION_KEY")]
+
+
+def test_every_stack_has_alarms_on_a_topic(runs):
+    for key, run in runs.items():
+        topic = run.one("aws:sns/topic:Topic")
+        alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        assert len(alarms) >= 4, key
+        assert all(a.inputs["alarmActions"][0] == topic.state["arn"] for a in alarms), key
+        assert run.outputs["alertTopicArn"] == topic.state["arn"]

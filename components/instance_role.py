@@ -1,0 +1,73 @@
+"""What a server may do in AWS: SSM (Session Manager, Run Command), the CloudWatch agent, and
+reading exactly the app's own SSM parameters. Shared by the single server and the fleet."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from components import naming
+from components.config import StackConfig
+
+MANAGED_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",  # Session Manager, Run Command
+    "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy",  # metrics and logs
+)
+
+
+def assume_role_policy() -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+        "Action": "sts:AssumeRole"}]})
+
+
+def parameter_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
+
+
+def readable_parameters(cfg: StackConfig) -> list[str]:
+    """The app's secrets, and the release ref when servers read it (a git app)."""
+    names = set(cfg.app.secrets.values())
+    if not cfg.app.bundled:
+        names.add(naming.release_ref_parameter(cfg))
+    return sorted(names)
+
+
+def parameters_policy(region: str, account: str, names: list[str]) -> str:
+    """Read exactly these parameters; aws/ssm-key decryption is granted via SSM itself."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "ReadAppParameters", "Effect": "Allow",
+        "Action": ["ssm:GetParameter", "ssm:GetParameters"],
+        "Resource": sorted(parameter_arn(region, account, n) for n in names)}]})
+
+
+class InstanceRole(pulumi.ComponentResource):
+    role_name: pulumi.Output[str]
+    profile_name: pulumi.Output[str]
+    profile_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("webstack:iam:InstanceRole", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(f"{name}-role", assume_role_policy=assume_role_policy(),
+                            description=f"webstack {cfg.prefix} servers", tags=cfg.tags,
+                            opts=child)
+        for arn in MANAGED_POLICIES:
+            aws.iam.RolePolicyAttachment(f"{name}-{arn.rsplit('/', 1)[1]}", role=role.name,
+                                         policy_arn=arn, opts=child)
+        names = readable_parameters(cfg)
+        if names:
+            account = aws.get_caller_identity_output(
+                opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+            aws.iam.RolePolicy(
+                f"{name}-parameters", role=role.id,
+                policy=account.apply(lambda acct: parameters_policy(cfg.region, acct, names)),
+                opts=child)
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=cfg.tags,
+                                          opts=child)
+        self.role_name = role.name
+        self.profile_name = profile.name
+        self.profile_arn = profile.arn
+        self.register_outputs({"role_name": self.role_name, "profile_name": self.profile_name})

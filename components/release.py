@@ -1,0 +1,48 @@
+"""Zero-downtime app deploys: a change of `appRef` alone rolls the new release onto the running
+servers, one at a time, through SSM Run Command (`components/rollout.py`), with the servers'
+own release script switching, health-checking and rolling back. No server is replaced."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_command as command
+
+from components.config import StackConfig
+from components.readiness import PYTHON
+
+MODULE = "components.rollout"
+
+
+def rollout_command(cfg: StackConfig, *, instance_ids: Sequence[str] = (),
+                    group_name: str | None = None, target_group_arn: str | None = None) -> str:
+    args = [PYTHON, "-m", MODULE, "--region", cfg.region, "--app", cfg.app.name,
+            "--ref", cfg.app.ref, "--timeout", str(cfg.readiness.timeout_seconds),
+            "--name", cfg.prefix]
+    for instance_id in instance_ids:
+        args += ["--instance-id", instance_id]
+    if group_name:
+        args += ["--asg-name", group_name]
+    if target_group_arn:
+        args += ["--target-group-arn", target_group_arn]
+    return shlex.join(args)
+
+
+class Rollout(pulumi.ComponentResource):
+    def __init__(self, name: str, cfg: StackConfig, *,
+                 instance_id: pulumi.Output[str] | None = None,
+                 group_name: pulumi.Output[str] | None = None,
+                 target_group_arn: pulumi.Output[str] | None = None,
+                 depends_on: Sequence[pulumi.Resource] = (),
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("webstack:release:Rollout", name, None, opts)
+        create = pulumi.Output.all(instance_id, group_name, target_group_arn).apply(
+            lambda a: rollout_command(cfg, instance_ids=[a[0]] if a[0] else [],
+                                      group_name=a[1], target_group_arn=a[2]))
+        self.command = command.local.Command(
+            f"{name}-rollout", create=create, triggers=[cfg.app.ref],
+            logging=command.local.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)))
+        self.register_outputs({})
