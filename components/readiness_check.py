@@ -95,10 +95,13 @@ def _aws_error(exc: Exception, what: str) -> UsageError | None:
 
 
 def _short(exc: Exception) -> str:
+    """One line of at most 200 characters (an endpoint may answer with a whole HTML page)."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        return f"{err.get('Code', '?')}: {err.get('Message', '')}".strip()
-    return str(exc) or type(exc).__name__
+        text = f"{err.get('Code', '?')}: {err.get('Message', '')}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:200]
 
 
 def _elapsed(seconds: float) -> str:
@@ -108,9 +111,12 @@ def _elapsed(seconds: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def cloud_init_details(ci: CloudInit, how: str) -> list[str]:
+_SOURCES = {"ssm": "SSM Run Command", "console": "EC2 console output", "ssh": "ssh probe"}
+
+
+def cloud_init_details(ci: CloudInit) -> list[str]:
     """The failure message's lines about cloud-init: status, modules, errors, last lines."""
-    lines = [f"cloud-init: {ci.summary()} (read from the {how})"]
+    lines = [f"cloud-init: {ci.summary()} (read from the {_SOURCES.get(ci.source, ci.source)})"]
     if ci.failed_modules:
         lines.append("failing module(s): " + ", ".join(ci.failed_modules))
     lines += [f"error: {e}" for e in ci.errors]
@@ -123,11 +129,7 @@ def cloud_init_details(ci: CloudInit, how: str) -> list[str]:
     return lines
 
 
-_SOURCES = {"ssm": "SSM Run Command", "console": "EC2 console output", "ssh": "ssh"}
-
-
-def probe_command(argv: Sequence[str], timeout: float = 30.0,
-                  source: str = "ssh") -> CloudInit:
+def probe_command(argv: Sequence[str], timeout: float = 30.0) -> CloudInit:
     """Run the probe script through a command that executes its stdin with sh, e.g.
     ["ssh", "-i", KEY, "-p", PORT, "admin@HOST", "sh -s"]; raises OSError or
     subprocess.TimeoutExpired when the command cannot run."""
@@ -136,7 +138,7 @@ def probe_command(argv: Sequence[str], timeout: float = 30.0,
     if proc.returncode != 0:
         raise OSError(f"{argv[0]} exited with {proc.returncode}: "
                       + " ".join(proc.stderr.split())[-300:])
-    return parse_probe(proc.stdout, source)
+    return parse_probe(proc.stdout, "ssh")
 
 
 class InstanceCheck:
@@ -185,7 +187,7 @@ class InstanceCheck:
         """What is known about cloud-init, for a failure or timeout message."""
         if self.last is None:
             return [f"cloud-init: not read (EC2 state: {self.ec2_state or 'not checked yet'})"]
-        return self.notes + cloud_init_details(self.last, _SOURCES[self.last.source])
+        return self.notes + cloud_init_details(self.last)
 
     def _cloud_init(self) -> CloudInit:
         if not self.ssm_unusable:
@@ -282,7 +284,7 @@ class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
                          headers: Any, newurl: str) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(newurl).hostname != urllib.parse.urlsplit(req.full_url).hostname:
+        if _host(newurl) != _host(req.full_url):
             return None
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
@@ -312,10 +314,14 @@ class UrlCheck:
             with self.opener.open(request, timeout=self.timeout) as resp:
                 status, reason, body = resp.status, resp.reason, resp.read(4096)
         except urllib.error.HTTPError as exc:
-            status, reason, body = exc.code, exc.reason, exc.read(4096)
+            # urllib's own reason for a redirect loop is a paragraph: use the status's phrase
+            reason = http.client.responses.get(exc.code, " ".join(str(exc.reason).split()))
+            status, body = exc.code, exc.read(4096)
             location = exc.headers.get("Location") if exc.headers else None
             if location:
-                reason = f"{reason}, redirect to {location} (not followed: another host)"
+                target = urllib.parse.urljoin(exc.url, location)
+                why = ("another host" if _host(target) != _host(self.url) else "redirect loop")
+                reason = f"{reason}, redirect to {location} (not followed: {why})"
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             why = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             self.last, self.body = f"no answer ({why})", ""
@@ -330,8 +336,12 @@ class UrlCheck:
         return lines
 
 
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).hostname or ""
+
+
 def _is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
+    host = _host(url)
     return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
@@ -385,7 +395,10 @@ def wait(phases: list[list[Step]], timeout: float, interval: float, region: str,
                 try:
                     poll = _bounded(step.check.poll, remaining + 1)
                 except (ClientError, BotoCoreError) as exc:
-                    if fatal := _aws_error(exc, step.label):
+                    # The endpoint answered the preflight: losing it now is retried, while
+                    # rejected credentials or a missing permission will not fix themselves.
+                    fatal = _aws_error(exc, step.label)
+                    if fatal and not isinstance(exc, EndpointConnectionError):
                         raise fatal from exc
                     poll = Poll("waiting", f"AWS error, retrying ({_short(exc)})")
                 now = time.monotonic()

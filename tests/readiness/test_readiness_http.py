@@ -120,6 +120,13 @@ def test_redirect_on_the_same_host_is_followed(serve: type[Site]) -> None:
     assert site.paths == ["/healthz", "/healthz/"]
 
 
+def test_redirect_loop_is_reported(serve: type[Site]) -> None:
+    site = serve([(302, b"", {"Location": "/healthz"})])
+    run = check(*FAST, "--url", site.url, "--timeout", "1")
+    assert run.code == 1
+    assert "HTTP 302 Found, redirect to /healthz (not followed: redirect loop)" in run.err
+
+
 def test_a_proxy_in_the_environment_is_not_used_for_loopback(
         serve: type[Site], monkeypatch: pytest.MonkeyPatch) -> None:
     dead_proxy = f"http://127.0.0.1:{free_port()}"
