@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import time
@@ -33,6 +34,7 @@ from pathlib import Path
 import jinja2
 import yaml
 
+from components import naming
 from components.config import PROJECT_DIR, ConfigError, StackConfig
 
 EC2_USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
@@ -96,7 +98,9 @@ class Target:
     listen_hosts: tuple[str, ...] = ("", "[::]")  # "" = every IPv4 address
     venv: str = ""  # "" = <home>/venv, built at boot
     trusted_proxies: tuple[str, ...] = ()  # () = the VPC's range (load-balanced stacks)
-    ec2: bool = True  # an EC2 instance: add the SSM agent where the image lacks one
+    # An EC2 instance: add the SSM agent where the image lacks one, the CloudWatch agent, and
+    # read a git app's ref from SSM at release time (local runs keep it inline).
+    ec2: bool = True
 
     @staticmethod
     def local(root: Path, http_port: int, https_port: int, venv: Path) -> Target:
@@ -186,8 +190,27 @@ class Paths:
         return self._at(f"/srv/{self.app}")
 
     @property
+    def releases(self) -> str:
+        return f"{self.home}/releases"
+
+    @property
+    def current(self) -> str:
+        """Symlink to the release that serves (releases/<id>): switched by the release script."""
+        return f"{self.home}/current"
+
+    @property
     def src(self) -> str:
-        return f"{self.home}/src"
+        """The serving release's code."""
+        return f"{self.current}/src"
+
+    @property
+    def bundle(self) -> str:
+        """The bundled sample app as the user-data ships it; the release script copies it."""
+        return f"{self.lib}/bundle"
+
+    @property
+    def logs(self) -> str:
+        return self._at(f"/var/log/webstack/{self.app}")
 
     @property
     def etc(self) -> str:
@@ -239,6 +262,42 @@ def _files_of_sample_app() -> dict[str, str]:
     return out
 
 
+def bundle_id(files: dict[str, bytes]) -> str:
+    """The bundled app's release id, as the release script computes it from the same files:
+    sha256 of `sha256sum` over ./<path> in byte order."""
+    lines = "".join(f"{hashlib.sha256(files[rel]).hexdigest()}  ./{rel}\n"
+                    for rel in sorted(files, key=lambda r: f"./{r}".encode()))
+    return "bundle-" + hashlib.sha256(lines.encode()).hexdigest()[:12]
+
+
+def cloudwatch_agent_config(cfg: StackConfig, paths: Paths) -> dict[str, object]:
+    """The CloudWatch agent's JSON: memory and root-disk metrics, four log files to the groups
+    the program creates (with their retention: the agent is given none, so it sets none)."""
+    groups = naming.log_groups(cfg)
+    files = [(f"{paths.nginx_logs}/{cfg.app.name}.access.log", "nginx-access"),
+             (f"{paths.nginx_logs}/{cfg.app.name}.error.log", "nginx-error"),
+             (f"{paths.logs}/error.log", "app"),
+             (paths.root + "/var/log/cloud-init-output.log", "cloud-init")]
+    return {
+        # root: nginx's logs are www-data:adm 0640, the app's its own user's.
+        "agent": {"metrics_collection_interval": 60, "run_as_user": "root"},
+        "metrics": {
+            "namespace": naming.METRICS_NAMESPACE,
+            "append_dimensions": {"InstanceId": "${aws:InstanceId}",
+                                  "AutoScalingGroupName": "${aws:AutoScalingGroupName}"},
+            "aggregation_dimensions": [["AutoScalingGroupName"], ["InstanceId"]],
+            "metrics_collected": {
+                "mem": {"measurement": ["mem_used_percent"]},
+                "disk": {"measurement": ["used_percent"], "resources": ["/"],
+                         "drop_device": True},
+            },
+        },
+        "logs": {"logs_collected": {"files": {"collect_list": [
+            {"file_path": path, "log_group_name": groups[kind],
+             "log_stream_name": "{instance_id}"} for path, kind in files]}}},
+    }
+
+
 def _check_words(cfg: StackConfig) -> None:
     """Refuse what the server cannot honour, and values that would reach nginx or systemd
     unquoted and are not plain words."""
@@ -267,14 +326,14 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     app = cfg.app
     paths = Paths(target.root, app.name)
     app_dir = f"{paths.src}/{app.path}" if app.path else paths.src
-    venv = target.venv or f"{paths.home}/venv"
+    venv = target.venv or f"{paths.current}/venv"
     if cfg.load_balanced:
         proxies = target.trusted_proxies or (
             cfg.network.cidr if cfg.network.create_vpc else AWS_DEFAULT_VPC_CIDR,)
     else:
         proxies = ()
     https = cfg.tls.mode in ("selfsigned", "letsencrypt")
-    packages = ["ca-certificates", "git", "nginx", "python3", "python3-venv",
+    packages = ["ca-certificates", "git", "logrotate", "nginx", "python3", "python3-venv",
                 "unattended-upgrades"]
     if https:
         packages.append("openssl")
@@ -287,6 +346,13 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         arch = {"x86_64": "amd64", "arm64": "arm64"}[cfg.server.arch]
         ssm_agent_url = (f"https://s3.{cfg.region}.amazonaws.com/amazon-ssm-{cfg.region}"
                          f"/latest/debian_{arch}/amazon-ssm-agent.deb")
+    cw_agent_url = ""
+    if target.ec2:
+        arch = {"x86_64": "amd64", "arm64": "arm64"}[cfg.server.arch]
+        distro = "ubuntu" if cfg.server.os.startswith("ubuntu") else "debian"
+        cw_agent_url = (f"https://s3.{cfg.region}.amazonaws.com/amazoncloudwatch-agent-"
+                        f"{cfg.region}/{distro}/{arch}/latest/amazon-cloudwatch-agent.deb")
+    if ssm_agent_url or cw_agent_url:
         packages.append("curl")
     return {
         "cfg": cfg,
@@ -308,6 +374,12 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "proxies": proxies,
         "packages": sorted(packages),
         "ssm_agent_url": ssm_agent_url,
+        "cw_agent_url": cw_agent_url,
+        "cloudwatch_config": json.dumps(cloudwatch_agent_config(cfg, paths), indent=1),
+        # A git app's ref on EC2 lives in SSM, not in the user-data: a new ref is a release on
+        # the running servers, never new servers.
+        "ref_parameter": (naming.release_ref_parameter(cfg)
+                          if target.ec2 and not app.bundled else ""),
         "ubuntu": cfg.server.os.startswith("ubuntu"),
         "env_lines": [env_line(k, v) for k, v in sorted(app.env.items())],
         "secrets_json": json.dumps(dict(sorted(app.secrets.items())), indent=2) + "\n",
@@ -325,12 +397,17 @@ class _File:
     defer: bool = False
 
 
-def _file_list(cfg: StackConfig, p: Paths) -> list[_File]:
+def _file_list(cfg: StackConfig, p: Paths, ec2: bool) -> list[_File]:
     """Every file the user-data writes (the bundled app's files aside), with its template."""
     unit, units, app = _unit(cfg), p.units, cfg.app.name
     files = [
         _File(f"{p.lib}/setup", "files/setup.sh.j2", 0o755),
+        _File(f"{p.lib}/release", "files/release.sh.j2", 0o755),
+        _File(f"{p.lib}/probe", "files/probe.py.j2", 0o755),
         _File(f"{p.etc}/gunicorn.conf.py", "files/gunicorn.conf.py.j2"),
+        # Rendered for every target so local checks see it; only EC2's setup starts the agent.
+        _File(f"{p.etc}/cloudwatch-agent.json", "files/cloudwatch-agent.json.j2"),
+        _File(p.root + f"/etc/logrotate.d/webstack-{app}", "files/logrotate.j2"),
         _File(f"{p.etc}/app.env", "files/app.env.j2", 0o600),
         _File(f"{units}/{unit}.socket", "files/app.socket.j2"),
         _File(f"{units}/{unit}.service", "files/app.service.j2"),
@@ -342,9 +419,10 @@ def _file_list(cfg: StackConfig, p: Paths) -> list[_File]:
         files.append(_File(p.root + "/etc/pip.conf", "files/pip.conf.j2"))
     if cfg.app.repo:
         files.append(_File(f"{p.lib}/fetch-app", "files/fetch-app.sh.j2", 0o755))
+    if cfg.app.secrets or (ec2 and cfg.app.repo):  # secrets, or the release ref
+        files.append(_File(f"{p.lib}/ssm-get", "files/ssm-get.py.j2", 0o755))
     if cfg.app.secrets:
         files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", 0o600),
-                  _File(f"{p.lib}/fetch-secrets", "files/fetch-secrets.py.j2", 0o755),
                   _File(f"{units}/{unit}-secrets.service", "files/secrets.service.j2")]
     if cfg.app.pre_start:
         files += [_File(f"{p.lib}/pre-start", "files/pre-start.sh.j2", 0o755),
@@ -372,14 +450,12 @@ def render(cfg: StackConfig, target: Target = SERVER) -> RenderedBootstrap:
     """The user-data for `cfg`, checked to parse back to exactly the files it lists."""
     ctx = context(cfg, target)
     paths = Paths(target.root, cfg.app.name)
-    specs = _file_list(cfg, paths)
+    specs = _file_list(cfg, paths, target.ec2)
     files = {f.path: _ENV.get_template(f.template).render(ctx) for f in specs}
-    if cfg.app.bundled:
-        src = paths.src
-        owner = f"{cfg.app.name}:{cfg.app.name}"
+    if cfg.app.bundled:  # a release of its own, which the release script copies from here
         for rel, text in _files_of_sample_app().items():
-            specs.append(_File(f"{src}/{rel}", "", owner=owner, defer=True))
-            files[f"{src}/{rel}"] = text
+            specs.append(_File(f"{paths.bundle}/{rel}", ""))
+            files[f"{paths.bundle}/{rel}"] = text
     writes = [{"path": f.path, "mode": f"{f.mode:04o}", "owner": f.owner, "defer": f.defer,
                "content": files[f.path]} for f in specs]
     user_data = _ENV.get_template("user-data.yaml.j2").render(ctx, writes=writes)
@@ -487,6 +563,26 @@ def _connects(family: socket.AddressFamily, address: str | tuple[str, int]) -> C
     return check
 
 
+def stage_bundle(paths: Paths) -> str:
+    """The installed bundle as the release that serves, as the release script leaves it (with
+    the target's shared venv, so without building one): releases/<id>, `current` -> it."""
+    bundle = Path(paths.bundle)
+    files = {p.relative_to(bundle).as_posix(): p.read_bytes()
+             for p in bundle.rglob("*") if p.is_file()}
+    rid = bundle_id(files)
+    release = Path(paths.releases) / rid
+    if not (release / ".complete").exists():
+        shutil.rmtree(release, ignore_errors=True)
+        shutil.copytree(bundle, release / "src")
+        (release / ".complete").write_text(rid.removeprefix("bundle-") + "\n")
+        (release / ".released").touch()
+    link = Path(paths.home) / ".current.new"
+    link.unlink(missing_ok=True)
+    link.symlink_to(f"releases/{rid}")
+    link.replace(paths.current)
+    return rid
+
+
 @dataclass(frozen=True)
 class LocalRun:
     target: Target
@@ -516,7 +612,10 @@ def run_local(cfg: StackConfig, root: Path, venv: Path,
     rendered = render(cfg, target)
     install(rendered, target)
     paths = Paths(target.root, cfg.app.name)
+    if cfg.app.bundled:
+        stage_bundle(paths)
     Path(paths.runtime).mkdir(parents=True, exist_ok=True)  # systemd's RuntimeDirectory=
+    Path(paths.logs).mkdir(parents=True, exist_ok=True)  # systemd's LogsDirectory=
     Path(paths.nginx_logs).mkdir(parents=True, exist_ok=True)
     if cfg.tls.mode in ("selfsigned", "letsencrypt"):
         subprocess.run([f"{paths.lib}/tls"], check=True, timeout=60, capture_output=True)

@@ -17,6 +17,7 @@ import yaml
 
 from components.bootstrap import (
     BootstrapError,
+    Target,
     env_line,
     plain_word,
     read_env_file,
@@ -144,10 +145,12 @@ def test_hostile_git_ref_is_refused_or_one_shell_word(value: str) -> None:
     outcome = _outcome(raw)
     if outcome.startswith("refused:"):
         assert "webstack:appRef" in outcome
-    else:
-        script = render(make_cfg(raw)).files["/usr/local/lib/webstack/hello/fetch-app"]
-        line = next(x for x in script.splitlines() if x.startswith("ref="))
-        assert bash_words(line.removeprefix("ref=")) == [value.strip()]
+        return
+    # On EC2 the ref is not in the user-data at all; local runs keep it as the default REF.
+    local = render(make_cfg(raw), Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/v")))
+    script = local.files["/tmp/x/usr/local/lib/webstack/hello/release"]
+    line = next(x for x in script.splitlines() if x.startswith("ref=${ref:-"))
+    assert bash_words(line.removeprefix("ref=")) == [value.strip()]
 
 
 @pytest.mark.parametrize("value", HOSTILE)

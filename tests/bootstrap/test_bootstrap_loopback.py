@@ -88,7 +88,7 @@ def test_static_file_comes_from_nginx_not_the_app(served: Served) -> None:
 
 
 def test_static_text_is_gzipped(served: Served) -> None:
-    big = Path(served.run.paths.home) / "src/static/big.css"
+    big = Path(served.run.paths.src) / "static/big.css"
     text = "".join(f".rule-{i} {{ margin: {i}px; }}\n" for i in range(300)).encode()
     big.write_bytes(text)
     resp, body = served.get("/static/big.css", {"Accept-Encoding": "gzip"})

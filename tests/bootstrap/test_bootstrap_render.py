@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components import naming
 from components.bootstrap import (
     EC2_USER_DATA_LIMIT,
     GUNICORN_VERSION,
@@ -28,7 +29,7 @@ from components.bootstrap import (
     render,
 )
 from components.config import PROJECT_DIR, parse_stack
-from tests.bootstrap.stacks import VARIANTS, make_cfg
+from tests.bootstrap.stacks import VARIANTS, all_configs, make_cfg
 
 UNIT_DIR = "/etc/systemd/system"
 
@@ -50,10 +51,21 @@ def test_render_returns_the_cloud_config_and_every_file_it_writes() -> None:
         assert f"{UNIT_DIR}/{name}" in rendered.files
 
 
-def test_small_user_data_goes_to_ec2_as_is() -> None:
+def test_user_data_goes_to_ec2_as_is_when_it_fits_else_gzipped() -> None:
     rendered = render(make_cfg(VARIANTS["plain"]))
-    assert len(rendered.user_data.encode()) <= EC2_USER_DATA_LIMIT
-    assert base64.b64decode(rendered.ec2_user_data_base64).decode() == rendered.user_data
+    raw = base64.b64decode(rendered.ec2_user_data_base64)
+    if len(rendered.user_data.encode()) <= EC2_USER_DATA_LIMIT:
+        assert raw.decode() == rendered.user_data
+    else:
+        assert raw[:2] == b"\x1f\x8b"
+        assert gzip.decompress(raw).decode() == rendered.user_data
+
+
+@pytest.mark.parametrize("name", [*VARIANTS, "stack:dev", "stack:prod"])
+def test_every_stack_fits_ec2s_limit_with_room_to_spare(name: str) -> None:
+    cfg = all_configs()[name]
+    sent = len(base64.b64decode(render(cfg).ec2_user_data_base64))
+    assert sent <= EC2_USER_DATA_LIMIT * 0.9, (name, sent)
 
 
 def test_big_user_data_is_gzipped_and_inflates_to_the_same_text() -> None:
@@ -134,13 +146,61 @@ def test_bundled_sample_app_ships_in_the_user_data_and_a_git_app_is_fetched() ->
     for path in SAMPLE_APP_DIR.rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts:
             rel = path.relative_to(SAMPLE_APP_DIR).as_posix()
-            assert bundled.files[f"/srv/hello/src/{rel}"] == path.read_text()
+            assert bundled.files[f"/usr/local/lib/webstack/hello/bundle/{rel}"] == path.read_text()
     assert "/usr/local/lib/webstack/hello/fetch-app" not in bundled.files
     git = render(make_cfg(VARIANTS["full"]))
-    assert not any(p.startswith("/srv/") for p in git.files)
+    assert not any(p.startswith(("/srv/", "/usr/local/lib/webstack/shop/bundle/"))
+                   for p in git.files)
     fetch = git.files["/usr/local/lib/webstack/shop/fetch-app"]
     assert "repo=https://git.example.com/acme/shop.git\n" in fetch
-    assert "ref=v1.2.3\n" in fetch
+
+
+def test_a_git_apps_ref_is_read_from_ssm_on_ec2_and_inline_locally() -> None:
+    """A new ref must not change the user-data (that would replace the servers)."""
+    raw = {**VARIANTS["full"], "webstack:appRef": "release-2031-07-unique"}
+    cfg = make_cfg(raw)
+    server = render(cfg)
+    assert "release-2031-07-unique" not in server.user_data
+    other = render(make_cfg({**raw, "webstack:appRef": "v9.9.9"}))
+    assert other.user_data == server.user_data
+    release = server.files["/usr/local/lib/webstack/shop/release"]
+    assert naming.release_ref_parameter(cfg) == "/webstack/dev/shop/release-ref"
+    assert ("--get /webstack/dev/shop/release-ref" in release
+            and "/usr/local/lib/webstack/shop/ssm-get" in server.files)
+    local = render(cfg, Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
+    local_release = local.files["/tmp/x/usr/local/lib/webstack/shop/release"]
+    assert "ref=${ref:-release-2031-07-unique}" in local_release
+    assert "ssm-get" not in local_release
+    # The bundled app has no ref at all: its release is its files' hash.
+    bundled = render(make_cfg({"webstack:appRef": "release-2031-07-unique"}))
+    assert "release-2031-07-unique" not in bundled.user_data
+    assert "/usr/local/lib/webstack/hello/ssm-get" not in bundled.files
+
+
+def test_release_script_and_the_service_agree_on_the_layout() -> None:
+    files = render(make_cfg({"webstack:appReleasesKept": "3"})).files
+    release = files["/usr/local/lib/webstack/hello/release"]
+    service = files[f"{UNIT_DIR}/webstack-hello.service"]
+    assert "keep=3\n" in release
+    assert "current=/srv/hello/current\n" in release and "releases=/srv/hello/releases\n" in release
+    assert f"gunicorn=={GUNICORN_VERSION}" in release
+    assert ("ExecStart=/srv/hello/current/venv/bin/gunicorn "
+            "--config /etc/webstack/hello/gunicorn.conf.py") in service
+    assert "WorkingDirectory=/srv/hello/current/src" in service.splitlines()
+    # A release restarts gunicorn (new venv) instead of a HUP from the old interpreter.
+    assert 'systemctl restart "$unit.service"' in release
+    assert 'systemctl reload "' not in release
+
+
+def test_gunicorn_logs_to_a_file_the_cloudwatch_agent_ships() -> None:
+    rendered = render(make_cfg({}))
+    conf = _gunicorn_settings(rendered, "hello")
+    assert (conf["errorlog"], conf["capture_output"]) == (
+        "/var/log/webstack/hello/error.log", True)
+    service = rendered.files[f"{UNIT_DIR}/webstack-hello.service"]
+    assert "LogsDirectory=webstack/hello" in service.splitlines()
+    assert "/var/log/webstack/hello/*.log {" in rendered.files[
+        "/etc/logrotate.d/webstack-hello"]
 
 
 def test_sources_use_cloud_init_modules() -> None:
@@ -161,7 +221,7 @@ def test_server_installs_the_same_gunicorn_as_the_loopback_run() -> None:
     pins = (PROJECT_DIR / "requirements-dev.txt").read_text().splitlines()
     assert f"gunicorn=={GUNICORN_VERSION}" in pins
     assert f"gunicorn=={GUNICORN_VERSION}" in render(make_cfg({})).files[
-        "/usr/local/lib/webstack/hello/setup"]
+        "/usr/local/lib/webstack/hello/release"]
 
 
 def test_unattended_security_upgrades_are_enabled() -> None:
@@ -209,14 +269,23 @@ def test_local_runs_use_the_server_files_but_for_root_ports_and_venv(
     server = render(cfg)
     local = render(cfg, Target.local(tmp_path, 8080, 8443, Path("/opt/dev-venv")))
     root = str(tmp_path)
-    assert {p.removeprefix(root) for p in local.files} == set(server.files)
+    # EC2 alone reads a git app's ref from SSM (local runs keep it inline).
+    ec2_only_files = {f"/usr/local/lib/webstack/{cfg.app.name}/ssm-get"} - {
+        p.removeprefix(root) for p in local.files}
+    assert {p.removeprefix(root) for p in local.files} == set(server.files) - ec2_only_files
+    assert not cfg.app.secrets or not ec2_only_files
     allowed = re.compile(r"^[-+]\s*(listen |set_real_ip_from |return 301 https://\$host|"
-                         r"url = \"https?://127\.0\.0\.1:)")
+                         r"url = \"https?://127\.0\.0\.1:|venv_shared=|"
+                         r"# REF \(tag, branch or commit SHA\) defaults to |"
+                         r"ref=\$\{ref:-|health_url=https?://127\.0\.0\.1:|"
+                         r"\"\$lib/probe\" get https?://127\.0\.0\.1:)")
     ec2_only = re.compile(r"^# >>> EC2 only.*?^# <<< EC2 only\n\n", re.M | re.S)
     for path, text in server.files.items():
+        if path in ec2_only_files:
+            continue
         text = ec2_only.sub("", text)
         other = (local.files[root + path].replace(root, "")
-                 .replace("/opt/dev-venv", f"/srv/{cfg.app.name}/venv"))
+                 .replace("/opt/dev-venv", f"/srv/{cfg.app.name}/current/venv"))
         changed = [line for line in difflib.unified_diff(text.splitlines(), other.splitlines(),
                                                          lineterm="", n=0)
                    if line[:1] in "+-" and not line.startswith(("+++", "---"))]

@@ -80,23 +80,32 @@ def rev(repo: Path, ref: str) -> str:
 
 
 @pytest.mark.parametrize("ref", ["v1", "main", "sha-of-v1"])
-def test_fetch_app_checks_out_the_pinned_ref_and_a_rerun_changes_nothing(
+def test_fetch_app_resolves_the_ref_and_exports_exactly_its_tree(
         ref: str, origin: Path, tmp_path: Path) -> None:
     ref = rev(origin, "v1") if ref == "sha-of-v1" else ref
-    paths = installed({"webstack:appRepo": REPO_URL, "webstack:appRef": ref}, tmp_path / "root")
+    paths = installed({"webstack:appRepo": REPO_URL}, tmp_path / "root")
     env = git_env(tmp_path, origin)
-    first = run([f"{paths.lib}/fetch-app"], env)
+    Path(paths.home).mkdir(parents=True)
+    first = run([f"{paths.lib}/fetch-app", "resolve", ref], env)
     assert first.returncode == 0, first.stderr
-    src = Path(paths.src)
-    assert rev(src, "HEAD") == rev(origin, ref)
-    before = tree(src)
-    assert before["app.py"][0] == (SAMPLE_APP_DIR / "app.py").read_bytes()
-    assert ("NEWS" in before) == (ref == "main")
-    (src / "stray.txt").write_text("left behind by hand\n")
-    second = run([f"{paths.lib}/fetch-app"], env)
-    assert second.returncode == 0, second.stderr
-    assert tree(src) == before  # same files, not even rewritten; the stray file is gone
-    assert second.stdout == first.stdout
+    assert first.stdout == rev(origin, ref) + "\n"
+    again = run([f"{paths.lib}/fetch-app", "resolve", ref], env)
+    assert again.stdout == first.stdout  # the cache answers the same commit again
+    dest = tmp_path / "release" / "src"
+    export = run([f"{paths.lib}/fetch-app", "export", first.stdout.strip(), str(dest)], env)
+    assert export.returncode == 0, export.stderr
+    exported = tree(dest)
+    assert exported["app.py"][0] == (SAMPLE_APP_DIR / "app.py").read_bytes()
+    assert ("NEWS" in exported) == (ref == "main")
+    assert not (dest / ".git").exists()  # a release is files, not a checkout
+
+
+def test_fetch_app_fails_on_an_unknown_ref(origin: Path, tmp_path: Path) -> None:
+    paths = installed({"webstack:appRepo": REPO_URL}, tmp_path / "root")
+    Path(paths.home).mkdir(parents=True)
+    proc = run([f"{paths.lib}/fetch-app", "resolve", "no-such-tag"], git_env(tmp_path, origin))
+    assert proc.returncode != 0
+    assert "no-such-tag" in proc.stderr and proc.stdout == ""
 
 
 # --- pre-start hooks -------------------------------------------------------------------------
@@ -104,20 +113,34 @@ def test_fetch_app_checks_out_the_pinned_ref_and_a_rerun_changes_nothing(
 def test_pre_start_hooks_run_in_order_in_the_app_dir_with_the_venv_first(tmp_path: Path) -> None:
     hooks = ["python -c 'import sys; print(sys.prefix)' > hook-prefix.txt",
              "pwd > hook-cwd.txt", "echo second >> hook-cwd.txt"]
-    paths = installed({"webstack:appPreStart": json.dumps(hooks)}, tmp_path / "root")
-    venv = tmp_path / "root" / "venv"
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True,
-                   timeout=60)
+    raw = {"webstack:appPreStart": json.dumps(hooks)}
+    root = tmp_path / "root"
+    cfg = make_cfg(raw)
+    # A server's layout: each release has its own venv (the release script passes its dir).
+    target = Target(root=str(root), http_port=8080, https_port=8443, ec2=False)
+    install(render(cfg, target), target)
+    paths = Paths(target.root, cfg.app.name)
+    release = Path(paths.releases) / "r1"
+    (release / "src").mkdir(parents=True)
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(release / "venv")],
+                   check=True, timeout=60)
+    proc = run([f"{paths.lib}/pre-start", str(release)], {"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    src = release / "src"
+    assert (src / "hook-prefix.txt").read_text().strip() == str(release / "venv")
+    assert (src / "hook-cwd.txt").read_text().splitlines() == [str(src), "second"]
+    # Without an argument (the boot-time unit): the current release.
+    Path(paths.current).symlink_to("releases/r1")
+    (src / "hook-cwd.txt").unlink()
     proc = run([f"{paths.lib}/pre-start"], {"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
-    src = Path(paths.src)
-    assert (src / "hook-prefix.txt").read_text().strip() == str(venv)
-    assert (src / "hook-cwd.txt").read_text().splitlines() == [str(src), "second"]
+    assert (src / "hook-cwd.txt").read_text().splitlines() == [paths.src, "second"]
 
 
 def test_a_failing_pre_start_hook_stops_the_rest(tmp_path: Path) -> None:
     hooks = ["false", "touch should-not-exist"]
     paths = installed({"webstack:appPreStart": json.dumps(hooks)}, tmp_path / "root")
+    Path(paths.src).mkdir(parents=True)
     assert run([f"{paths.lib}/pre-start"], {"PATH": "/usr/bin:/bin"}).returncode != 0
     assert not (Path(paths.src) / "should-not-exist").exists()
 
@@ -140,7 +163,7 @@ def test_tls_makes_a_certificate_for_the_names_once(tmp_path: Path) -> None:
     assert cert.read_bytes() == first
 
 
-# --- fetch-secrets -----------------------------------------------------------------------------
+# --- ssm-get (secrets, release ref) --------------------------------------------------------------
 
 class FakeAws(BaseHTTPRequestHandler):
     """IMDSv2 (token required) and SSM GetParameters, checking SigV4 like AWS would."""
@@ -184,6 +207,16 @@ class FakeAws(BaseHTTPRequestHandler):
         if self.headers["Authorization"] != self.expected_authorization(body):
             self.reply(403, json.dumps({"__type": "InvalidSignatureException"}))
             return
+        if self.headers["X-Amz-Target"] == "AmazonSSM.GetParameter":
+            name = json.loads(body)["Name"]
+            if name in self.parameters:
+                self.reply(200, json.dumps({"Parameter": {"Name": name, "Type": "String",
+                                                          "Value": self.parameters[name]}}),
+                           "application/x-amz-json-1.1")
+            else:
+                self.reply(400, json.dumps({"__type": "ParameterNotFound"}),
+                           "application/x-amz-json-1.1")
+            return
         names = json.loads(body)["Names"]
         assert len(names) <= 10 and json.loads(body)["WithDecryption"] is True
         found = [{"Name": n, "Value": self.parameters[n]} for n in names if n in self.parameters]
@@ -226,7 +259,7 @@ def secrets_run(fake_aws: str, tmp_path: Path, mapping: dict[str, str]) -> tuple
     raw = {"webstack:appSecrets": json.dumps([f"{k}={v}" for k, v in mapping.items()])}
     paths = installed(raw, tmp_path / "root")
     out = Path(paths.secrets_dir) / "secrets.env"
-    proc = run(["/usr/bin/python3", f"{paths.lib}/fetch-secrets", "--region", "us-east-1",
+    proc = run(["/usr/bin/python3", f"{paths.lib}/ssm-get", "--region", "us-east-1",
                 "--imds", fake_aws, "--endpoint", fake_aws,
                 f"{paths.etc}/secrets.json", str(out)], env={"PATH": os.environ["PATH"]})
     return proc, out
@@ -253,5 +286,31 @@ def test_fetch_secrets_fails_on_a_missing_parameter_without_writing(
     proc, out = secrets_run(fake_aws, tmp_path, {"PRESENT": "/hello/prod/present",
                                                  "ABSENT": "/hello/prod/absent"})
     assert proc.returncode != 0
-    assert "missing SSM parameters: /hello/prod/absent" in proc.stderr
+    assert "ssm-get: missing SSM parameters: /hello/prod/absent" in proc.stderr
     assert not out.exists()
+
+
+def test_ssm_get_reads_the_release_ref_with_get_parameter(fake_aws: str, tmp_path: Path) -> None:
+    """EC2 servers of a git app read the ref to release from SSM (ssm:GetParameter)."""
+    FakeAws.parameters = {"/webstack/dev/shop/release-ref": "v2.0.1"}
+    FakeAws.requests = []
+    cfg = make_cfg({"webstack:appName": "shop", "webstack:appRepo": REPO_URL})
+    target = Target(root=str(tmp_path / "root"))  # an EC2 target, under a root
+    rendered = render(cfg, target)
+    install(rendered, target)
+    lib = Paths(target.root, "shop").lib
+    release = rendered.files[f"{lib}/release"]
+    assert "--get /webstack/dev/shop/release-ref" in release
+
+    def get(name: str) -> subprocess.CompletedProcess[str]:
+        return run(["/usr/bin/python3", f"{lib}/ssm-get", "--region", "us-east-1",
+                    "--imds", fake_aws, "--endpoint", fake_aws, "--get", name],
+                   env={"PATH": os.environ["PATH"]})
+
+    proc = get("/webstack/dev/shop/release-ref")
+    assert (proc.returncode, proc.stdout) == (0, "v2.0.1\n"), proc.stderr
+    assert FakeAws.requests[-1] == "POST /"
+    missing = get("/webstack/dev/shop/nope")
+    assert missing.returncode != 0 and missing.stdout == ""
+    assert "SSM answered 400 to GetParameter" in missing.stderr
+    assert "ParameterNotFound" in missing.stderr

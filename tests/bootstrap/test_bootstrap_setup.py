@@ -7,7 +7,6 @@ log what they were asked and keep a little state, and pip barred from any index.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,8 @@ esac
     "id": 'if [ -e "$STUB_STATE/in-group" ]; then echo "www-data hello"; else echo www-data; fi',
     "chown": 'echo "chown $*" >> "$STUB_LOG"',
     "nginx": 'echo "nginx $*" >> "$STUB_LOG"',
+    # The release's candidate gunicorn: setpriv would switch to the app's user.
+    "setpriv": 'echo "setpriv $*" >> "$STUB_LOG"; shift 5; exec "$@"',
     # install as root would chown to the app's user, which does not exist here.
     "install": """
 args=()
@@ -91,19 +92,34 @@ def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> Non
     assert "systemctl start webstack-hello.service" in calls
     assert "usermod -a -G hello www-data" in calls and "systemctl restart nginx" in calls
     assert "nginx -t -q" in calls
-    deployed = Path(live.paths.state) / "deployed"
-    assert deployed.read_text().strip()
+    # run_local staged the bundle exactly as the release script names it: nothing to release.
+    current = Path(live.paths.current).resolve()
+    assert f"release: serving bundled app ({current.name.removeprefix('bundle-')}) as {current}" \
+        in out
+    assert "is already serving: nothing to do" in out
+    settings = Path(live.paths.state) / "settings"
+    assert settings.read_text().strip()
     before = snapshot(root)
 
     out, calls = run_setup()
-    assert "webstack-setup: webstack-hello unchanged" in out
+    assert "is already serving: nothing to do" in out
     assert not [c for c in calls if c.startswith(("usermod", "systemctl restart",
                                                  "systemctl reload"))]
     assert snapshot(root) == before
 
-    app = Path(live.paths.src) / "app.py"
+    app = Path(live.paths.bundle) / "app.py"
     app.write_text(app.read_text() + "# a new release\n")
     out, calls = run_setup()
-    assert "systemctl reload webstack-hello.service" in calls
-    assert "reloading webstack-hello (graceful)" in out
-    assert os.path.getmtime(deployed) > before[str(deployed.relative_to(root))][1] / 1e9
+    assert "systemctl restart webstack-hello.service" in calls  # the release, not a HUP
+    assert not [c for c in calls if c.startswith("systemctl reload webstack-hello")]
+    new = Path(live.paths.current).resolve()
+    assert new != current and new.parent == current.parent
+    assert (new / "src/app.py").read_text().endswith("# a new release\n")
+    assert f"release: serving bundled app ({new.name.removeprefix('bundle-')}) as {new}" in out
+    assert current.is_dir()  # the previous release is kept for rollback
+
+    gunicorn_conf = Path(live.paths.etc) / "gunicorn.conf.py"
+    gunicorn_conf.write_text(gunicorn_conf.read_text() + "# tuned\n")
+    out, calls = run_setup()
+    assert "restarting webstack-hello (settings changed)" in out
+    assert "systemctl restart webstack-hello.service" in calls
