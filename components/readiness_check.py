@@ -98,7 +98,10 @@ def _short(exc: Exception) -> str:
     """One line of at most 200 characters (an endpoint may answer with a whole HTML page)."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        text = f"{err.get('Code', '?')}: {err.get('Message', '')}"
+        code = str(err.get("Code", "?"))
+        # botocore names an unparsable error by its HTTP status; its message is the raw body
+        text = (f"HTTP {code} from the endpoint" if code.isdigit()
+                else f"{code}: {err.get('Message', '')}")
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())[:200]
