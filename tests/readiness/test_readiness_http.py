@@ -6,7 +6,7 @@ import shutil
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -55,21 +55,24 @@ class Site:
         self.server.server_close()
 
 
+Serve = Callable[..., Site]
+
+
 @pytest.fixture
-def serve() -> Iterator[type[Site]]:
+def serve() -> Iterator[Serve]:
+    """Site(...) for the test, closed after it."""
     sites: list[Site] = []
 
-    class Tracked(Site):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-            sites.append(self)
+    def start(answers: list[Answer], port: int = 0, tls: ssl.SSLContext | None = None) -> Site:
+        sites.append(Site(answers, port, tls))
+        return sites[-1]
 
-    yield Tracked
+    yield start
     for site in sites:
         site.close()
 
 
-def test_503_then_200_is_ready(serve: type[Site]) -> None:
+def test_503_then_200_is_ready(serve: Serve) -> None:
     site = serve([(503, b"starting", {}), (503, b"starting", {}), (200, b"ok", {})])
     run = check(*FAST, "--url", site.url, "--name", "web", "--timeout", "10")
     assert run.code == 0, run.err
@@ -79,7 +82,7 @@ def test_503_then_200_is_ready(serve: type[Site]) -> None:
     assert site.paths == ["/healthz"] * 3
 
 
-def test_always_500_fails_with_the_status_and_a_printable_body_excerpt(serve: type[Site]) -> None:
+def test_always_500_fails_with_the_status_and_a_printable_body_excerpt(serve: Serve) -> None:
     body = (b"<h1>Internal Server Error</h1>\n\x00\x1b[31mKeyError: 'DATABASE_URL'\x1b[0m\n"
             + b"x" * 2000)
     site = serve([(500, body, {"Content-Type": "text/html"})])
@@ -93,7 +96,7 @@ def test_always_500_fails_with_the_status_and_a_printable_body_excerpt(serve: ty
     assert len(excerpt) == 500 and excerpt.isprintable()
 
 
-def test_refused_until_the_server_listens(serve: type[Site]) -> None:
+def test_refused_until_the_server_listens(serve: Serve) -> None:
     port = free_port()
     timer = threading.Timer(1.0, lambda: serve([(200, b"ok", {})], port=port))
     timer.start()
@@ -105,7 +108,7 @@ def test_refused_until_the_server_listens(serve: type[Site]) -> None:
     assert "no answer ([Errno 111] Connection refused)" in run.out
 
 
-def test_redirect_to_another_host_is_reported_not_followed(serve: type[Site]) -> None:
+def test_redirect_to_another_host_is_reported_not_followed(serve: Serve) -> None:
     site = serve([(302, b"", {"Location": "http://login.example.invalid/"})])
     run = check(*FAST, "--url", site.url, "--timeout", "1")
     assert run.code == 1
@@ -113,14 +116,14 @@ def test_redirect_to_another_host_is_reported_not_followed(serve: type[Site]) ->
             "host)") in run.err
 
 
-def test_redirect_on_the_same_host_is_followed(serve: type[Site]) -> None:
+def test_redirect_on_the_same_host_is_followed(serve: Serve) -> None:
     site = serve([(301, b"", {"Location": "/healthz/"}), (200, b"ok", {})])
     run = check(*FAST, "--url", site.url, "--timeout", "10")
     assert run.code == 0, run.err
     assert site.paths == ["/healthz", "/healthz/"]
 
 
-def test_redirect_loop_is_reported(serve: type[Site]) -> None:
+def test_redirect_loop_is_reported(serve: Serve) -> None:
     site = serve([(302, b"", {"Location": "/healthz"})])
     run = check(*FAST, "--url", site.url, "--timeout", "1")
     assert run.code == 1
@@ -128,7 +131,7 @@ def test_redirect_loop_is_reported(serve: type[Site]) -> None:
 
 
 def test_a_proxy_in_the_environment_is_not_used_for_loopback(
-        serve: type[Site], monkeypatch: pytest.MonkeyPatch) -> None:
+        serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
     dead_proxy = f"http://127.0.0.1:{free_port()}"
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
         monkeypatch.setenv(name, dead_proxy)
@@ -152,7 +155,7 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def tls_site(serve: type[Site], self_signed: tuple[Path, Path]) -> Site:
+def tls_site(serve: Serve, self_signed: tuple[Path, Path]) -> Site:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*self_signed)
     return serve([(503, b"", {}), (200, b"ok", {})], tls=context)
