@@ -451,6 +451,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--region", required=True, help="AWS region of the instances")
     p.add_argument("--instance-id", action="append", default=[], dest="instance_ids",
                    metavar="ID", help="EC2 instance to wait for (repeatable)")
+    p.add_argument("--asg-name", help="Auto Scaling group whose servers (pending or in "
+                   "service when the check starts) to wait for, like --instance-id each")
     p.add_argument("--url", help="health URL that must answer 200")
     p.add_argument("--target-group-arn", help="ALB target group the instances must be "
                    "healthy in")
@@ -465,8 +467,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _usage(args: argparse.Namespace) -> None:
-    if not (args.instance_ids or args.url or args.target_group_arn):
-        raise UsageError("nothing to check: give --instance-id, --target-group-arn or --url")
+    if not (args.instance_ids or args.asg_name or args.url or args.target_group_arn):
+        raise UsageError("nothing to check: give --instance-id, --asg-name, "
+                         "--target-group-arn or --url")
     if args.timeout <= 0 or args.interval <= 0:
         raise UsageError("--timeout and --interval must be positive numbers of seconds")
     if not _known_region(args.region):
@@ -486,15 +489,39 @@ def _usage(args: argparse.Namespace) -> None:
                 from exc
 
 
+def _group_instances(session: boto3.session.Session, name: str, region: str) -> list[str]:
+    """The group's servers as the check starts: a gate vouches for the ones it saw."""
+    client = session.client("autoscaling", config=AWS_CONFIG)
+    try:
+        groups = client.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_error(exc, f"Auto Scaling group {name}") or \
+            UsageError(f"Auto Scaling group {name}: {_short(exc)}") from exc
+    if not groups:
+        raise UsageError(f"--asg-name {name!r}: no such Auto Scaling group in {region}")
+    ids = sorted(i["InstanceId"] for i in groups[0].get("Instances", [])
+                 if i["LifecycleState"].startswith(("Pending", "InService")))
+    if not ids:
+        raise NotReady(f"not ready: {name} ({region})\n  the Auto Scaling group has no "
+                       "pending or in-service servers: see its activity history "
+                       f"(aws autoscaling describe-scaling-activities "
+                       f"--auto-scaling-group-name {name})")
+    return ids
+
+
 def _phases(args: argparse.Namespace) -> list[list[Step]]:
     phases: list[list[Step]] = []
-    if args.instance_ids or args.target_group_arn:
+    if args.instance_ids or args.asg_name or args.target_group_arn:
         session = boto3.session.Session(region_name=args.region)
         try:
             session.client("sts", config=AWS_CONFIG).get_caller_identity()
         except (ClientError, BotoCoreError) as exc:
             raise _aws_error(exc, "AWS credentials check (sts get-caller-identity)") or \
                 UsageError(f"AWS credentials check failed: {_short(exc)}") from exc
+        if args.asg_name:
+            args.instance_ids = sorted({*args.instance_ids,
+                                        *_group_instances(session, args.asg_name, args.region)})
         ec2 = session.client("ec2", config=AWS_CONFIG)
         ssm = session.client("ssm", config=SSM_CONFIG)
         phases.append([Step(" ".join(filter(None, (args.name, iid))),

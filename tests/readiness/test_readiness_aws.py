@@ -186,3 +186,43 @@ def test_rejected_credentials_are_a_usage_error(aws_env: str, moto_with_auth: st
     assert run.code == 2
     assert "AWS rejected the credentials (InvalidClientTokenId" in run.err
     assert "testing" not in run.err  # the key is never echoed
+
+
+def make_group(aws_env: str, size: int) -> tuple[str, Any]:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    name = f"web-{size}-{free_port()}"
+    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={
+        "ImageId": image, "InstanceType": "t3.micro"})
+    asg = boto3.client("autoscaling", region_name=REGION)
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    asg.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=size, MaxSize=size,
+                                  DesiredCapacity=size, VPCZoneIdentifier=subnet,
+                                  LaunchTemplate={"LaunchTemplateName": name})
+    return name, asg
+
+
+def test_group_servers_are_each_checked(aws_env: str, console_dir: Path) -> None:
+    name, asg = make_group(aws_env, 2)
+    ids = sorted(i["InstanceId"] for i in asg.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["Instances"])
+    assert len(ids) == 2
+    boot(console_dir, ids[0], "console-debian12-done.txt")
+    boot(console_dir, ids[1], "console-debian12-failed.txt")
+    run = check_cli(*FAST, "--asg-name", name, "--name", "web", "--timeout", "30")
+    assert run.code == 1, run.out
+    assert f"[web {ids[0]}] cloud-init: done" in run.out
+    assert run.err.splitlines()[0].startswith(f"not ready: web {ids[1]} ({REGION})")
+    assert "  failing module(s): scripts_user" in run.err.splitlines()
+    boot(console_dir, ids[1], "console-debian12-done.txt")
+    run = check(*FAST, "--asg-name", name, "--timeout", "20")
+    assert run.code == 0, run.err
+
+
+def test_unknown_or_empty_group_is_explained(aws_env: str) -> None:
+    run = check(*FAST, "--asg-name", "no-such-group", "--timeout", "10")
+    assert run.code == 2
+    assert "--asg-name 'no-such-group': no such Auto Scaling group in us-east-1" in run.err
+    name, _ = make_group(aws_env, 0)
+    run = check(*FAST, "--asg-name", name, "--timeout", "10")
+    assert run.code == 1 and "has no pending or in-service servers" in run.err

@@ -11,7 +11,7 @@ from tests.readiness.harness import check, check_cli
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--region", "us-east-1"],
-     "error: nothing to check: give --instance-id, --target-group-arn or --url"),
+     "error: nothing to check: give --instance-id, --asg-name, --target-group-arn or --url"),
     (["--region", "us-esat-1", "--url", "http://127.0.0.1:9/"],
      "error: unknown region 'us-esat-1': use an AWS region code such as us-east-1 or eu-west-1"),
     (["--region", "eu-west-1", "--instance-id", "web-1"],
