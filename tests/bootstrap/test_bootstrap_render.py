@@ -28,7 +28,7 @@ from components.bootstrap import (
     Target,
     render,
 )
-from components.config import PROJECT_DIR, parse_stack
+from components.config import PROJECT_DIR, StackConfig, parse_stack
 from tests.bootstrap.stacks import VARIANTS, all_configs, make_cfg
 
 UNIT_DIR = "/etc/systemd/system"
@@ -309,3 +309,96 @@ def test_ssm_agent_on_ec2_images_that_lack_it(os_name: str, arch: str,
     local = render(cfg, Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
     assert "amazon-ssm-agent" not in next(t for p, t in local.files.items()
                                           if p.endswith("/setup"))
+
+
+# --- CloudWatch agent (EC2 only) ----------------------------------------------------------------
+
+# The keys the agent's schema (amazon-cloudwatch-agent translator/config/schema.json) allows
+# where ours sit; it rejects unknown keys in `metrics`, a collect_list item and `logs`.
+_CW_METRICS_KEYS = {"namespace", "aggregation_dimensions", "append_dimensions",
+                    "metrics_collected", "force_flush_interval", "credentials",
+                    "endpoint_override", "metrics_destinations"}
+_CW_FILE_KEYS = {"file_path", "log_group_name", "log_stream_name", "log_group_class",
+                 "multi_line_start_pattern", "timestamp_format", "timezone", "encoding",
+                 "auto_removal", "blacklist", "publish_multi_logs", "retention_in_days",
+                 "filters", "trim_timestamp", "backpressure_mode"}
+
+
+def _cw(cfg_name: str) -> tuple[dict[str, object], dict[str, str], StackConfig]:
+    cfg = all_configs()[cfg_name]
+    files = render(cfg).files
+    return json.loads(files[f"/etc/webstack/{cfg.app.name}/cloudwatch-agent.json"]), files, cfg
+
+
+@pytest.mark.parametrize("name", [*VARIANTS, "stack:dev", "stack:prod"])
+def test_cloudwatch_agent_config_has_the_metrics_and_logs_the_alarms_and_groups_expect(
+        name: str) -> None:
+    conf, files, cfg = _cw(name)
+    assert set(conf) == {"agent", "metrics", "logs"}
+    agent = conf["agent"]
+    assert isinstance(agent, dict) and agent["run_as_user"] == "root"  # reads nginx's 0640 logs
+    assert 1 <= agent["metrics_collection_interval"] <= 172800
+    metrics = conf["metrics"]
+    assert isinstance(metrics, dict) and set(metrics) <= _CW_METRICS_KEYS
+    assert metrics["namespace"] == naming.METRICS_NAMESPACE
+    assert metrics["append_dimensions"] == {"InstanceId": "${aws:InstanceId}",
+                                            "AutoScalingGroupName": "${aws:AutoScalingGroupName}"}
+    assert metrics["aggregation_dimensions"] == [["AutoScalingGroupName"], ["InstanceId"]]
+    assert metrics["metrics_collected"] == {
+        "mem": {"measurement": ["mem_used_percent"]},
+        "disk": {"measurement": ["used_percent"], "resources": ["/"], "drop_device": True}}
+    logs = conf["logs"]
+    assert isinstance(logs, dict) and set(logs) == {"logs_collected"}
+    collect = logs["logs_collected"]["files"]["collect_list"]
+    for item in collect:
+        assert set(item) <= _CW_FILE_KEYS and item["file_path"].startswith("/")
+        # The program creates the groups with their retention: the agent must leave it alone.
+        assert "retention_in_days" not in item and item["log_stream_name"] == "{instance_id}"
+    by_group = {item["log_group_name"]: item["file_path"] for item in collect}
+    groups = naming.log_groups(cfg)
+    app = cfg.app.name
+    site = files[f"/etc/nginx/conf.d/{app}.conf"]
+    gunicorn = _gunicorn_settings(render(cfg), app)
+    assert by_group == {
+        groups["nginx-access"]: f"/var/log/nginx/{app}.access.log",
+        groups["nginx-error"]: f"/var/log/nginx/{app}.error.log",
+        groups["app"]: gunicorn["errorlog"],
+        groups["cloud-init"]: "/var/log/cloud-init-output.log"}
+    # ... and those are the files nginx and gunicorn really write.
+    assert f"access_log /var/log/nginx/{app}.access.log " in site
+    assert f"error_log /var/log/nginx/{app}.error.log;" in site
+
+
+@pytest.mark.parametrize(("os_name", "arch", "path"), [
+    ("debian-12", "x86_64", "debian/amd64"),
+    ("debian-12", "arm64", "debian/arm64"),
+    ("ubuntu-24.04", "x86_64", "ubuntu/amd64"),
+    ("ubuntu-24.04", "arm64", "ubuntu/arm64"),
+])
+def test_cloudwatch_agent_is_installed_and_started_on_ec2_only(os_name: str, arch: str,
+                                                               path: str) -> None:
+    cfg = make_cfg({"webstack:serverOs": os_name, "webstack:serverArch": arch})
+    setup = render(cfg).files["/usr/local/lib/webstack/hello/setup"]
+    url = (f"https://s3.us-east-1.amazonaws.com/amazoncloudwatch-agent-us-east-1/{path}/latest/"
+           "amazon-cloudwatch-agent.deb")
+    assert url in setup
+    assert ("amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \\\n"
+            '    -c "file:$etc/cloudwatch-agent.json"') in setup
+    block = re.search(r"^# >>> EC2 only: the CloudWatch agent.*?^# <<< EC2 only$", setup,
+                      re.M | re.S)
+    assert block is not None and url in block.group(0)
+    local = render(cfg, Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
+    assert "amazon-cloudwatch-agent" not in local.files["/tmp/x/usr/local/lib/webstack/hello/setup"]
+
+
+def test_no_script_can_echo_a_secret_into_a_log() -> None:
+    """No `set -x` anywhere; secret values are only in /run, never in the user-data; the
+    release script's messages pass through the redactor (see tests/release)."""
+    cfg = make_cfg(VARIANTS["full"])
+    rendered = render(cfg)
+    for path, text in rendered.files.items():
+        assert not re.search(r"^\s*set\s+-[a-wyz]*x", text, re.M), path
+        assert "bash -x" not in text and "xtrace" not in text, path
+    release = rendered.files["/usr/local/lib/webstack/shop/release"]
+    assert '"$lib/probe" redact "${redact[@]}"' in release
+    assert 'redact=(--redact /run/webstack/shop/secrets.env)' in release

@@ -105,12 +105,18 @@ def app_source(name: str, *, dep: bool = False, health: str = "ok") -> str:
     return "\n".join(lines) + "\n"
 
 
+# The stack's pre-start hook: records where it ran and with which venv; in a release that has a
+# file named fail-hook it prints the secret it was given and fails.
+PRE_START = ('echo "$PWD $VIRTUAL_ENV ${DB_PASSWORD:+has-secret}" > hook-ran; '
+             'if [ -f fail-hook ]; then echo "cannot migrate as $DB_PASSWORD"; exit 3; fi')
+
 RELEASES = {  # tag -> (app.py, requirements.txt)
     "A": (app_source("A"), ""),
     "B": (app_source("B", dep=True), "webstack-release-dep==1.0\n"),
     "C": (app_source("C", health="500"), ""),
     "D": (app_source("D", health="once"), ""),
     "E": (app_source("E"), ""),
+    "F": (app_source("F"), ""),  # with fail-hook
 }
 
 
@@ -161,6 +167,8 @@ def origin_repo(path: Path) -> Path:
     for tag, (app, requirements) in RELEASES.items():
         (path / "app.py").write_text(app)
         (path / "requirements.txt").write_text(requirements)
+        if tag == "F":
+            (path / "fail-hook").write_text("")
         for args in (["add", "."], ["commit", "--quiet", "-m", f"release {tag}"], ["tag", tag]):
             subprocess.run([*git, *args], check=True, timeout=30)
     return path

@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from tests.bootstrap.stacks import make_cfg
-from tests.release.stack import REPO_URL, SECRET, Poll, Stack, dump, loopback_stack, rev
+from tests.release.stack import (
+    PRE_START,
+    REPO_URL,
+    SECRET,
+    Poll,
+    Stack,
+    dump,
+    loopback_stack,
+    rev,
+)
 
 pytestmark = pytest.mark.realtools
 
@@ -29,6 +38,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     cfg = make_cfg({"webstack:appName": "shop", "webstack:appRepo": REPO_URL,
                     "webstack:appRef": "A", "webstack:appWorkers": "2",
                     "webstack:appReleasesKept": str(KEPT),
+                    "webstack:appPreStart": json.dumps([PRE_START]),
                     "webstack:appSecrets": json.dumps(["DB_PASSWORD=/webstack/dev/shop/db"])})
     with loopback_stack(cfg, tmp_path_factory.mktemp("release")) as served:
         yield served
@@ -55,7 +65,11 @@ def test_first_release_serves_a_through_the_same_code_path(stack: Stack) -> None
     assert stack.current() == Path(stack.paths.releases) / sha
     assert served_by(stack) == ("200", "release A")
     assert stack.get("/healthz") == ("200", "ok A")
-    assert (stack.current() / "venv/bin/gunicorn").exists()  # its own venv
+    release = stack.current()
+    assert (release / "venv/bin/gunicorn").exists()  # its own venv
+    # The pre-start hooks ran in the new release, with its venv and the app's secrets.
+    assert (release / "src/hook-ran").read_text().split() == [
+        str(release / "src"), str(release / "venv"), "has-secret"]
 
 
 def test_releasing_what_serves_is_a_no_op(stack: Stack) -> None:
@@ -151,6 +165,18 @@ def test_only_the_newest_releases_are_kept(stack: Stack) -> None:
     # appReleasesKept = 2: E (serving) and B (the one before); A pruned, failed trees gone.
     assert stack.releases() == sorted([short(stack, "B"), short(stack, "E")])
     assert not list(Path(stack.paths.releases).glob(".failed-*"))
+
+
+def test_a_failing_hook_stops_the_release_and_its_output_is_redacted(stack: Stack) -> None:
+    before = stack.current()
+    result, _ = stack.release("F")
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert message.startswith("release: FAILED: release F (")
+    assert "a pre-start hook failed: cannot migrate as ***" in message
+    assert f"Rolled back to {before.name}, which kept serving throughout" in message
+    assert SECRET not in result.stdout + result.stderr
+    assert stack.current() == before
 
 
 def test_a_bad_ref_is_a_usage_error_and_an_unknown_one_changes_nothing(stack: Stack) -> None:
