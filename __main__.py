@@ -14,7 +14,7 @@ from components.firewall import Firewall
 from components.fleet import ServerFleet
 from components.instance_role import InstanceRole
 from components.loadbalancer import LoadBalancer
-from components.monitoring import Monitoring
+from components.monitoring import LogGroups, Monitoring
 from components.network import Network
 from components.parameters import AppParameters
 from components.readiness import Readiness, gate_command, health_url
@@ -32,6 +32,8 @@ network = Network(name, cfg.network, cfg.tags)
 firewall = Firewall(name, cfg, network.vpc_id)
 parameters = AppParameters(name, cfg, secret_values=config.load_secret_values())
 role = InstanceRole(name, cfg)
+logs = LogGroups(name, cfg)
+boot_after = [*parameters.parameters, *logs.groups]  # what the first boot reads or writes to
 
 zone_id = lookup_zone_id(cfg.domain.zone) if cfg.domain.zone else None
 certificate = None
@@ -44,7 +46,7 @@ if not cfg.server.autoscaling:
                        subnet_id=network.subnet_ids.apply(lambda ids: ids[0]),
                        security_group_id=firewall.web_group_id,
                        instance_profile=role.profile_name, key_name=firewall.ssh_key_name,
-                       user_data_base64=user_data_base64, boot_after=parameters.parameters)
+                       user_data_base64=user_data_base64, boot_after=boot_after)
 if cfg.load_balanced:
     assert firewall.alb_group_id is not None
     alb = LoadBalancer(name, cfg, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids,
@@ -57,7 +59,7 @@ if cfg.server.autoscaling:
                         subnet_ids=network.subnet_ids, security_group_id=firewall.web_group_id,
                         instance_profile_arn=role.profile_arn, key_name=firewall.ssh_key_name,
                         user_data_base64=user_data_base64, target_group_arn=alb.target_group_arn,
-                        boot_after=parameters.parameters)
+                        boot_after=boot_after)
 
 # The servers, whichever shape they have: the resource to wait for and its ID.
 if fleet is not None:
@@ -114,7 +116,7 @@ monitoring = Monitoring(
 
 outputs.export(cfg, outputs.collect(
     cfg, url=url, choice=choice, network=network, firewall=firewall, server=server,
-    fleet=fleet, alb=alb, certificate=certificate, monitoring=monitoring,
+    fleet=fleet, alb=alb, certificate=certificate, monitoring=monitoring, logs=logs,
     parameters=parameters, user_data_sha256=user_data.sha256,
     cost=cost.estimate(cfg, choice, prices),
     health_check=pulumi.Output.all(

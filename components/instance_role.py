@@ -1,5 +1,6 @@
-"""What a server may do in AWS: SSM (Session Manager, Run Command), the CloudWatch agent, and
-reading exactly the app's own SSM parameters. Shared by the single server and the fleet."""
+"""What a server may do in AWS: SSM (Session Manager, Run Command), ship metrics to our namespace
+and logs to our log groups, and read exactly the app's own SSM parameters. Shared by the single
+server and the fleet."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from components.config import StackConfig
 
 MANAGED_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",  # Session Manager, Run Command
-    "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy",  # metrics and logs
 )
 
 
@@ -43,6 +43,24 @@ def parameters_policy(region: str, account: str, names: list[str]) -> str:
         "Resource": sorted(parameter_arn(region, account, n) for n in names)}]})
 
 
+def agent_policy(region: str, account: str, cfg: StackConfig) -> str:
+    """The CloudWatch agent's needs, narrower than AWS's CloudWatchAgentServerPolicy: our
+    metric namespace, streams in our log groups only (it may not create groups, so retention is
+    ours), and the tag lookup that gives metrics their Auto Scaling group dimension."""
+    groups = [f"arn:aws:logs:{region}:{account}:log-group:{name}"
+              for name in naming.log_groups(cfg).values()]
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
+         "Resource": "*",  # PutMetricData has no resource ARNs: limited by namespace instead
+         "Condition": {"StringEquals": {"cloudwatch:namespace": naming.METRICS_NAMESPACE}}},
+        {"Sid": "Logs", "Effect": "Allow",
+         "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+         "Resource": sorted([*groups, *(f"{g}:log-stream:*" for g in groups)])},
+        {"Sid": "Dimensions", "Effect": "Allow", "Action": "ec2:DescribeTags",
+         "Resource": "*"},  # a Describe call: no resource ARNs exist for it
+    ]})
+
+
 class InstanceRole(pulumi.ComponentResource):
     role_name: pulumi.Output[str]
     profile_name: pulumi.Output[str]
@@ -57,10 +75,13 @@ class InstanceRole(pulumi.ComponentResource):
         for arn in MANAGED_POLICIES:
             aws.iam.RolePolicyAttachment(f"{name}-{arn.rsplit('/', 1)[1]}", role=role.name,
                                          policy_arn=arn, opts=child)
+        account = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        aws.iam.RolePolicy(
+            f"{name}-cloudwatch-agent", role=role.id,
+            policy=account.apply(lambda acct: agent_policy(cfg.region, acct, cfg)), opts=child)
         names = readable_parameters(cfg)
         if names:
-            account = aws.get_caller_identity_output(
-                opts=pulumi.InvokeOutputOptions(parent=self)).account_id
             aws.iam.RolePolicy(
                 f"{name}-parameters", role=role.id,
                 policy=account.apply(lambda acct: parameters_policy(cfg.region, acct, names)),

@@ -123,10 +123,27 @@ def dashboard_body(cfg: StackConfig, dims: Mapping[str, str]) -> str:
     return json.dumps({"widgets": widgets})
 
 
+class LogGroups(pulumi.ComponentResource):
+    """Where the servers' agent ships logs, with retention: made before any server boots (the
+    agent may not create groups, see components/instance_role.py)."""
+
+    groups: list[aws.cloudwatch.LogGroup]
+    names: list[str]
+
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("webstack:monitoring:LogGroups", name, None, opts)
+        self.groups = [
+            aws.cloudwatch.LogGroup(f"{name}-{kind}", name=group, tags=cfg.tags,
+                                    retention_in_days=cfg.monitoring.log_retention_days,
+                                    opts=pulumi.ResourceOptions(parent=self))
+            for kind, group in naming.log_groups(cfg).items()]
+        self.names = list(naming.log_groups(cfg).values())
+        self.register_outputs({"names": self.names})
+
+
 class Monitoring(pulumi.ComponentResource):
     topic_arn: pulumi.Output[str]
     dashboard_url: pulumi.Output[str]
-    log_group_names: list[str]
 
     def __init__(self, name: str, cfg: StackConfig, *, servers: pulumi.Input[str],
                  lb_arn_suffix: pulumi.Input[str] | None = None,
@@ -139,13 +156,6 @@ class Monitoring(pulumi.ComponentResource):
         for i, email in enumerate(cfg.monitoring.alert_emails):
             aws.sns.TopicSubscription(f"{name}-alerts-{i + 1}", topic=topic.arn,
                                       protocol="email", endpoint=email, opts=child)
-        self.log_group_names = []
-        for kind, group in naming.log_groups(cfg).items():
-            aws.cloudwatch.LogGroup(f"{name}-{kind}", name=group, tags=cfg.tags,
-                                    retention_in_days=cfg.monitoring.log_retention_days,
-                                    opts=child)
-            self.log_group_names.append(group)
-
         bound = {SERVERS: servers, LOAD_BALANCER: lb_arn_suffix, TARGET_GROUP: tg_arn_suffix,
                  CERTIFICATE: certificate_arn}
         for spec in alarm_specs(cfg):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from components.firewall import Firewall
     from components.fleet import ServerFleet
     from components.loadbalancer import LoadBalancer
-    from components.monitoring import Monitoring
+    from components.monitoring import LogGroups, Monitoring
     from components.network import Network
     from components.parameters import AppParameters
     from components.sizing import Choice
@@ -115,6 +115,7 @@ def export(cfg: StackConfig, values: Mapping[str, Any]) -> None:
 def collect(cfg: StackConfig, *, url: pulumi.Input[str], choice: Choice, network: Network,
             firewall: Firewall, server: WebServer | None, fleet: ServerFleet | None,
             alb: LoadBalancer | None, certificate: Certificate | None, monitoring: Monitoring,
+            logs: LogGroups,
             parameters: AppParameters, user_data_sha256: str, cost: dict[str, Any],
             health_check: pulumi.Input[str]) -> dict[str, Any]:
     """The contract's values from the built components, present exactly when the spec says."""
@@ -124,7 +125,7 @@ def collect(cfg: StackConfig, *, url: pulumi.Input[str], choice: Choice, network
         "webSecurityGroupId": firewall.web_group_id, "userDataSha256": user_data_sha256,
         "healthCheckCommand": health_check, "estimatedMonthlyCost": cost,
         "alertTopicArn": monitoring.topic_arn, "dashboardUrl": monitoring.dashboard_url,
-        "logGroupNames": monitoring.log_group_names,
+        "logGroupNames": logs.names,
     }
     if server is not None:
         values["publicIps"] = server.public_ip.apply(lambda ip: [ip])

@@ -19,7 +19,9 @@ MODULE = "components.rollout"
 def rollout_command(cfg: StackConfig, *, instance_ids: Sequence[str] = (),
                     group_name: str | None = None, target_group_arn: str | None = None) -> str:
     args = [PYTHON, "-m", MODULE, "--region", cfg.region, "--app", cfg.app.name,
-            "--ref", cfg.app.ref, "--timeout", str(cfg.readiness.timeout_seconds),
+            # servers release one after another, each building a venv: a budget per server
+            "--ref", cfg.app.ref,
+            "--timeout", str(cfg.readiness.timeout_seconds * cfg.server.ceiling),
             "--name", cfg.prefix]
     for instance_id in instance_ids:
         args += ["--instance-id", instance_id]

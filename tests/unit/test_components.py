@@ -13,9 +13,9 @@ from components.certificate import Certificate
 from components.dns import Dns
 from components.firewall import Firewall, rules
 from components.fleet import ServerFleet
-from components.instance_role import MANAGED_POLICIES, InstanceRole, parameter_arn
+from components.instance_role import MANAGED_POLICIES, InstanceRole, agent_policy, parameter_arn
 from components.loadbalancer import TLS_POLICY, LoadBalancer
-from components.monitoring import Monitoring
+from components.monitoring import LogGroups, Monitoring
 from components.network import Network, subnet_cidrs
 from components.parameters import AppParameters
 from components.release import Rollout, rollout_command
@@ -181,8 +181,10 @@ def test_role_has_only_ssm_and_cloudwatch_and_exact_parameters():
     attached = sorted(r.inputs["policyArn"] for r in
                       run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"))
     assert attached == sorted(MANAGED_POLICIES)
-    policy = json.loads(run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
-    (statement,) = policy["Statement"]
+    policies = {r.name.removeprefix("role-b-"): json.loads(r.inputs["policy"])
+                for r in run.of_type("aws:iam/rolePolicy:RolePolicy")}
+    assert set(policies) == {"parameters", "cloudwatch-agent"}
+    (statement,) = policies["parameters"]["Statement"]
     assert statement["Action"] == ["ssm:GetParameter", "ssm:GetParameters"]
     assert statement["Resource"] == sorted(
         parameter_arn("us-east-1", ACCOUNT_ID, n)
@@ -195,7 +197,23 @@ def test_role_has_only_ssm_and_cloudwatch_and_exact_parameters():
 
 def test_bundled_app_without_secrets_reads_no_parameters():
     run = _role(cfg_of(), "role-c")
-    assert not run.of_type("aws:iam/rolePolicy:RolePolicy")
+    (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
+    assert policy.name.endswith("-cloudwatch-agent")
+
+
+def test_agent_may_ship_only_to_our_namespace_and_log_groups():
+    cfg = cfg_of()
+    statements = {s["Sid"]: s for s in json.loads(agent_policy("us-east-1", ACCOUNT_ID, cfg))[
+        "Statement"]}
+    assert statements["Metrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "CWAgent"}}
+    logs = statements["Logs"]
+    assert "logs:CreateLogGroup" not in logs["Action"]
+    assert "logs:PutRetentionPolicy" not in logs["Action"]
+    groups = naming.log_groups(cfg).values()
+    assert sorted(logs["Resource"]) == sorted(
+        [f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:{g}" for g in groups]
+        + [f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:{g}:log-stream:*" for g in groups])
 
 
 @pytest.mark.parametrize(("os_name", "arch", "owner", "pattern"), [
@@ -310,7 +328,7 @@ def test_single_server_alarms_thresholds_recovery_and_topic():
     cfg = cfg_of(**{"webstack:alertEmails": arr("ops@example.com", "web@example.com"),
                     "webstack:alarmCpuPercent": "70", "webstack:alarmDiskPercent": "90",
                     "webstack:logRetentionDays": "14"})
-    run = build(lambda: Monitoring("mon-a", cfg, servers="i-123"))
+    run = build(lambda: (LogGroups("logs-a", cfg), Monitoring("mon-a", cfg, servers="i-123")))
     topic = run.one("aws:sns/topic:Topic")
     subs = run.of_type("aws:sns/topicSubscription:TopicSubscription")
     assert sorted(s.inputs["endpoint"] for s in subs) == ["ops@example.com", "web@example.com"]

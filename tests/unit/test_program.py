@@ -346,14 +346,22 @@ def test_rollout_only_for_a_git_app_after_the_gates(runs):
     assert rollout.inputs["triggers"] == ["v3.1.0"] and "--ref v3.1.0" in rollout.inputs["create"]
 
 
-def test_servers_boot_after_their_parameters(runs):
-    run = runs["git-app-secrets-alerts"]
+@pytest.mark.parametrize(("key", "servers"), [("git-app-secrets-alerts", "autoscaling/group:Group"),
+                                              ("dev", "ec2/instance:Instance")])
+def test_servers_boot_after_their_parameters_and_log_groups(runs, key, servers):
+    run = runs[key]
     by_urn = run.by_urn()
-    group = run.one("aws:autoscaling/group:Group")
-    names = {by_urn[u].inputs.get("name") for u in group.dependencies
-             if u in by_urn and by_urn[u].type == "aws:ssm/parameter:Parameter"}
-    assert names == {"/webstack/prod/hello/release-ref", "/webstack/prod/hello/secrets/API_KEY",
-                     "/webstack/prod/hello/secrets/SESSION_KEY"}
+    (server,) = run.of_type(f"aws:{servers}")
+    before = [by_urn[u] for u in server.dependencies if u in by_urn]
+    parameters = {r.inputs["name"] for r in before if r.type == "aws:ssm/parameter:Parameter"}
+    groups = {r.inputs["name"] for r in before if r.type == "aws:cloudwatch/logGroup:LogGroup"}
+    assert groups == set(run.outputs["logGroupNames"]) and len(groups) == 4
+    if key == "dev":
+        assert parameters == set()  # the bundled app reads no parameter
+    else:
+        assert parameters == {"/webstack/prod/hello/release-ref",
+                              "/webstack/prod/hello/secrets/API_KEY",
+                              "/webstack/prod/hello/secrets/SESSION_KEY"}
 
 
 def _plain_strings(value) -> list[str]:
@@ -383,8 +391,9 @@ def test_secret_values_only_inside_secret_envelopes(runs):
 
 def test_role_reads_exactly_the_stacks_parameters(runs):
     run = runs["git-app-secrets-alerts"]
-    (statement,) = json.loads(run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])[
-        "Statement"]
+    (policy,) = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy")
+                 if r.name.endswith("-parameters")]
+    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
     assert statement["Resource"] == [
         f"arn:aws:ssm:us-east-1:123456789012:parameter/webstack/prod/hello/{n}"
         for n in ("release-ref", "secrets/API_KEY", "secrets/SESSION_KEY")]
