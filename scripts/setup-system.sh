@@ -13,6 +13,12 @@ packages=(
   git              # the loopback run fetches the sample app from a local git repo
   systemd          # systemd-analyze verify on the units; systemd-socket-activate for the loopback run
   python3          # Debian's python3 runs the server-side scripts (fetch-secrets) in the tests
+  qemu-system-x86  # the local VM (scripts/local_vm.py, tests/vm, make demo)
+  qemu-utils       # qemu-img: the VM's qcow2 base image and copy-on-write overlays
+  debootstrap      # builds the VM's Debian 12 base image once
+  e2fsprogs        # mkfs.ext4 -d: the image's file system without loop mounts
+  genisoimage      # the NoCloud seed ISO (label cidata)
+  openssh-client   # ssh/ssh-keygen: the VM tier inspects the guest over SSH
 )
 
 missing=()

@@ -1,0 +1,77 @@
+"""Bring a stack up in a local VM: its user-data with local overrides, then boot and converge.
+
+Shared by `scripts/local_vm.py`, the VM test tier and `scripts/bench_converge.py`, so the
+three exercise one path: the image (cached), the accelerator, the seed, the boot, the watch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from components.bootstrap import RenderedBootstrap, Target, render
+from components.config import StackConfig, parse
+from devtools.mockrun import stack_config
+from devtools.vm import Converged, Ports, Vm, VmError, choose_accel, ensure_key, watch
+from devtools.vm_image import Recipe, ensure_image, host_cas, host_mirror
+
+# A server in every way (paths, ports 80/443 on every address, venv built at boot) except that
+# it is not on EC2: no SSM or CloudWatch agents to fetch from AWS.
+LOCAL_VM = Target(ec2=False)
+
+
+class NoGuest(VmError):
+    """qemu runs no guest on this machine, under any accelerator."""
+
+
+def vm_config(stack: str, ssh_public_key: str, extra: dict[str, str] | None = None) -> StackConfig:
+    """The stack's settings with what a local VM needs instead of AWS: the bundled sample app
+    (shipped in the user-data: no git server), a self-signed certificate, the harness's SSH
+    key. The host's CAs are in the image, so extraCaCertFiles stays the stack's own."""
+    raw = stack_config(stack, {
+        "webstack:appRepo": "", "webstack:appPath": "", "webstack:tlsMode": "selfsigned",
+        "webstack:sshPublicKey": ssh_public_key, **(extra or {})})
+    region = raw.get("aws:region")
+    return parse(raw, project="webstack", stack=stack, region=region,
+                 supported_regions=(region,) if region else ())
+
+
+def render_for_vm(stack: str, extra: dict[str, str] | None = None) -> RenderedBootstrap:
+    key = ensure_key().with_suffix(".pub").read_text().strip()
+    return render(vm_config(stack, key, extra), LOCAL_VM)
+
+
+@dataclass(frozen=True)
+class UpResult:
+    vm: Vm
+    accel: str
+    converged: Converged
+    status: dict[str, object]  # `cloud-init status --format json` once it finished
+
+
+def up(name: str, user_data: str, hostname: str, ports: Ports, say: Callable[[str], None],
+       timeout: float = 900.0, health_path: str | None = "/healthz",
+       accel: str | None = None) -> UpResult:
+    """Boot a fresh VM on `user_data` and wait until the app answers at `health_path` (None:
+    no app to wait for) and cloud-init is done.
+
+    VmError when it does not converge (the VM is left running for `logs`/`ssh`); NoGuest
+    when qemu cannot run a guest here at all. `accel`: skip the probe (the caller made it).
+    """
+    image = ensure_image(Recipe(host_mirror(), host_cas()), say)
+    accel = accel or choose_accel(image, say)
+    if accel is None:
+        raise NoGuest("qemu boots no guest on this machine (neither under KVM nor TCG)")
+    vm = Vm.named(name)
+    info = vm.start(image, user_data, accel, ports, hostname)
+    say(f"boot: powered on ({accel}); console: {vm.console}")
+    health_url = vm.url(health_path) if health_path else None
+    converged = watch(vm, health_url, say, timeout, info.started)
+    remaining = max(60.0, timeout - (time.time() - info.started))
+    status = vm.cloud_init_status(wait=remaining)
+    say(f"cloud-init: {status.get('status')} at {time.time() - info.started:.0f}s")
+    if status.get("status") != "done" or status.get("errors"):
+        raise VmError(f"cloud-init status: {json.dumps(status, indent=2)}")
+    return UpResult(vm, accel, converged, status)

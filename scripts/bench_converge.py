@@ -1,0 +1,166 @@
+"""How long a server takes to converge from its user-data, in a local VM from the cached image.
+
+    python scripts/bench_converge.py [--stack dev] [--runs 3]
+
+Boots the stack's rendered user-data `--runs` times (power-on → first 200 from the app), then
+the floor as often: the same VM with the same OS packages and nothing of ours (power-on →
+cloud-init done). Prints medians split into kernel boot, cloud-init stages and modules
+(`cloud-init analyze dump` in the VM), apt, venv+pip and service start (the setup script's
+lines on the console, stamped by the guest kernel), the accelerator, and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devtools.vm import Ports, Vm, VmError, choose_accel, port_free
+from devtools.vm_image import Recipe, ensure_image, host_cas, host_mirror
+from devtools.vm_up import render_for_vm, up
+
+TARGETS = {"tcg": 120.0, "kvm": 60.0}  # power-on → first 200, seconds
+BEYOND_FLOOR_TARGET = 0.25
+STAGES = ("init-local", "init-network", "modules-config", "modules-final")
+# The setup script's own progress lines, as the console shows them with the guest's uptime.
+SETUP_MARKS = {"venv+pip": ("release: virtualenv", "release: checking"),
+               "candidate check": ("release: checking", "release: switching"),
+               "service start": ("release: switching", "release: serving")}
+CONSOLE_LINE = re.compile(r"^\[\s*(\d+\.\d+)\] (.*)$")
+
+STARTED = time.monotonic()
+
+
+def say(text: str) -> None:
+    print(f"[{time.monotonic() - STARTED:6.1f}s] {text}", flush=True)
+
+
+@dataclass
+class Run:
+    total: float  # power-on → first 200 (the floor: → cloud-init done), host clock
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def floor_user_data(user_data: str) -> str:
+    """The same packages and SSH key, nothing of ours: what any server of this OS would do."""
+    doc = yaml.safe_load(user_data)
+    keep = {k: doc[k] for k in ("apt", "package_update", "packages", "ssh_authorized_keys")
+            if k in doc}
+    return "#cloud-config\n" + yaml.safe_dump(keep, sort_keys=False)
+
+
+def console_times(console: str) -> dict[str, float]:
+    """Guest uptime of the first console line containing each setup mark."""
+    found: dict[str, float] = {}
+    for line in console.splitlines():
+        m = CONSOLE_LINE.match(line)
+        if not m:
+            continue
+        for start, end in SETUP_MARKS.values():
+            for mark in (start, end):
+                if mark in m.group(2) and mark not in found:
+                    found[mark] = float(m.group(1))
+    return found
+
+
+def analyze(vm: Vm) -> dict[str, float]:
+    """Stage and module durations from `cloud-init analyze dump` (start/finish event pairs)."""
+    events = json.loads(vm.ssh("cloud-init analyze dump", timeout=60).stdout)
+    started: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for ev in events:
+        name = ev["name"]
+        if ev["event_type"] == "start":
+            started[name] = ev["timestamp"]
+        elif name in started:
+            out[name] = ev["timestamp"] - started[name]
+    return out
+
+
+def measure(vm: Vm, total: float) -> Run:
+    run = Run(total)
+    times = analyze(vm)
+    for stage in STAGES:
+        run.phases[f"cloud-init {stage}"] = times.get(stage, 0.0)
+    run.phases["apt (package_update_upgrade_install)"] = times.get(
+        "modules-final/config-package_update_upgrade_install", 0.0)
+    boot = vm.ssh("systemd-analyze time | head -1", timeout=30, check=False).stdout
+    kernel = re.search(r"([\d.]+)s \(kernel\)", boot)
+    run.phases["kernel boot"] = float(kernel.group(1)) if kernel else 0.0
+    marks = console_times(vm.console_text())
+    for phase, (start, end) in SETUP_MARKS.items():
+        if start in marks and end in marks:
+            run.phases[phase] = marks[end] - marks[start]
+    return run
+
+
+def boot_once(name: str, user_data: str, ports: Ports, accel: str, app: bool) -> Run:
+    try:
+        result = up(name, user_data, f"bench-{name}", ports, say, timeout=1200,
+                    health_path="/healthz" if app else None, accel=accel)
+        total = (result.converged.seconds_to_healthy if app
+                 else result.converged.milestones["cloud-init finished"])
+        return measure(result.vm, total)
+    finally:
+        Vm.named(name).stop()
+
+
+def median_run(runs: list[Run]) -> Run:
+    keys = sorted({k for r in runs for k in r.phases})
+    return Run(statistics.median(r.total for r in runs),
+               {k: statistics.median(r.phases.get(k, 0.0) for r in runs) for k in keys})
+
+
+def report(accel: str, app: Run, floor: Run, runs: int) -> str:
+    lines = [f"accelerator: {accel}; medians of {runs} boot(s) from the cached image",
+             f"{'phase':42} {'app':>8} {'floor':>8}"]
+    for key in sorted(set(app.phases) | set(floor.phases)):
+        lines.append(f"{key:42} {app.phases.get(key, 0.0):7.1f}s "
+                     f"{floor.phases.get(key, 0.0):7.1f}s")
+    lines.append(f"{'power-on → first 200 (floor: → cloud-init done)':42} {app.total:7.1f}s "
+                 f"{floor.total:7.1f}s")
+    beyond = max(0.0, app.total - floor.total) / app.total
+    target = TARGETS.get(accel, TARGETS["tcg"])
+    lines += [f"target power-on → 200 ≤ {target:.0f}s: {'met' if app.total <= target else 'MISSED'}"
+              f" ({app.total:.0f}s)",
+              f"target beyond the floor ≤ {BEYOND_FLOOR_TARGET:.0%}: "
+              f"{'met' if beyond <= BEYOND_FLOOR_TARGET else 'MISSED'} ({beyond:.0%})"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--stack", default="dev")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    image = ensure_image(Recipe(host_mirror(), host_cas()), say)
+    accel = choose_accel(image, say)
+    if accel is None:
+        say("qemu boots no guest on this machine: nothing to measure")
+        return 2
+    ports = Ports(*[p for p in range(18280, 18400) if port_free(p)][:3])
+    user_data = render_for_vm(args.stack).user_data
+    try:
+        app = [boot_once("bench-app", user_data, ports, accel, app=True)
+               for _ in range(args.runs)]
+        floor = [boot_once("bench-floor", floor_user_data(user_data), ports, accel, app=False)
+                 for _ in range(args.runs)]
+    except VmError as err:
+        say(f"FAILED: {err}")
+        return 1
+    print(report(accel, median_run(app), median_run(floor), args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

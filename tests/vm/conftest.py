@@ -1,0 +1,42 @@
+"""The VM tier: the stack's rendered user-data converging a real Debian VM under qemu.
+
+Slow (a TCG boot takes minutes), so one VM serves every check of `test_converge.py`; the
+broken-user-data boot comes after it is stopped (never two VMs at once). Skips, saying so, only
+where qemu boots no guest at all; missing tools are a set-up failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from devtools.vm import choose_accel
+from devtools.vm_image import Image, Recipe, ensure_image, host_cas, host_mirror
+
+TOOLS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "genisoimage", "ssh", "ssh-keygen")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "vm: boots a qemu VM from the rendered user-data (slow)")
+
+
+def say(text: str) -> None:
+    print(f"[vm {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+@pytest.fixture(scope="session")
+def vm_image() -> Image:
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    assert not missing, f"{missing} not installed: run scripts/setup-system.sh (make system)"
+    return ensure_image(Recipe(host_mirror(), host_cas()), say)
+
+
+@pytest.fixture(scope="session")
+def accel(vm_image: Image) -> str:
+    found = choose_accel(vm_image, say)
+    if found is None:
+        pytest.skip("qemu boots no guest on this machine (neither under KVM nor TCG): "
+                    "the VM tier cannot run here")
+    return found

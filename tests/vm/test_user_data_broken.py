@@ -1,0 +1,48 @@
+"""A user-data that cannot converge (a package that does not exist): `local_vm.py up` must
+name the failing cloud-init module, show the log tail and exit non-zero, as soon as cloud-init
+reports the failure rather than at its timeout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from components.config import PROJECT_DIR
+from devtools.vm_up import render_for_vm
+from tests.vm.conftest import say
+from tests.vm.test_converge import _free_ports
+
+pytestmark = pytest.mark.vm
+
+BOGUS = "webstack-no-such-package"
+BOUND = 600  # seconds: the package step fails within ~2 min of power-on under TCG
+
+
+def test_broken_user_data_reports_the_failing_module(accel: str, tmp_path: Path) -> None:
+    user_data = render_for_vm("dev").user_data
+    assert "\npackages:\n" in user_data
+    broken = tmp_path / "user-data"
+    broken.write_text(user_data.replace("\npackages:\n", f"\npackages:\n  - {BOGUS}\n", 1))
+    ports = _free_ports()
+    cli = [sys.executable, str(PROJECT_DIR / "scripts" / "local_vm.py")]
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [*cli, "up", "--name", "test-broken", "--user-data", str(broken),
+             "--timeout", str(BOUND), "--http-port", str(ports.http),
+             "--https-port", str(ports.https), "--ssh-port", str(ports.ssh)],
+            capture_output=True, text=True, timeout=BOUND + 120, check=False)
+    finally:
+        subprocess.run([*cli, "down", "--name", "test-broken"], timeout=60, check=True,
+                       capture_output=True)
+    elapsed = time.monotonic() - started
+    say(f"broken user-data reported after {elapsed:.0f}s:\n{proc.stdout[-3000:]}")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "cloud-init module(s) failed: package-update-upgrade-install" in proc.stdout
+    assert "--- last 25 lines of" in proc.stdout
+    assert f"Unable to locate package {BOGUS}" in proc.stdout  # apt's own words, in the tail
+    assert elapsed < BOUND
