@@ -30,38 +30,31 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import boto3.session
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
 )
 
+from components.aws_cli import (
+    AWS_CONFIG,
+    UsageError,
+    aws_error,
+    elapsed,
+    known_region,
+    short_error,
+)
 from components.cloudinit_status import PROBE_SCRIPT, CloudInit, clean, parse_console, parse_probe
 
 READY, NOT_READY, USAGE = 0, 1, 2
 MAX_INTERVAL = 30.0
 HEARTBEAT = 30.0
 BODY_EXCERPT = 500
-# Short per-call limits so the overall deadline holds; standard mode retries throttling.
-AWS_CONFIG = Config(connect_timeout=3, read_timeout=10,
-                    retries={"mode": "standard", "total_max_attempts": 3})
 # SSM only speeds things up (the console answers too): do not spend the deadline retrying it.
 SSM_CONFIG = AWS_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 2}))
-_AUTH_ERRORS = {"AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId",
-                "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
-                "RequestExpired", "InvalidAccessKeyId", "IncompleteSignature"}
-_DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
 _NOT_FOUND = {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"}
 _SSM_BUSY = {"Pending", "InProgress", "Delayed"}
-
-
-class UsageError(Exception):
-    """Exit 2: the command line, region, credentials or endpoint are wrong; one line says
-    what failed and what to do."""
 
 
 @dataclass
@@ -72,46 +65,6 @@ class Poll:
     state: str
     line: str
     details: list[str] = field(default_factory=list)
-
-
-def _aws_error(exc: Exception, what: str) -> UsageError | None:
-    """The exit-2 error for a credential, permission or endpoint failure; None otherwise."""
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return UsageError(f"{what}: no usable AWS credentials ({exc}); set AWS_PROFILE or "
-                          "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`")
-    if isinstance(exc, EndpointConnectionError):
-        return UsageError(f"{what}: cannot reach the AWS endpoint ({exc}); check the network, "
-                          "proxy settings and AWS_ENDPOINT_URL")
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        message = exc.response.get("Error", {}).get("Message", "")
-        if code in _AUTH_ERRORS:
-            return UsageError(f"{what}: AWS rejected the credentials ({code}: {message}); "
-                              "refresh them or choose another profile")
-        if code in _DENIED:
-            return UsageError(f"{what}: not allowed ({code}: {message}); grant this "
-                              "permission to the identity that runs the check")
-    return None
-
-
-def _short(exc: Exception) -> str:
-    """One line of at most 200 characters (an endpoint may answer with a whole HTML page)."""
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code", "?"))
-        # botocore names an unparsable error by its HTTP status; its message is the raw body
-        text = (f"HTTP {code} from the endpoint" if code.isdigit()
-                else f"{code}: {err.get('Message', '')}")
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:200]
-
-
-def _elapsed(seconds: float) -> str:
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 _SOURCES = {"ssm": "SSM Run Command", "console": "EC2 console output", "ssh": "ssh probe"}
@@ -200,7 +153,7 @@ class InstanceCheck:
                     if output is not None:
                         return parse_probe(output, "ssm")
             except (ClientError, BotoCoreError) as exc:  # e.g. no ssm:* permission
-                self.ssm_unusable = _short(exc)
+                self.ssm_unusable = short_error(exc)
                 self.notes.append(f"SSM not usable ({self.ssm_unusable}): read the console")
         return parse_console(self._console())
 
@@ -400,17 +353,17 @@ def wait(phases: list[list[Step]], timeout: float, interval: float, region: str,
                 except (ClientError, BotoCoreError) as exc:
                     # The endpoint answered the preflight: losing it now is retried, while
                     # rejected credentials or a missing permission will not fix themselves.
-                    fatal = _aws_error(exc, step.label)
+                    fatal = aws_error(exc, step.label)
                     if fatal and not isinstance(exc, EndpointConnectionError):
                         raise fatal from exc
-                    poll = Poll("waiting", f"AWS error, retrying ({_short(exc)})")
+                    poll = Poll("waiting", f"AWS error, retrying ({short_error(exc)})")
                 now = time.monotonic()
                 if poll is None:
                     break  # the deadline passed inside the call
                 if poll.line != step.shown or now - step.shown_at >= HEARTBEAT:
                     changed |= poll.line != step.shown
                     step.shown, step.shown_at = poll.line, now
-                    print(f"[{step.label}] {poll.line} {_elapsed(now - start)}", file=out,
+                    print(f"[{step.label}] {poll.line} {elapsed(now - start)}", file=out,
                           flush=True)
                 if poll.state == "failed":
                     raise NotReady(_message([step.label], region, start, poll.details))
@@ -434,13 +387,7 @@ def wait(phases: list[list[Step]], timeout: float, interval: float, region: str,
 def _message(labels: list[str], region: str, start: float, lines: list[str]) -> str:
     body = "\n".join(f"  {line}" for line in lines)
     return (f"not ready: {', '.join(labels)} ({region}) after "
-            f"{_elapsed(time.monotonic() - start)}\n{body}")
-
-
-def _known_region(region: str) -> bool:
-    session = botocore.session.get_session()
-    return any(region in session.get_available_regions("ec2", partition)
-               for partition in session.get_available_partitions())
+            f"{elapsed(time.monotonic() - start)}\n{body}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -472,7 +419,7 @@ def _usage(args: argparse.Namespace) -> None:
                          "--target-group-arn or --url")
     if args.timeout <= 0 or args.interval <= 0:
         raise UsageError("--timeout and --interval must be positive numbers of seconds")
-    if not _known_region(args.region):
+    if not known_region(args.region):
         raise UsageError(f"unknown region {args.region!r}: use an AWS region code such as "
                          "us-east-1 or eu-west-1")
     for iid in args.instance_ids:
@@ -496,8 +443,8 @@ def _group_instances(session: boto3.session.Session, name: str, region: str) -> 
         groups = client.describe_auto_scaling_groups(
             AutoScalingGroupNames=[name])["AutoScalingGroups"]
     except (ClientError, BotoCoreError) as exc:
-        raise _aws_error(exc, f"Auto Scaling group {name}") or \
-            UsageError(f"Auto Scaling group {name}: {_short(exc)}") from exc
+        raise aws_error(exc, f"Auto Scaling group {name}") or \
+            UsageError(f"Auto Scaling group {name}: {short_error(exc)}") from exc
     if not groups:
         raise UsageError(f"--asg-name {name!r}: no such Auto Scaling group in {region}")
     ids = sorted(i["InstanceId"] for i in groups[0].get("Instances", [])
@@ -517,8 +464,8 @@ def _phases(args: argparse.Namespace) -> list[list[Step]]:
         try:
             session.client("sts", config=AWS_CONFIG).get_caller_identity()
         except (ClientError, BotoCoreError) as exc:
-            raise _aws_error(exc, "AWS credentials check (sts get-caller-identity)") or \
-                UsageError(f"AWS credentials check failed: {_short(exc)}") from exc
+            raise aws_error(exc, "AWS credentials check (sts get-caller-identity)") or \
+                UsageError(f"AWS credentials check failed: {short_error(exc)}") from exc
         if args.asg_name:
             args.instance_ids = sorted({*args.instance_ids,
                                         *_group_instances(session, args.asg_name, args.region)})
@@ -547,7 +494,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
     try:
         _usage(args)
         phases = _phases(args)
-        elapsed = wait(phases, args.timeout, args.interval, args.region, out)
+        took = wait(phases, args.timeout, args.interval, args.region, out)
     except UsageError as exc:
         print(f"error: {exc}", file=err)
         return USAGE
@@ -563,7 +510,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
     things = [*args.instance_ids, *([args.target_group_arn] if args.target_group_arn else []),
               *([args.url] if args.url else [])]
     label = f"{args.name}: " if args.name else ""
-    print(f"ready: {label}{', '.join(things)} in {_elapsed(elapsed)}", file=out, flush=True)
+    print(f"ready: {label}{', '.join(things)} in {elapsed(took)}", file=out, flush=True)
     return READY
 
 

@@ -32,14 +32,7 @@ from typing import Any, TextIO
 import boto3.session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.readiness_check import (
-    AWS_CONFIG,
-    UsageError,
-    _aws_error,
-    _elapsed,
-    _known_region,
-    _short,
-)
+from components.aws_cli import AWS_CONFIG, UsageError, aws_error, elapsed, known_region, short_error
 
 OK, FAILED, USAGE = 0, 1, 2
 RELEASE_SCRIPT = "/usr/local/lib/webstack/{app}/release"
@@ -76,7 +69,7 @@ def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
     try:
         return fn(**kwargs)
     except (ClientError, BotoCoreError) as exc:
-        raise _aws_error(exc, what) or Failed(f"{what}: {_short(exc)}") from exc
+        raise aws_error(exc, what) or Failed(f"{what}: {short_error(exc)}") from exc
 
 
 class Rollout:
@@ -112,8 +105,8 @@ class Rollout:
                                                       InstanceId=instance_id)
             except ClientError as exc:  # not registered yet, right after send_command
                 if exc.response.get("Error", {}).get("Code") != "InvocationDoesNotExist":
-                    raise _aws_error(exc, f"ssm get-command-invocation on {instance_id}") \
-                        or Failed(f"{instance_id}: {_short(exc)}") from exc
+                    raise aws_error(exc, f"ssm get-command-invocation on {instance_id}") \
+                        or Failed(f"{instance_id}: {short_error(exc)}") from exc
                 inv = {"Status": "Pending"}
             status = inv.get("Status", "?")
             if status not in _BUSY:
@@ -194,7 +187,7 @@ def _check_usage(args: argparse.Namespace) -> None:
                              "i-0123456789abcdef0")
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
-    if not _known_region(args.region):
+    if not known_region(args.region):
         raise UsageError(f"unknown region {args.region!r}: use an AWS region code such as "
                          "us-east-1 or eu-west-1")
 
@@ -243,7 +236,7 @@ def run(args: argparse.Namespace, session: Any, out: TextIO, clock: Clock) -> in
             raise Failed(" ".join(parts)) from exc
         done.append(iid)
     print(f"rollout{label}: {len(instances)} server(s) serve {args.ref} "
-          f"({_elapsed(clock.now() - start)})", file=out, flush=True)
+          f"({elapsed(clock.now() - start)})", file=out, flush=True)
     return OK
 
 
@@ -267,7 +260,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
         print("interrupted", file=err)
         return FAILED
     except Exception as exc:  # a bug or an unforeseen failure: still one line, no traceback
-        print(f"error: unexpected {type(exc).__name__}: {_short(exc)}", file=err)
+        print(f"error: unexpected {type(exc).__name__}: {short_error(exc)}", file=err)
         return FAILED
 
 

@@ -1,0 +1,73 @@
+"""AWS calls of our command-line tools (readiness check, rollout): short per-call limits so an
+overall deadline holds, and every credential, permission or endpoint failure told in one line
+that says what to do — never a traceback."""
+
+from __future__ import annotations
+
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+
+# Short per-call limits so the overall deadline holds; standard mode retries throttling.
+AWS_CONFIG = Config(connect_timeout=3, read_timeout=10,
+                    retries={"mode": "standard", "total_max_attempts": 3})
+_AUTH_ERRORS = {"AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId",
+                "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+                "RequestExpired", "InvalidAccessKeyId", "IncompleteSignature"}
+_DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
+
+
+class UsageError(Exception):
+    """Exit 2: the command line, region, credentials or endpoint are wrong; one line says
+    what failed and what to do."""
+
+
+def aws_error(exc: Exception, what: str) -> UsageError | None:
+    """The exit-2 error for a credential, permission or endpoint failure; None otherwise."""
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return UsageError(f"{what}: no usable AWS credentials ({exc}); set AWS_PROFILE or "
+                          "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`")
+    if isinstance(exc, EndpointConnectionError):
+        return UsageError(f"{what}: cannot reach the AWS endpoint ({exc}); check the network, "
+                          "proxy settings and AWS_ENDPOINT_URL")
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in _AUTH_ERRORS:
+            return UsageError(f"{what}: AWS rejected the credentials ({code}: {message}); "
+                              "refresh them or choose another profile")
+        if code in _DENIED:
+            return UsageError(f"{what}: not allowed ({code}: {message}); grant this "
+                              "permission to the identity that runs the check")
+    return None
+
+
+def short_error(exc: Exception) -> str:
+    """One line of at most 200 characters (an endpoint may answer with a whole HTML page)."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "?"))
+        # botocore names an unparsable error by its HTTP status; its message is the raw body
+        text = (f"HTTP {code} from the endpoint" if code.isdigit()
+                else f"{code}: {err.get('Message', '')}")
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:200]
+
+
+def elapsed(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def known_region(region: str) -> bool:
+    session = botocore.session.get_session()
+    return any(region in session.get_available_regions("ec2", partition)
+               for partition in session.get_available_partitions())
