@@ -543,7 +543,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for(check: Callable[[], bool], what: str, timeout: float) -> None:
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll `check` until true, or TimeoutError: every wait in local runs is bounded."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -552,7 +553,7 @@ def _wait_for(check: Callable[[], bool], what: str, timeout: float) -> None:
     raise TimeoutError(f"{what} not ready within {timeout} s")
 
 
-def _connects(family: socket.AddressFamily, address: str | tuple[str, int]) -> Callable[[], bool]:
+def connects(family: socket.AddressFamily, address: str | tuple[str, int]) -> Callable[[], bool]:
     def check() -> bool:
         with socket.socket(family) as s:
             try:
@@ -636,14 +637,14 @@ def run_local(cfg: StackConfig, root: Path, venv: Path,
                 ["systemd-socket-activate", "--listen", sock,
                  *[f"--setenv={k}={v}" for k, v in env.items()], *argv],
                 stdout=glog, stderr=subprocess.STDOUT, cwd=root))
-            _wait_for(lambda: Path(sock).exists(), "gunicorn socket", timeout)
-            _connects(socket.AF_UNIX, sock)()  # the first connection starts gunicorn
+            wait_for(lambda: Path(sock).exists(), "gunicorn socket", timeout)
+            connects(socket.AF_UNIX, sock)()  # the first connection starts gunicorn
             procs.append(subprocess.Popen(
                 ["nginx", "-c", str(main_conf), "-p", str(nginx_prefix), "-g", "daemon off;"],
                 stdout=nlog, stderr=subprocess.STDOUT))
             http = f"http://127.0.0.1:{target.http_port}"
             https = cfg.tls.mode in ("selfsigned", "letsencrypt")
-            _wait_for(_connects(socket.AF_INET, ("127.0.0.1", target.http_port)), "nginx",
+            wait_for(connects(socket.AF_INET, ("127.0.0.1", target.http_port)), "nginx",
                       timeout)
             yield LocalRun(target=target, rendered=rendered, paths=paths, http_url=http,
                            base_url=f"https://127.0.0.1:{target.https_port}" if https else http)

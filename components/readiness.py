@@ -24,18 +24,26 @@ PYTHON = ".venv/bin/python"
 MODULE = "components.readiness_check"
 
 
-def gate_command(*, region: str, timeout: int, interval: int, name: str,
-                 instance_ids: Sequence[str] = (), group_name: str | None = None,
-                 url: str | None = None, target_group_arn: str | None = None) -> str:
-    """The checker's command line: ids, URLs and numbers only — nothing secret."""
-    args = [PYTHON, "-m", MODULE, "--region", region, "--timeout", str(timeout),
-            "--interval", str(interval), "--name", name]
+def target_args(instance_ids: Sequence[str] = (), group_name: str | None = None,
+                target_group_arn: str | None = None) -> list[str]:
+    """Which servers a CLI of ours acts on: the same flags for the check and the rollout."""
+    args: list[str] = []
     for instance_id in instance_ids:
         args += ["--instance-id", instance_id]
     if group_name:
         args += ["--asg-name", group_name]
     if target_group_arn:
         args += ["--target-group-arn", target_group_arn]
+    return args
+
+
+def gate_command(*, region: str, timeout: int, interval: int, name: str,
+                 instance_ids: Sequence[str] = (), group_name: str | None = None,
+                 url: str | None = None, target_group_arn: str | None = None) -> str:
+    """The checker's command line: ids, URLs and numbers only — nothing secret."""
+    args = [PYTHON, "-m", MODULE, "--region", region, "--timeout", str(timeout),
+            "--interval", str(interval), "--name", name,
+            *target_args(instance_ids, group_name, target_group_arn)]
     if url:
         args += ["--url", url]
     return shlex.join(args)

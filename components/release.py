@@ -11,7 +11,7 @@ import pulumi
 import pulumi_command as command
 
 from components.config import StackConfig
-from components.readiness import PYTHON
+from components.readiness import PYTHON, target_args
 
 MODULE = "components.rollout"
 
@@ -22,13 +22,7 @@ def rollout_command(cfg: StackConfig, *, instance_ids: Sequence[str] = (),
             # servers release one after another, each building a venv: a budget per server
             "--ref", cfg.app.ref,
             "--timeout", str(cfg.readiness.timeout_seconds * cfg.server.ceiling),
-            "--name", cfg.prefix]
-    for instance_id in instance_ids:
-        args += ["--instance-id", instance_id]
-    if group_name:
-        args += ["--asg-name", group_name]
-    if target_group_arn:
-        args += ["--target-group-arn", target_group_arn]
+            "--name", cfg.prefix, *target_args(instance_ids, group_name, target_group_arn)]
     return shlex.join(args)
 
 

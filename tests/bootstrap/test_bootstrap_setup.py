@@ -18,6 +18,7 @@ import pytest
 
 from components.bootstrap import LocalRun, run_local
 from tests.bootstrap.stacks import VARIANTS, make_cfg
+from tests.stubs import INSTALL_WITHOUT_OWNER, write_stubs
 
 pytestmark = pytest.mark.realtools
 
@@ -37,13 +38,7 @@ esac
     # The release's candidate gunicorn: setpriv would switch to the app's user.
     "setpriv": 'echo "setpriv $*" >> "$STUB_LOG"; shift 5; exec "$@"',
     # install as root would chown to the app's user, which does not exist here.
-    "install": """
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in -o|-g) shift 2 ;; *) args+=("$1"); shift ;; esac
-done
-exec /usr/bin/install "${args[@]}"
-""",
+    "install": INSTALL_WITHOUT_OWNER,
 }
 
 
@@ -73,9 +68,7 @@ def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> Non
     root = Path(live.target.root)
     stubs = root / "stub"
     (stubs / "state").mkdir(parents=True)
-    for name, body in STUBS.items():
-        (stubs / name).write_text(f"#!/bin/bash\n{body.strip()}\n")
-        (stubs / name).chmod(0o755)
+    write_stubs(stubs, STUBS)
     log = stubs / "log"
     env = {"PATH": f"{stubs}:/usr/bin:/bin", "HOME": str(root), "PIP_NO_INDEX": "1",
            "STUB_LOG": str(log), "STUB_STATE": str(stubs / "state")}

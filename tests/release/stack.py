@@ -32,13 +32,16 @@ from pathlib import Path
 from components.bootstrap import (
     Paths,
     Target,
+    connects,
     free_port,
     install,
     nginx_main_conf,
     render,
     stop,
+    wait_for,
 )
 from components.config import PROJECT_DIR, StackConfig
+from tests.stubs import INSTALL_WITHOUT_OWNER, write_stubs
 
 REPO_URL = "https://git.example.com/acme/shop.git"
 SECRET = "s3cr3t-db-passw0rd"  # in secrets.env; must never reach a release message
@@ -48,13 +51,7 @@ STUBS = {
     "runuser": 'shift 3; exec "$@"',  # runuser -u USER -- CMD...
     "setpriv": 'shift 5; exec "$@"',  # setpriv --reuid U --regid G --init-groups CMD...
     "chown": "exit 0",
-    "install": """
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in -o|-g) shift 2 ;; *) args+=("$1"); shift ;; esac
-done
-exec /usr/bin/install "${args[@]}"
-""",
+    "install": INSTALL_WITHOUT_OWNER,
 }
 
 SYSTEMCTL = """#!{python}
@@ -352,14 +349,11 @@ def loopback_stack(cfg: StackConfig, workdir: Path) -> Iterator[Stack]:
         secrets.chmod(0o600)
         Path(paths.nginx_logs).mkdir(parents=True)
         stubs = root / "stub"
-        stubs.mkdir()
         control = str(root / "systemd.sock")
-        for name, body in STUBS.items():
-            (stubs / name).write_text(f"#!/bin/bash\n{body.strip()}\n")
+        write_stubs(stubs, STUBS)
         (stubs / "systemctl").write_text(SYSTEMCTL.format(python=sys.executable,
                                                           control=control))
-        for script in stubs.iterdir():
-            script.chmod(0o755)
+        (stubs / "systemctl").chmod(0o755)
         origin = origin_repo(workdir / "origin")
         env = {"PATH": f"{stubs}:/usr/bin:/bin", "HOME": str(root), "LC_ALL": "C",
                "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_COUNT": "1",
@@ -372,7 +366,7 @@ def loopback_stack(cfg: StackConfig, workdir: Path) -> Iterator[Stack]:
              "--unit", f"webstack-{cfg.app.name}", "--control", control],
             cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)}))
-        _wait(lambda: Path(control).exists(), "fakesystemd")
+        wait_for(lambda: Path(control).exists(), "fakesystemd")
         prefix = root / "nginx-run"
         prefix.mkdir()
         main_conf = prefix / "nginx.conf"
@@ -381,7 +375,7 @@ def loopback_stack(cfg: StackConfig, workdir: Path) -> Iterator[Stack]:
         procs.append(subprocess.Popen(
             ["nginx", "-c", str(main_conf), "-p", str(prefix), "-g", "daemon off;"],
             stdout=log, stderr=subprocess.STDOUT))
-        _wait(lambda: _connects(target.http_port), "nginx")
+        wait_for(connects(socket.AF_INET, ("127.0.0.1", target.http_port)), "nginx")
         yield Stack(cfg, root, paths, target.http_port, env, origin)
     finally:
         control_path = root / "systemd.sock"
@@ -398,25 +392,6 @@ def loopback_stack(cfg: StackConfig, workdir: Path) -> Iterator[Stack]:
             stop(proc)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _connects(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.connect(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _wait(check: object, what: str, timeout: float = 30) -> None:
-    assert callable(check)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready within {timeout} s")
 
 
 def dump(stack: Stack) -> str:
