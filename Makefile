@@ -5,7 +5,7 @@ BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 STACK    ?= dev
 
-.PHONY: demo demo-down test lint unit aws bootstrap-tier system venv bench docs clean
+.PHONY: demo demo-down demo-local test lint system venv bench docs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,7 +25,15 @@ lint: venv
 test: system venv lint
 	$(BIN)/python -m pytest
 
+# The stack's server converged in a local qemu VM from its own user-data; prints the URL.
 demo: system venv
+	$(BIN)/python scripts/local_vm.py up --stack $(STACK)
+
+demo-down: venv
+	$(BIN)/python scripts/local_vm.py down --stack $(STACK)
+
+# Faster, no VM: plan under mocks, render, serve the rendered nginx + gunicorn on loopback.
+demo-local: system venv
 	$(BIN)/python scripts/demo.py --stack $(STACK)
 
 bench: system venv
