@@ -2,9 +2,10 @@
 means to watch and inspect it: console milestones, SSH, health polls.
 
 Each VM has a state directory `<cache>/vms/<name>/` holding its copy-on-write overlay of the
-base image, its seed ISO, its serial console log, qemu's pidfile and `vm.json` (ports, key,
-accelerator, start time). qemu daemonizes, so a VM outlives the command that started it;
-`stop()` ends exactly the process of that pidfile, after checking it is this VM's qemu.
+base image, its seed ISO, its serial console log, qemu's pidfile and `vm.json` (ports,
+accelerator, power-on time, user-data hash). qemu daemonizes, so a VM outlives the command
+that started it; `stop()` ends exactly the process of that pidfile, after checking it is this
+VM's qemu.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def guest_runs(accel: str, image: Image, timeout: float) -> bool:
 
 def choose_accel(image: Image, say: Callable[[str], None]) -> str | None:
     """kvm where a guest really boots under it, else tcg with a notice; None: no guest at all."""
-    if os.access("/dev/kvm", os.R_OK | os.W_OK) and guest_runs("kvm", image, timeout=15):
+    if os.access("/dev/kvm", os.R_OK | os.W_OK) and guest_runs("kvm", image, timeout=10):
         return "kvm"
     if guest_runs("tcg", image, timeout=90):
         say("accelerator: no guest boots under KVM here, using TCG (software emulation)")

@@ -27,12 +27,15 @@ class NoGuest(VmError):
 
 
 def vm_config(stack: str, ssh_public_key: str, extra: dict[str, str] | None = None) -> StackConfig:
-    """The stack's settings with what a local VM needs instead of AWS: the bundled sample app
-    (shipped in the user-data: no git server), a self-signed certificate, the harness's SSH
-    key. The host's CAs are in the image, so extraCaCertFiles stays the stack's own."""
+    """The stack's settings for one server of it in a local VM, with what the VM needs instead
+    of AWS: the bundled sample app (shipped in the user-data: no git server), a self-signed
+    certificate, the harness's SSH key, the image's OS and arch, one server (no load balancer).
+    The host's CAs are in the image, so extraCaCertFiles stays the stack's own."""
     raw = stack_config(stack, {
         "webstack:appRepo": "", "webstack:appPath": "", "webstack:tlsMode": "selfsigned",
-        "webstack:sshPublicKey": ssh_public_key, **(extra or {})})
+        "webstack:sshPublicKey": ssh_public_key, "webstack:serverOs": "debian-12",
+        "webstack:serverArch": "x86_64", "webstack:serverCount": "1",
+        "webstack:serverMinCount": "0", "webstack:serverMaxCount": "0", **(extra or {})})
     region = raw.get("aws:region")
     return parse(raw, project="webstack", stack=stack, region=region,
                  supported_regions=(region,) if region else ())

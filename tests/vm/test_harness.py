@@ -1,0 +1,73 @@
+"""The VM harness's own logic, without booting anything: what `local_vm.py up` renders, the
+seed it writes, how it reads a failed boot, and that it refuses taken ports before starting."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devtools.vm import Ports, Vm, VmError, failed_modules, write_seed
+from devtools.vm_image import Image
+from devtools.vm_up import vm_config
+from scripts.bench_converge import floor_user_data
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVtdZ8wkVbB harness@test"
+
+
+def test_vm_config_is_the_stack_with_local_overrides() -> None:
+    cfg = vm_config("prod", KEY)  # two servers behind an ALB with ACM: one server in the VM
+    assert cfg.server.count == 1 and not cfg.load_balanced
+    assert cfg.app.bundled and cfg.app.path == ""  # the sample app ships in the user-data
+    assert cfg.tls.mode == "selfsigned"
+    assert cfg.access.ssh_public_key == KEY
+    assert vm_config("dev", KEY, {"webstack:appName": "other"}).app.name == "other"
+
+
+def test_seed_is_a_cidata_iso_with_our_user_data(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.iso"
+    write_seed(seed, "#cloud-config\n{}\n", "dev-vm")
+    info = subprocess.run(["isoinfo", "-d", "-i", str(seed)], capture_output=True, text=True,
+                          check=True, timeout=30).stdout
+    assert "Volume id: cidata" in info
+    meta = subprocess.run(["isoinfo", "-R", "-i", str(seed), "-x", "/meta-data"],
+                          capture_output=True, text=True, check=True, timeout=30).stdout
+    assert yaml.safe_load(meta)["local-hostname"] == "dev-vm"
+    user = subprocess.run(["isoinfo", "-R", "-i", str(seed), "-x", "/user-data"],
+                          capture_output=True, text=True, check=True, timeout=30).stdout
+    assert user == "#cloud-config\n{}\n"
+
+
+def test_failed_modules_are_read_from_the_console() -> None:
+    console = (
+        "[  60.1] cloud-init[486]: 2026-11-21 08:08:57,506 - util.py[WARNING]: Running module "
+        "package-update-upgrade-install (<module 'cloudinit.config.cc_package_update_upgrade_"
+        "install' from '/usr/lib/python3/dist-packages/cloudinit/config/x.py'>) failed\n"
+        "[  70.2] cloud-init[486]: util.py[WARNING]: Running module scripts-user (<module "
+        "'cloudinit.config.cc_scripts_user'>) failed\n")
+    assert failed_modules(console) == ["package-update-upgrade-install", "scripts-user"]
+    assert failed_modules("Running module ssh (<module 'x'>) with frequency once") == []
+
+
+def test_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    vm = Vm(tmp_path / "vm")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        with pytest.raises(VmError, match=f"port\\(s\\) taken: 127.0.0.1:{port}"):
+            vm.start(Image(tmp_path / "no-image"), "#cloud-config\n", "tcg",
+                     Ports(http=port, https=port + 1, ssh=port + 2), "dev-vm")
+    assert not vm.dir.exists()  # nothing was created, nothing was started
+
+
+def test_floor_keeps_the_packages_and_nothing_of_ours() -> None:
+    user_data = "#cloud-config\n" + json.dumps({
+        "package_update": True, "packages": ["nginx", "git"], "ssh_authorized_keys": [KEY],
+        "write_files": [{"path": "/x", "content": "y"}], "runcmd": [["/setup"]]})
+    floor = yaml.safe_load(floor_user_data(user_data))
+    assert floor == {"package_update": True, "packages": ["nginx", "git"],
+                     "ssh_authorized_keys": [KEY]}
