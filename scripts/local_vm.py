@@ -57,7 +57,9 @@ def cmd_up(args: argparse.Namespace, vm: Vm) -> int:
         return 1
     long = vm.ssh("cloud-init status --long", check=False).stdout.strip()
     print(f"\nwebstack local VM '{vm.dir.name}' ({result.accel})\n"
-          f"  URL:              {vm.url('/')}  (self-signed; http: {vm.url('/', https=False)})\n"
+          f"  URL:              {vm.url('/')}  (self-signed certificate)\n"
+          f"  plain HTTP:       {vm.url('/', https=False)} (nginx redirects it to the guest's "
+          "port 443)\n"
           f"  time to healthy:  {result.converged.seconds_to_healthy:.0f}s from power-on\n"
           f"  ssh:              {sys.argv[0]} ssh --name {vm.dir.name}\n"
           f"  cloud-init:       " + long.replace("\n", "\n                    "), flush=True)
