@@ -5,7 +5,7 @@ BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 STACK    ?= dev
 
-.PHONY: demo demo-down demo-local test lint system venv bench docs clean
+.PHONY: demo demo-down demo-local test lint system venv bench bench-converge docs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,8 +22,10 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/pyright
 
+# The VM tier runs last and alone: a TCG guest needs both cores.
 test: system venv lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not vm"
+	$(BIN)/python -m pytest -m vm tests/vm
 
 # The stack's server converged in a local qemu VM from its own user-data; prints the URL.
 demo: system venv
@@ -38,6 +40,9 @@ demo-local: system venv
 
 bench: system venv
 	$(BIN)/python scripts/bench_program.py
+
+bench-converge: system venv
+	$(BIN)/python scripts/bench_converge.py --stack $(STACK)
 
 docs: venv
 	$(BIN)/python scripts/docs.py --write

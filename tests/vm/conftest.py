@@ -18,10 +18,6 @@ from devtools.vm_image import Image, Recipe, ensure_image, host_cas, host_mirror
 TOOLS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "genisoimage", "ssh", "ssh-keygen")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "vm: boots a qemu VM from the rendered user-data (slow)")
-
-
 def say(text: str) -> None:
     print(f"[vm {time.strftime('%H:%M:%S')}] {text}", flush=True)
 
