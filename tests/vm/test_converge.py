@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import threading
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 
 from components.bootstrap import RenderedBootstrap
 from components.config import PROJECT_DIR
+from components.readiness_check import probe_command
 from devtools.vm import Ports, Vm, get, healthy, port_free, wait_until
 from devtools.vm_up import UpResult, render_for_vm, up
 from tests.vm.conftest import say
@@ -181,6 +184,90 @@ def test_running_the_final_modules_again_changes_nothing(booted: Booted) -> None
     assert "is already serving: nothing to do" in out, out
     assert _state(booted) == before
     assert healthy(booted.vm.url("/healthz"))
+
+
+# --- the readiness probe and a release on the real server ----------------------------------
+
+def test_readiness_probe_reads_the_real_cloud_init_over_ssh(booted: Booted) -> None:
+    """The gate's own probe script (what SSM runs on EC2), here through ssh."""
+    ci = probe_command(booted.vm.ssh_argv("sudo", "sh", "-s"), timeout=60)
+    assert (ci.source, ci.status, ci.ok, ci.failed_modules) == ("ssh", "done", True, ()), ci
+
+
+RELEASE = "/usr/local/lib/webstack/hello/release"
+BUNDLE_APP = "/usr/local/lib/webstack/hello/bundle/app.py"
+
+
+def _edit_bundle(booted: Booted, old: str, new: str) -> None:
+    """Change the bundled app's source on the server: the next release ships it."""
+    booted.sh(f"""python3 - <<'PY'
+import pathlib
+p = pathlib.Path({BUNDLE_APP!r})
+s = p.read_text()
+assert {old!r} in s, "the bundled app changed: update this test"
+p.write_text(s.replace({old!r}, {new!r}, 1))
+PY""")
+
+
+@contextmanager
+def _load(url: str, clients: int = 2) -> Iterator[list[tuple[int, str]]]:
+    """Requests from the host in a loop until the block ends: (status, X-Release) each;
+    status 0 is a connection or TLS error."""
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                status, headers, _ = get(url, timeout=30)
+                results.append((status, headers.get("X-Release", "A")))
+            except (OSError, ssl.SSLError):
+                results.append((0, ""))
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2)  # the load runs before the switch
+        yield results
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=40)
+
+
+def test_release_switch_under_load_then_automatic_rollback(booted: Booted) -> None:
+    first = booted.sh("readlink /srv/hello/current").strip()
+    _edit_bundle(booted, '("X-Served-By", "hello-app")]',
+                 '("X-Served-By", "hello-app"), ("X-Release", "B")]')
+    with _load(booted.vm.url("/")) as results:
+        started = time.monotonic()
+        out = booted.sh(RELEASE, timeout=600)
+        took = time.monotonic() - started
+        time.sleep(2)  # and after it
+    failed = [r for r in results if r[0] != 200]
+    say(f"release B in {took:.0f}s on the VM under load: {len(results)} requests, "
+        f"{len(failed)} failed, {sum(r[1] == 'B' for r in results)} answered by B")
+    assert failed == [] and len(results) > 20, (failed[:5], out)
+    assert results[0][1] == "A" and results[-1][1] == "B"
+    second = booted.sh("readlink /srv/hello/current").strip()
+    assert second != first and out.strip().splitlines()[-1].startswith("release: serving")
+
+    # C answers /healthz with 500: the release must refuse it and keep B serving throughout.
+    _edit_bundle(booted, '"200 OK", b"ok\\n")', '"500 Internal Server Error", b"broken\\n")')
+    try:
+        with _load(booted.vm.url("/healthz")) as health:
+            broken = booted.vm.ssh(RELEASE, timeout=600, check=False)
+        say(f"broken release C: exit {broken.returncode}, {len(health)} health checks meanwhile, "
+            f"{sum(h[0] != 200 for h in health)} failed")
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+        assert "release: FAILED" in broken.stderr
+        assert all(h[0] == 200 for h in health) and len(health) > 5
+        assert booted.sh("readlink /srv/hello/current").strip() == second
+        status, headers, _ = booted.get("/")
+        assert (status, headers.get("X-Release")) == (200, "B")
+    finally:  # leave B's files for the fault tests that follow
+        _edit_bundle(booted, '"500 Internal Server Error", b"broken\\n")',
+                     '"200 OK", b"ok\\n")')
 
 
 # --- faults --------------------------------------------------------------------------------
