@@ -17,7 +17,7 @@ from components.loadbalancer import LoadBalancer
 from components.monitoring import LogGroups, Monitoring
 from components.network import Network
 from components.parameters import AppParameters
-from components.readiness import Readiness, gate_command, health_url
+from components.readiness import Readiness, health_check_command
 from components.release import Rollout
 from components.webserver import WebServer
 
@@ -117,12 +117,7 @@ monitoring = Monitoring(
 outputs.export(cfg, outputs.collect(
     cfg, url=url, choice=choice, network=network, firewall=firewall, server=server,
     fleet=fleet, alb=alb, certificate=certificate, monitoring=monitoring, logs=logs,
-    parameters=parameters, user_data_sha256=user_data.sha256,
-    cost=cost.estimate(cfg, choice, prices),
-    health_check=pulumi.Output.all(
-        server.instance_id if server else None, fleet.group_name if fleet else None,
-        url).apply(lambda a: gate_command(
-            region=cfg.region, timeout=cfg.readiness.timeout_seconds,
-            interval=cfg.readiness.interval_seconds, name=cfg.prefix,
-            instance_ids=[a[0]] if a[0] else [], group_name=a[1],
-            url=health_url(a[2], cfg.app.health_path)))))
+    user_data_sha256=user_data.sha256, cost=cost.estimate(cfg, choice, prices),
+    health_check=health_check_command(
+        cfg, instance_id=server.instance_id if server else None,
+        group_name=fleet.group_name if fleet else None, url=url)))

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from components.loadbalancer import LoadBalancer
     from components.monitoring import LogGroups, Monitoring
     from components.network import Network
-    from components.parameters import AppParameters
     from components.sizing import Choice
     from components.webserver import WebServer
 
@@ -115,8 +114,7 @@ def export(cfg: StackConfig, values: Mapping[str, Any]) -> None:
 def collect(cfg: StackConfig, *, url: pulumi.Input[str], choice: Choice, network: Network,
             firewall: Firewall, server: WebServer | None, fleet: ServerFleet | None,
             alb: LoadBalancer | None, certificate: Certificate | None, monitoring: Monitoring,
-            logs: LogGroups,
-            parameters: AppParameters, user_data_sha256: str, cost: dict[str, Any],
+            logs: LogGroups, user_data_sha256: str, cost: dict[str, Any],
             health_check: pulumi.Input[str]) -> dict[str, Any]:
     """The contract's values from the built components, present exactly when the spec says."""
     values: dict[str, Any] = {

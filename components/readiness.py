@@ -53,6 +53,17 @@ def health_url(base_url: str, health_path: str) -> str:
     return base_url.rstrip("/") + health_path
 
 
+def health_check_command(cfg: StackConfig, *, instance_id: pulumi.Output[str] | None,
+                         group_name: pulumi.Output[str] | None,
+                         url: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The same check as the gates, all at once: servers and URL ("is prod healthy?")."""
+    r = cfg.readiness
+    return pulumi.Output.all(instance_id, group_name, url).apply(lambda a: gate_command(
+        region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
+        name=cfg.prefix, instance_ids=[a[0]] if a[0] else [], group_name=a[1],
+        url=health_url(a[2], cfg.app.health_path)))
+
+
 class Readiness(pulumi.ComponentResource):
     server_gate: command.local.Command
     url_gate: command.local.Command | None
