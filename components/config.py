@@ -23,6 +23,8 @@ import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
+from components import naming
+
 NAMESPACE = "webstack"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -536,11 +538,6 @@ def stored_secret_values(raw_items: list[str]) -> dict[str, str]:
     return {key: value for key, _, value in (item.partition("=") for item in raw_items)}
 
 
-def parameter_prefix(project: str, stack: str, app: str) -> str:
-    """Every SSM parameter of one app and stack lives under this path."""
-    return f"/{project}/{stack}/{app}"
-
-
 def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
           region: str | None, supported_regions: tuple[str, ...],
           base_dir: Path = PROJECT_DIR, secret_keys: frozenset[str] = frozenset()
@@ -606,13 +603,12 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
         c.problems.append(f"{NAMESPACE}:appSecretValues is stored in plaintext: expected it set "
                           "with `pulumi config set --secret --path 'appSecretValues[0]' "
                           "KEY=value` (and the plaintext removed from the stack file)")
-    prefix = parameter_prefix(project, stack, name)
     for key in stored:
         if key in secrets:
             c.problems.append(f"{NAMESPACE}:appSecrets and {NAMESPACE}:appSecretValues both set "
                               f"{key}: expected each variable in one of them")
         else:
-            secrets[key] = f"{prefix}/secrets/{key}"
+            secrets[key] = naming.secret_parameter(project, stack, name, key)
     for dup in sorted(set(env) & set(secrets)):
         c.problems.append(f"{NAMESPACE}:appEnv and {NAMESPACE}:appSecrets/appSecretValues both "
                           f"set {dup}: expected each variable in one of them")

@@ -7,28 +7,31 @@ compute the same strings.
 
 from __future__ import annotations
 
-from components.config import StackConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # config imports this module: names only, no cycle at run time
+    from components.config import StackConfig
 
 METRICS_NAMESPACE = "CWAgent"  # the CloudWatch agent's default
 
 
-def parameter_prefix(cfg: StackConfig) -> str:
-    """Every SSM parameter of this app and stack lives under this path."""
-    return f"/{cfg.project}/{cfg.stack}/{cfg.app.name}"
+def app_path(project: str, stack: str, app: str) -> str:
+    """Every SSM parameter and log group of one app and stack lives under this path."""
+    return f"/{project}/{stack}/{app}"
+
+
+def secret_parameter(project: str, stack: str, app: str, key: str) -> str:
+    """Where a secret set with `appSecretValues` is stored (SecureString)."""
+    return f"{app_path(project, stack, app)}/secrets/{key}"
 
 
 def release_ref_parameter(cfg: StackConfig) -> str:
     """Holds the git ref servers deploy: read at boot, so a ref change needs no new servers."""
-    return f"{parameter_prefix(cfg)}/release-ref"
-
-
-def secret_parameter(cfg: StackConfig, key: str) -> str:
-    """Where a secret set with `appSecretValues` is stored (SecureString)."""
-    return f"{parameter_prefix(cfg)}/secrets/{key}"
+    return f"{app_path(cfg.project, cfg.stack, cfg.app.name)}/release-ref"
 
 
 def log_groups(cfg: StackConfig) -> dict[str, str]:
     """CloudWatch log groups the agent ships to, by kind; created with retention by the program."""
-    base = f"/{cfg.project}/{cfg.stack}/{cfg.app.name}"
+    base = app_path(cfg.project, cfg.stack, cfg.app.name)
     return {kind: f"{base}/{kind}" for kind in ("nginx-access", "nginx-error", "app",
                                                 "cloud-init")}

@@ -33,7 +33,7 @@ class AppParameters(pulumi.ComponentResource):
                 tags=cfg.tags, opts=child))
         self.secret_names = []
         for key in cfg.app.stored_secrets:
-            parameter_name = naming.secret_parameter(cfg, key)
+            parameter_name = cfg.app.secrets[key]  # named once, in config.parse
             self.parameters.append(aws.ssm.Parameter(
                 f"{name}-secret-{key.lower().replace('_', '-')}", name=parameter_name,
                 type="SecureString", value=pulumi.Output.secret(secret_values[key]),
