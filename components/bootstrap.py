@@ -41,6 +41,18 @@ EC2_USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
 TEMPLATE_DIR = PROJECT_DIR / "cloud-init"
 SAMPLE_APP_DIR = PROJECT_DIR / "examples" / "hello-app"
 GUNICORN_VERSION = "27.0.1"  # same pin as requirements-dev.txt: the loopback run matches servers
+# uv builds each release's venv: seconds, where `python3 -m venv` + pip take half a minute on a
+# small server (ensurepip alone is most of it). Fetched at boot from the stack's package index,
+# pinned by each wheel's sha256 (from PyPI); the same version as requirements-dev.txt's.
+UV_VERSION = "0.13.8"
+UV_WHEELS = {  # server arch -> (wheel, sha256)
+    "x86_64": (f"uv-{UV_VERSION}-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+               "e18a57b8b352eb7c8feb317b9f6f533c8f0ad9673fd6cf34bbe3cf1a9f6a8984"),
+    "arm64": (f"uv-{UV_VERSION}-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64."
+              "musllinux_1_1_aarch64.whl",
+              "0b3e8b1a4f5e405e31e2ff33de8af4744831e9f7338539671efbd8c3c94e791d"),
+}
+PYPI_SIMPLE = "https://pypi.org/simple/"
 AWS_DEFAULT_VPC_CIDR = "172.31.0.0/16"  # every region's default VPC uses this range
 
 # Accounts that exist on Debian/Ubuntu cloud images: an app named like one would run as it.
@@ -97,6 +109,7 @@ class Target:
     https_port: int = 443
     listen_hosts: tuple[str, ...] = ("", "[::]")  # "" = every IPv4 address
     venv: str = ""  # "" = <home>/venv, built at boot
+    uv: str = ""  # "" = fetched at boot into <lib>/uv
     trusted_proxies: tuple[str, ...] = ()  # () = the VPC's range (load-balanced stacks)
     # An EC2 instance: add the SSM agent where the image lacks one, the CloudWatch agent, and
     # read a git app's ref from SSM at release time (local runs keep it inline).
@@ -104,10 +117,18 @@ class Target:
 
     @staticmethod
     def local(root: Path, http_port: int, https_port: int, venv: Path) -> Target:
-        """Everything under `root`, nginx on 127.0.0.1, the given (already built) venv."""
+        """Everything under `root`, nginx on 127.0.0.1, the given (already built) venv, the
+        developer's uv."""
         return Target(root=str(root), http_port=http_port, https_port=https_port,
-                      listen_hosts=("127.0.0.1",), venv=str(venv),
+                      listen_hosts=("127.0.0.1",), venv=str(venv), uv=local_uv(),
                       trusted_proxies=("127.0.0.1/32",), ec2=False)
+
+
+def local_uv() -> str:
+    """The uv of requirements-dev.txt (a development dependency: servers fetch their own)."""
+    from uv import find_uv_bin  # here: the Pulumi program never needs it
+
+    return find_uv_bin()
 
 
 SERVER = Target()
@@ -333,8 +354,10 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     else:
         proxies = ()
     https = cfg.tls.mode in ("selfsigned", "letsencrypt")
-    packages = ["ca-certificates", "git", "logrotate", "nginx", "python3", "python3-venv",
-                "unattended-upgrades"]
+    # No python3-venv: uv makes the venvs. git only for an app that comes from a repository.
+    packages = ["ca-certificates", "logrotate", "nginx", "python3", "unattended-upgrades"]
+    if not app.bundled:
+        packages.append("git")
     if https:
         packages.append("openssl")
     if cfg.tls.mode == "letsencrypt":
@@ -363,6 +386,10 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "static_dir": f"{app_dir}/{app.static_dir}",
         "venv": venv,
         "gunicorn_version": GUNICORN_VERSION,
+        "uv": target.uv or f"{paths.lib}/uv",
+        "uv_version": UV_VERSION,
+        "uv_wheel": UV_WHEELS[cfg.server.arch],
+        "package_index": cfg.sources.pip_index_url or PYPI_SIMPLE,
         "target": target,
         "tls": cfg.tls.mode,
         "https": https,
@@ -397,7 +424,7 @@ class _File:
     defer: bool = False
 
 
-def _file_list(cfg: StackConfig, p: Paths, ec2: bool) -> list[_File]:
+def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     """Every file the user-data writes (the bundled app's files aside), with its template."""
     unit, units, app = _unit(cfg), p.units, cfg.app.name
     files = [
@@ -405,6 +432,7 @@ def _file_list(cfg: StackConfig, p: Paths, ec2: bool) -> list[_File]:
         _File(f"{p.lib}/release", "files/release.sh.j2", 0o755),
         _File(f"{p.lib}/probe", "files/probe.py.j2", 0o755),
         _File(f"{p.etc}/gunicorn.conf.py", "files/gunicorn.conf.py.j2"),
+        _File(f"{p.etc}/uv.toml", "files/uv.toml.j2"),
         # Rendered for every target so local checks see it; only EC2's setup starts the agent.
         _File(f"{p.etc}/cloudwatch-agent.json", "files/cloudwatch-agent.json.j2"),
         _File(p.root + f"/etc/logrotate.d/webstack-{app}", "files/logrotate.j2"),
@@ -415,11 +443,11 @@ def _file_list(cfg: StackConfig, p: Paths, ec2: bool) -> list[_File]:
         _File(p.root + "/etc/apt/apt.conf.d/20auto-upgrades", "files/20auto-upgrades.j2",
               defer=True),
     ]
-    if cfg.sources.pip_index_url or cfg.sources.extra_ca_certs:
-        files.append(_File(p.root + "/etc/pip.conf", "files/pip.conf.j2"))
+    if not target.uv:
+        files.append(_File(f"{p.lib}/fetch-uv", "files/fetch-uv.py.j2", 0o755))
     if cfg.app.repo:
         files.append(_File(f"{p.lib}/fetch-app", "files/fetch-app.sh.j2", 0o755))
-    if cfg.app.secrets or (ec2 and cfg.app.repo):  # secrets, or the release ref
+    if cfg.app.secrets or (target.ec2 and cfg.app.repo):  # secrets, or the release ref
         files.append(_File(f"{p.lib}/ssm-get", "files/ssm-get.py.j2", 0o755))
     if cfg.app.secrets:
         files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", 0o600),
@@ -450,7 +478,7 @@ def render(cfg: StackConfig, target: Target = SERVER) -> RenderedBootstrap:
     """The user-data for `cfg`, checked to parse back to exactly the files it lists."""
     ctx = context(cfg, target)
     paths = Paths(target.root, cfg.app.name)
-    specs = _file_list(cfg, paths, target.ec2)
+    specs = _file_list(cfg, paths, target)
     files = {f.path: _ENV.get_template(f.template).render(ctx) for f in specs}
     if cfg.app.bundled:  # a release of its own, which the release script copies from here
         for rel, text in _files_of_sample_app().items():

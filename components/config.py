@@ -145,7 +145,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("aptMirror", "string", "",
             "Debian/Ubuntu package mirror URL (http:// or https://). Empty: the image's default."),
     Setting("pipIndexUrl", "string", "",
-            "Python package index URL for pip. Empty: PyPI."),
+            "Python package index URL (simple API) for each release's venv and for uv itself. "
+            "Empty: PyPI."),
     Setting("extraCaCertFiles", "array", [],
             "PEM files (paths relative to the project) of extra CAs the server must trust, "
             "e.g. a corporate proxy's."),

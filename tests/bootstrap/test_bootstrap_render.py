@@ -13,6 +13,7 @@ import re
 import string
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ from components.bootstrap import (
     EC2_USER_DATA_LIMIT,
     GUNICORN_VERSION,
     SAMPLE_APP_DIR,
+    UV_VERSION,
+    UV_WHEELS,
     BootstrapError,
     RenderedBootstrap,
     Target,
@@ -32,6 +35,7 @@ from components.config import PROJECT_DIR, StackConfig, parse_stack
 from tests.bootstrap.stacks import VARIANTS, all_configs, make_cfg
 
 UNIT_DIR = "/etc/systemd/system"
+NO_RECOMMENDS = 'APT::Install-Recommends "false";\n'
 
 
 def write_files(user_data: str) -> dict[str, dict[str, object]]:
@@ -207,14 +211,58 @@ def test_sources_use_cloud_init_modules() -> None:
     cfg = make_cfg(VARIANTS["full"])
     doc = yaml.safe_load(render(cfg).user_data)
     mirror = [{"arches": ["default"], "uri": "https://mirror.example.com/ubuntu"}]
-    assert doc["apt"] == {"preserve_sources_list": False, "primary": mirror, "security": mirror}
+    assert doc["apt"] == {"conf": NO_RECOMMENDS, "preserve_sources_list": False,
+                          "primary": mirror, "security": mirror}
     assert doc["ca_certs"] == {"trusted": list(cfg.sources.extra_ca_certs)}
-    pip_conf = render(cfg).files["/etc/pip.conf"]
-    assert "index-url = https://pypi.example.com/simple/" in pip_conf
+    uv_toml = tomllib.loads(render(cfg).files["/etc/webstack/shop/uv.toml"])
+    assert uv_toml["pip"] == {"index-url": "https://pypi.example.com/simple/"}
+    assert uv_toml["system-certs"] is True  # the extra CAs are in the system's store
     debian = yaml.safe_load(render(make_cfg({"webstack:aptMirror": "http://deb.example/debian"}))
                             .user_data)
-    assert set(debian["apt"]) == {"preserve_sources_list", "primary"}
-    assert "ca_certs" not in debian and "apt" not in yaml.safe_load(render(make_cfg({})).user_data)
+    assert set(debian["apt"]) == {"conf", "preserve_sources_list", "primary"}
+    default = yaml.safe_load(render(make_cfg({})).user_data)
+    # No mirror: the image's sources stay (Debian's cloud.cfg preserves them; no key to undo it).
+    assert "ca_certs" not in debian and default["apt"] == {"conf": NO_RECOMMENDS}
+    assert "pip" not in tomllib.loads(render(make_cfg({})).files["/etc/webstack/hello/uv.toml"])
+
+
+def test_packages_are_what_the_app_needs_and_no_recommended_extras() -> None:
+    bundled = yaml.safe_load(render(make_cfg({}), Target(ec2=False)).user_data)["packages"]
+    assert bundled == ["ca-certificates", "logrotate", "nginx", "python3", "unattended-upgrades"]
+    ec2 = yaml.safe_load(render(make_cfg({})).user_data)["packages"]
+    assert set(ec2) - set(bundled) == {"curl"}  # for the SSM and CloudWatch agents
+    from_git = yaml.safe_load(render(make_cfg({"webstack:appRepo": "https://git.example.com/a.git"}),
+                                     Target(ec2=False)).user_data)["packages"]
+    assert set(from_git) - set(bundled) == {"git"}  # and no python3-venv: uv makes the venvs
+
+
+def test_uv_is_fetched_during_the_package_installs_and_again_by_setup() -> None:
+    rendered = render(make_cfg({}))
+    lib = "/usr/local/lib/webstack/hello"
+    [bootcmd] = yaml.safe_load(rendered.user_data)["bootcmd"]
+    # Started now, run once cloud-config is done (the script and the CAs exist by then); its
+    # failure never fails the boot, since setup fetches again (waiting on the same lock).
+    assert bootcmd.startswith("systemd-run --quiet --no-block --collect --unit=webstack-hello-uv ")
+    assert bootcmd.endswith(f" --property=After=cloud-config.service /usr/bin/python3 "
+                            f"{lib}/fetch-uv || true")
+    assert '\n"$lib/fetch-uv"\n' in rendered.files[f"{lib}/setup"]
+    assert 'fcntl.flock' in rendered.files[f"{lib}/fetch-uv"]
+    local = render(make_cfg({}), Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/v")))
+    assert "bootcmd" not in yaml.safe_load(local.user_data)  # local runs bring their own uv
+
+
+def test_uv_is_pinned_per_arch_to_the_development_version() -> None:
+    pins = (PROJECT_DIR / "requirements-dev.txt").read_text().splitlines()
+    assert f"uv=={UV_VERSION}" in pins
+    for arch, machine in (("x86_64", "x86_64"), ("arm64", "aarch64")):
+        fetch = render(make_cfg({"webstack:serverArch": arch})).files[
+            "/usr/local/lib/webstack/hello/fetch-uv"]
+        wheel, sha = UV_WHEELS[arch]
+        assert wheel.startswith(f"uv-{UV_VERSION}-py3-none-manylinux") and machine in wheel
+        assert re.fullmatch(r"[0-9a-f]{64}", sha)
+        assert f'"--wheel", default="{wheel}"' in fetch
+        assert f'"--sha256", default="{sha}"' in fetch
+    assert UV_WHEELS["x86_64"][1] != UV_WHEELS["arm64"][1]
 
 
 def test_server_installs_the_same_gunicorn_as_the_loopback_run() -> None:
@@ -269,19 +317,21 @@ def test_local_runs_use_the_server_files_but_for_root_ports_and_venv(
     server = render(cfg)
     local = render(cfg, Target.local(tmp_path, 8080, 8443, Path("/opt/dev-venv")))
     root = str(tmp_path)
-    # EC2 alone reads a git app's ref from SSM (local runs keep it inline).
-    ec2_only_files = {f"/usr/local/lib/webstack/{cfg.app.name}/ssm-get"} - {
-        p.removeprefix(root) for p in local.files}
-    assert {p.removeprefix(root) for p in local.files} == set(server.files) - ec2_only_files
+    # EC2 alone reads a git app's ref from SSM (local runs keep it inline); servers fetch uv,
+    # local runs use the developer's.
+    lib = f"/usr/local/lib/webstack/{cfg.app.name}"
+    ec2_only_files = {f"{lib}/ssm-get"} - {p.removeprefix(root) for p in local.files}
+    server_only_files = {*ec2_only_files, f"{lib}/fetch-uv"}
+    assert {p.removeprefix(root) for p in local.files} == set(server.files) - server_only_files
     assert not cfg.app.secrets or not ec2_only_files
     allowed = re.compile(r"^[-+]\s*(listen |set_real_ip_from |return 301 https://\$host|"
-                         r"url = \"https?://127\.0\.0\.1:|venv_shared=|"
+                         r"url = \"https?://127\.0\.0\.1:|venv_shared=|uv=\(|"
                          r"# REF \(tag, branch or commit SHA\) defaults to |"
                          r"ref=\$\{ref:-|health_url=https?://127\.0\.0\.1:|"
                          r"\"\$lib/probe\" get https?://127\.0\.0\.1:)")
-    ec2_only = re.compile(r"^# >>> EC2 only.*?^# <<< EC2 only\n\n", re.M | re.S)
+    ec2_only = re.compile(r"^# >>> (EC2|servers) only.*?^# <<< \1 only\n\n", re.M | re.S)
     for path, text in server.files.items():
-        if path in ec2_only_files:
+        if path in server_only_files:
             continue
         text = ec2_only.sub("", text)
         other = (local.files[root + path].replace(root, "")

@@ -2,7 +2,7 @@
 
 It runs against a live loopback stack (its health check must pass through nginx), with the
 privileged commands (systemctl, runuser, usermod, chown, install's -o/-g) replaced by stubs that
-log what they were asked and keep a little state, and pip barred from any index.
+log what they were asked and keep a little state, and uv barred from any index.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ STUBS = {
 echo "systemctl $*" >> "$STUB_LOG"
 case "$1 $*" in
   is-active*) [ -e "$STUB_STATE/app-active" ]; exit ;;
+  is-enabled*) [ -e "$STUB_STATE/enabled-$3" ]; exit ;;
+  "enable "*) for u in "$@"; do touch "$STUB_STATE/enabled-$u"; done ;;
   "start "*.service*) touch "$STUB_STATE/app-active" ;;
 esac
 """,
@@ -70,7 +72,7 @@ def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> Non
     (stubs / "state").mkdir(parents=True)
     write_stubs(stubs, STUBS)
     log = stubs / "log"
-    env = {"PATH": f"{stubs}:/usr/bin:/bin", "HOME": str(root), "PIP_NO_INDEX": "1",
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "HOME": str(root), "UV_NO_INDEX": "1",
            "STUB_LOG": str(log), "STUB_STATE": str(stubs / "state")}
     setup = [f"{live.paths.lib}/setup"]
 
@@ -85,6 +87,10 @@ def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> Non
     assert "systemctl start webstack-hello.service" in calls
     assert "usermod -a -G hello www-data" in calls and "systemctl restart nginx" in calls
     assert "nginx -t -q" in calls
+    # Enabling once (it reloads systemd itself); later runs only reload.
+    assert "systemctl enable --quiet nginx" in calls
+    assert "systemctl enable --quiet webstack-hello.socket webstack-hello.service" in calls
+    assert "systemctl daemon-reload" not in calls
     # run_local staged the bundle exactly as the release script names it: nothing to release.
     current = Path(live.paths.current).resolve()
     assert f"release: serving bundled app ({current.name.removeprefix('bundle-')}) as {current}" \
@@ -97,7 +103,8 @@ def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> Non
     out, calls = run_setup()
     assert "is already serving: nothing to do" in out
     assert not [c for c in calls if c.startswith(("usermod", "systemctl restart",
-                                                 "systemctl reload"))]
+                                                 "systemctl reload", "systemctl enable"))]
+    assert "systemctl daemon-reload" in calls  # unit files a repair run rewrote
     assert snapshot(root) == before
 
     app = Path(live.paths.bundle) / "app.py"

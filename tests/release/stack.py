@@ -4,7 +4,7 @@ and running the service unit, and the rendered release script run as the root us
 it, with stubs only for what needs a real system user (runuser, setpriv, chown, install -o).
 
 Apps come from a local git repository (git's url rewriting answers the rendered https URL), and
-pip installs from a local wheelhouse (gunicorn, rebuilt from this venv's copy, and a small
+uv installs from a local wheelhouse (gunicorn, rebuilt from this venv's copy, and a small
 dependency only some releases need), so nothing leaves the machine.
 """
 
@@ -35,6 +35,7 @@ from components.bootstrap import (
     connects,
     free_port,
     install,
+    local_uv,
     nginx_main_conf,
     render,
     stop,
@@ -330,8 +331,8 @@ class Stack:
 def local_target(root: Path) -> Target:
     """A server's layout under root (a venv per release), nginx on free 127.0.0.1 ports."""
     return Target(root=str(root), http_port=free_port(), https_port=free_port(),
-                  listen_hosts=("127.0.0.1",), venv="", trusted_proxies=("127.0.0.1/32",),
-                  ec2=False)
+                  listen_hosts=("127.0.0.1",), venv="", uv=local_uv(),
+                  trusted_proxies=("127.0.0.1/32",), ec2=False)
 
 
 @contextmanager
@@ -359,8 +360,7 @@ def loopback_stack(cfg: StackConfig, workdir: Path) -> Iterator[Stack]:
                "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_COUNT": "1",
                "GIT_CONFIG_KEY_0": f"url.file://{origin}.insteadOf",
                "GIT_CONFIG_VALUE_0": REPO_URL,
-               "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse(workdir / "wheels")),
-               "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+               "UV_NO_INDEX": "1", "UV_FIND_LINKS": str(wheelhouse(workdir / "wheels"))}
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "tests.release.fakesystemd", "--root", str(root),
              "--unit", f"webstack-{cfg.app.name}", "--control", control],

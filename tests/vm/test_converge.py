@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from components.bootstrap import RenderedBootstrap
+from components.bootstrap import GUNICORN_VERSION, UV_VERSION, RenderedBootstrap
 from components.config import PROJECT_DIR
 from components.readiness_check import probe_command
 from devtools.vm import Ports, Vm, get, healthy, port_free, wait_until
@@ -152,6 +152,18 @@ def test_units_enabled(booted: Booted) -> None:
     assert out.split() == ["enabled"] * 3
 
 
+def test_only_the_packages_it_needs_and_the_pinned_uv(booted: Booted) -> None:
+    installed = set(booted.sh("dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' "
+                              "| awk '$1 == \"ii\" {print $2}'").split())
+    assert {"nginx", "python3", "unattended-upgrades"} <= installed
+    # A bundled app needs no git; uv needs no python3-venv; no recommended extras.
+    assert not installed & {"git", "perl", "python3-venv", "python3-gi", "libicu72"}
+    uv = booted.sh("/usr/local/lib/webstack/hello/uv --version")
+    assert uv.startswith(f"uv {UV_VERSION} "), uv
+    assert booted.sh("/srv/hello/current/venv/bin/python -c 'import gunicorn; "
+                     "print(gunicorn.__version__)'").strip() == GUNICORN_VERSION
+
+
 # --- idempotence ---------------------------------------------------------------------------
 
 def _state(booted: Booted) -> dict[str, str]:
@@ -163,7 +175,8 @@ def _state(booted: Booted) -> dict[str, str]:
         echo "dpkg $(dpkg-query -W -f='${{Package}} ${{Version}}\\n' | sha256sum)"
         echo "files $(sha256sum {files} | sha256sum)"
         echo "release $(readlink /srv/hello/current)"
-        echo "venv $(/srv/hello/current/venv/bin/pip freeze --all | sha256sum)"
+        echo "venv $(find /srv/hello/current/venv -name '*.dist-info' -printf '%p %T@\\n' \
+                     | sort | sha256sum)"
         echo "tls $(sha256sum < /etc/webstack/hello/tls/fullchain.pem)"
         echo "gunicorn-pid $(systemctl show -p MainPID --value webstack-hello)"
         echo "nginx-pid $(systemctl show -p MainPID --value nginx)"

@@ -65,9 +65,11 @@ def test_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
 
 
 def test_floor_keeps_the_packages_and_nothing_of_ours() -> None:
+    apt = {"conf": 'APT::Install-Recommends "false";\n'}
     user_data = "#cloud-config\n" + json.dumps({
-        "package_update": True, "packages": ["nginx", "git"], "ssh_authorized_keys": [KEY],
+        "apt": apt, "package_update": True, "packages": ["nginx", "git"],
+        "ssh_authorized_keys": [KEY], "ssh_genkeytypes": ["ed25519"],
         "write_files": [{"path": "/x", "content": "y"}], "runcmd": [["/setup"]]})
     floor = yaml.safe_load(floor_user_data(user_data))
-    assert floor == {"package_update": True, "packages": ["nginx", "git"],
-                     "ssh_authorized_keys": [KEY]}
+    assert floor == {"apt": apt, "package_update": True, "packages": ["nginx", "git"],
+                     "ssh_authorized_keys": [KEY], "ssh_genkeytypes": ["ed25519"]}
