@@ -31,10 +31,12 @@ DISK_SIZE = "4G"
 
 # What a Debian cloud image has that minbase lacks. python3-cffi-backend: without it cloud-init
 # stays unconfigured. sudo: the default user's NOPASSWD rule needs it. dbus: hostnamectl.
+# unattended-upgrades and logrotate: in Debian's cloud images (debian-cloud-images' CLOUD
+# package list), so a first boot there finds them installed, as this one does.
 PACKAGES = (
     "linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus", "cloud-init",
     "python3-cffi-backend", "openssh-server", "ifupdown", "isc-dhcp-client", "iproute2",
-    "netbase", "ca-certificates", "sudo",
+    "netbase", "ca-certificates", "sudo", "unattended-upgrades", "logrotate",
 )
 
 # Runs as root with $1 = the root tree, $2 = the mirror, $3 = a directory of extra CA files.

@@ -128,8 +128,12 @@ def median_run(runs: list[Run]) -> Run:
                {k: statistics.median(r.phases.get(k, 0.0) for r in runs) for k in keys})
 
 
-def report(accel: str, app: Run, floor: Run, runs: int) -> str:
-    lines = [f"accelerator: {accel}; medians of {runs} boot(s) from the cached image",
+def report(accel: str, apps: list[Run], floors: list[Run]) -> str:
+    app, floor = median_run(apps), median_run(floors)
+    each = ", ".join(f"{r.total:.0f}" for r in apps)
+    each_floor = ", ".join(f"{r.total:.0f}" for r in floors)
+    lines = [f"accelerator: {accel}; medians of {len(apps)} boot(s) from the cached image "
+             f"(app: {each} s; floor: {each_floor} s)",
              f"{'phase':48} {'app':>8} {'floor':>8}"]
     for key in sorted(set(app.phases) | set(floor.phases)):
         lines.append(f"{key:48} {app.phases.get(key, 0.0):7.1f}s "
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     except VmError as err:
         say(f"FAILED: {err}")
         return 1
-    print(report(accel, median_run(app), median_run(floor), args.runs))
+    print(report(accel, app, floor))
     return 0
 
 
