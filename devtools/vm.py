@@ -65,13 +65,31 @@ def guest_runs(accel: str, image: Image, timeout: float) -> bool:
 
 
 def choose_accel(image: Image, say: Callable[[str], None]) -> str | None:
-    """kvm where a guest really boots under it, else tcg with a notice; None: no guest at all."""
-    if os.access("/dev/kvm", os.R_OK | os.W_OK) and guest_runs("kvm", image, timeout=10):
-        return "kvm"
-    if guest_runs("tcg", image, timeout=90):
+    """kvm where a guest really boots under it, else tcg with a notice; None: no guest at all.
+
+    The answer is kept for the host's current boot (keyed by its boot id and the image): the
+    probe costs a failed KVM boot (10 s) on machines where /dev/kvm runs no guest."""
+    record = cache_dir() / "accel.json"
+    key = {"boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+           "image": str(image.dir), "kvm_device": os.access("/dev/kvm", os.R_OK | os.W_OK)}
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        saved = json.loads(record.read_text())
+        if saved["key"] == key and saved["accel"] in ("kvm", "tcg"):
+            accel = saved["accel"]
+            if accel == "tcg":
+                say("accelerator: no guest boots under KVM here (probed earlier this host boot), "
+                    "using TCG (software emulation)")
+            return accel
+    if key["kvm_device"] and guest_runs("kvm", image, timeout=10):
+        accel: str | None = "kvm"
+    elif guest_runs("tcg", image, timeout=90):
         say("accelerator: no guest boots under KVM here, using TCG (software emulation)")
-        return "tcg"
-    return None
+        accel = "tcg"
+    else:
+        return None  # not kept: a machine that runs no guest at all is worth asking again
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"key": key, "accel": accel}) + "\n")
+    return accel
 
 
 def port_free(port: int) -> bool:

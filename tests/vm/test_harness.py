@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devtools.vm import Ports, Vm, VmError, failed_modules, write_seed
+from devtools import vm as vm_module
+from devtools.vm import Ports, Vm, VmError, choose_accel, failed_modules, write_seed
 from devtools.vm_image import Image
 from devtools.vm_up import vm_config
 from scripts.bench_converge import floor_user_data
@@ -73,3 +74,37 @@ def test_floor_keeps_the_packages_and_nothing_of_ours() -> None:
     floor = yaml.safe_load(floor_user_data(user_data))
     assert floor == {"apt": apt, "package_update": True, "packages": ["nginx", "git"],
                      "ssh_authorized_keys": [KEY], "ssh_genkeytypes": ["ed25519"]}
+
+
+def test_the_accelerator_is_probed_once_per_host_boot(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    probes: list[str] = []
+    answers = {"kvm": False, "tcg": True}  # what this machine does: /dev/kvm boots nothing
+
+    def guest_runs(accel: str, image: Image, timeout: float) -> bool:
+        probes.append(accel)
+        return answers[accel]
+
+    monkeypatch.setattr(vm_module, "guest_runs", guest_runs)
+    monkeypatch.setattr(vm_module.os, "access", lambda path, mode: True)
+    said: list[str] = []
+    image = Image(tmp_path / "image-a")
+    assert choose_accel(image, said.append) == "tcg"
+    assert probes == ["kvm", "tcg"]
+    assert choose_accel(image, said.append) == "tcg"
+    assert probes == ["kvm", "tcg"]  # not probed again
+    assert "probed earlier this host boot" in said[-1] and "TCG" in said[-1]
+    # Another image is probed afresh; so is a changed record.
+    answers["kvm"] = True
+    assert choose_accel(Image(tmp_path / "image-b"), said.append) == "kvm"
+    record = tmp_path / "webstack" / "accel.json"
+    saved = json.loads(record.read_text())
+    record.write_text(json.dumps({**saved, "key": {**saved["key"], "boot_id": "earlier"}}))
+    assert choose_accel(Image(tmp_path / "image-b"), said.append) == "kvm"
+    assert probes == ["kvm", "tcg", "kvm", "kvm"]
+    # A machine that runs no guest at all is not remembered as such.
+    answers.update(kvm=False, tcg=False)
+    assert choose_accel(Image(tmp_path / "image-c"), said.append) is None
+    assert choose_accel(Image(tmp_path / "image-c"), said.append) is None
+    assert probes[-4:] == ["kvm", "tcg", "kvm", "tcg"]
