@@ -107,6 +107,9 @@ class Target:
     root: str = ""  # prefix of every absolute path ("" on a server)
     http_port: int = 80
     https_port: int = 443
+    # Where clients reach HTTPS when a port forward differs from https_port (the local VM's
+    # 127.0.0.1:8443 → 443): the HTTP → HTTPS redirect names it. 0: https_port.
+    public_https_port: int = 0
     listen_hosts: tuple[str, ...] = ("", "[::]")  # "" = every IPv4 address
     venv: str = ""  # "" = <home>/venv, built at boot
     uv: str = ""  # "" = fetched at boot into <lib>/uv
@@ -393,6 +396,7 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "target": target,
         "tls": cfg.tls.mode,
         "https": https,
+        "redirect_port": target.public_https_port or target.https_port,
         "server_names": " ".join(cfg.domain.names) or "_",
         "cert_name": cfg.domain.hostname or app.name,
         "alt_names": ",".join(f"DNS:{n}" for n in cfg.domain.names) or "DNS:localhost,IP:127.0.0.1",

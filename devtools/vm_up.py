@@ -17,9 +17,12 @@ from devtools.mockrun import stack_config
 from devtools.vm import Converged, Ports, Vm, VmError, choose_accel, ensure_key, watch
 from devtools.vm_image import Recipe, ensure_image, host_cas, host_mirror
 
-# A server in every way (paths, ports 80/443 on every address, venv built at boot) except that
-# it is not on EC2: no SSM or CloudWatch agents to fetch from AWS.
-LOCAL_VM = Target(ec2=False)
+
+def local_vm_target(https_port: int) -> Target:
+    """A server in every way (paths, ports 80/443 on every address, venv built at boot) except
+    that it is not on EC2 (no SSM or CloudWatch agents to fetch from AWS) and that clients reach
+    its HTTPS on the host's forwarded `https_port`, which its HTTP → HTTPS redirect names."""
+    return Target(ec2=False, public_https_port=https_port)
 
 
 class NoGuest(VmError):
@@ -41,9 +44,10 @@ def vm_config(stack: str, ssh_public_key: str, extra: dict[str, str] | None = No
                  supported_regions=(region,) if region else ())
 
 
-def render_for_vm(stack: str, extra: dict[str, str] | None = None) -> RenderedBootstrap:
+def render_for_vm(stack: str, ports: Ports,
+                  extra: dict[str, str] | None = None) -> RenderedBootstrap:
     key = ensure_key().with_suffix(".pub").read_text().strip()
-    return render(vm_config(stack, key, extra), LOCAL_VM)
+    return render(vm_config(stack, key, extra), local_vm_target(ports.https))
 
 
 @dataclass(frozen=True)

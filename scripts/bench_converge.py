@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         say("qemu boots no guest on this machine: nothing to measure")
         return 2
     ports = Ports(*[p for p in range(18280, 18400) if port_free(p)][:3])
-    user_data = render_for_vm(args.stack).user_data
+    user_data = render_for_vm(args.stack, ports).user_data
     try:
         app = [boot_once("bench-app", user_data, ports, accel, app=True)
                for _ in range(args.runs)]

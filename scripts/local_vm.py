@@ -34,15 +34,15 @@ def say(text: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace, vm: Vm) -> int:
+    ports = Ports(args.http_port, args.https_port, args.ssh_port)
     if args.user_data:
         user_data, health = args.user_data.read_text(), "/healthz"
         hostname = args.name
     else:
-        rendered = render_for_vm(args.stack)
+        rendered = render_for_vm(args.stack, ports)
         user_data, health = rendered.user_data, "/healthz"
         hostname = f"{args.stack}-vm"
         say(f"render: {args.stack} user-data {len(user_data)} bytes, sha256 {rendered.sha256[:12]}")
-    ports = Ports(args.http_port, args.https_port, args.ssh_port)
     try:
         result = up(vm.dir.name, user_data, hostname, ports, say, timeout=args.timeout,
                     health_path=health)
@@ -58,8 +58,7 @@ def cmd_up(args: argparse.Namespace, vm: Vm) -> int:
     long = vm.ssh("cloud-init status --long", check=False).stdout.strip()
     print(f"\nwebstack local VM '{vm.dir.name}' ({result.accel})\n"
           f"  URL:              {vm.url('/')}  (self-signed certificate)\n"
-          f"  plain HTTP:       {vm.url('/', https=False)} (nginx redirects it to the guest's "
-          "port 443)\n"
+          f"  plain HTTP:       {vm.url('/', https=False)} (redirects to the URL above)\n"
           f"  time to healthy:  {result.converged.seconds_to_healthy:.0f}s from power-on\n"
           f"  ssh:              {sys.argv[0]} ssh --name {vm.dir.name}\n"
           f"  cloud-init:       " + long.replace("\n", "\n                    "), flush=True)

@@ -452,3 +452,13 @@ def test_no_script_can_echo_a_secret_into_a_log() -> None:
     release = rendered.files["/usr/local/lib/webstack/shop/release"]
     assert '"$lib/probe" redact "${redact[@]}"' in release
     assert 'redact=(--redact /run/webstack/shop/secrets.env)' in release
+
+
+def test_the_https_redirect_names_the_port_clients_reach() -> None:
+    cfg = make_cfg(VARIANTS["selfsigned"])
+    site = "/etc/nginx/conf.d/hello.conf"
+    assert "return 301 https://$host$request_uri;" in render(cfg).files[site]
+    # The local VM: nginx listens on 443, the host forwards 127.0.0.1:8443 to it.
+    forwarded = render(cfg, Target(ec2=False, public_https_port=8443)).files[site]
+    assert "return 301 https://$host:8443$request_uri;" in forwarded
+    assert "listen 443 ssl" in forwarded

@@ -56,10 +56,11 @@ def _free_ports() -> Ports:
 
 @pytest.fixture(scope="module")
 def booted(accel: str) -> Iterator[Booted]:
-    rendered = render_for_vm("dev")
+    ports = _free_ports()
+    rendered = render_for_vm("dev", ports)
     vm = Vm.named("test-converge")
     try:
-        result = up("test-converge", rendered.user_data, "dev-vm", _free_ports(), say,
+        result = up("test-converge", rendered.user_data, "dev-vm", ports, say,
                     timeout=900, accel=accel)
         yield Booted(result, rendered)
     finally:
@@ -92,7 +93,8 @@ def test_root_is_the_apps_greeting_through_nginx(booted: Booted) -> None:
 def test_plain_http_redirects_to_https(booted: Booted) -> None:
     status, headers, _ = booted.get("/", https=False)
     assert status == 301
-    assert headers["Location"] == "https://127.0.0.1/"  # the guest's port: 443
+    # The port the host forwards to the guest's 443: the redirect is usable from the host.
+    assert headers["Location"] == f"https://127.0.0.1:{booted.vm.info.ports.https}/"
 
 
 def test_static_file_is_served_by_nginx(booted: Booted) -> None:

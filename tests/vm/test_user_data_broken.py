@@ -25,11 +25,11 @@ BOUND = 600  # seconds: the package step fails within ~2 min of power-on under T
 
 
 def test_broken_user_data_reports_the_failing_module(accel: str, tmp_path: Path) -> None:
-    user_data = render_for_vm("dev").user_data
+    ports = _free_ports()
+    user_data = render_for_vm("dev", ports).user_data
     assert "\npackages:\n" in user_data
     broken = tmp_path / "user-data"
     broken.write_text(user_data.replace("\npackages:\n", f"\npackages:\n  - {BOGUS}\n", 1))
-    ports = _free_ports()
     cli = [sys.executable, str(PROJECT_DIR / "scripts" / "local_vm.py")]
     started = time.monotonic()
     try:
