@@ -245,7 +245,7 @@ def test_uv_is_fetched_during_the_package_installs_and_again_by_setup() -> None:
     assert bootcmd.startswith("systemd-run --quiet --no-block --collect --unit=webstack-hello-uv ")
     assert bootcmd.endswith(f" --property=After=cloud-config.service /usr/bin/python3 "
                             f"{lib}/fetch-uv || true")
-    assert '\n"$lib/fetch-uv"\n' in rendered.files[f"{lib}/setup"]
+    assert ' || "$lib/fetch-uv"\n' in rendered.files[f"{lib}/setup"]
     assert 'fcntl.flock' in rendered.files[f"{lib}/fetch-uv"]
     local = render(make_cfg({}), Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/v")))
     assert "bootcmd" not in yaml.safe_load(local.user_data)  # local runs bring their own uv

@@ -159,6 +159,8 @@ def test_tls_makes_a_certificate_for_the_names_once(tmp_path: Path) -> None:
     assert key.stat().st_mode & 0o777 == 0o600
     text = run(["openssl", "x509", "-in", str(cert), "-noout", "-ext", "subjectAltName"]).stdout
     assert "DNS:app.example.com" in text
+    details = run(["openssl", "x509", "-in", str(cert), "-noout", "-text"]).stdout
+    assert "id-ecPublicKey" in details and "prime256v1" in details  # not RSA: fast to make
     assert run([f"{paths.lib}/tls"]).returncode == 0
     assert cert.read_bytes() == first
 

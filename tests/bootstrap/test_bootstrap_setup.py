@@ -29,6 +29,7 @@ case "$1 $*" in
   is-active*) [ -e "$STUB_STATE/app-active" ]; exit ;;
   is-enabled*) [ -e "$STUB_STATE/enabled-$3" ]; exit ;;
   "enable "*) for u in "$@"; do touch "$STUB_STATE/enabled-$u"; done ;;
+  "show "*NeedDaemonReload*) if [ -e "$STUB_STATE/units-changed" ]; then echo yes; else echo no; fi ;;
   "start "*.service*) touch "$STUB_STATE/app-active" ;;
 esac
 """,
@@ -87,9 +88,10 @@ def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> Non
     assert "systemctl start webstack-hello.service" in calls
     assert "usermod -a -G hello www-data" in calls and "systemctl restart nginx" in calls
     assert "nginx -t -q" in calls
-    # Enabling once (it reloads systemd itself); later runs only reload.
+    # nginx is enabled once; ours without a reload (systemd has not loaded them yet).
     assert "systemctl enable --quiet nginx" in calls
-    assert "systemctl enable --quiet webstack-hello.socket webstack-hello.service" in calls
+    assert ("systemctl enable --quiet --no-reload webstack-hello.socket webstack-hello.service"
+            in calls)
     assert "systemctl daemon-reload" not in calls
     # run_local staged the bundle exactly as the release script names it: nothing to release.
     current = Path(live.paths.current).resolve()
@@ -103,8 +105,8 @@ def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> Non
     out, calls = run_setup()
     assert "is already serving: nothing to do" in out
     assert not [c for c in calls if c.startswith(("usermod", "systemctl restart",
-                                                 "systemctl reload", "systemctl enable"))]
-    assert "systemctl daemon-reload" in calls  # unit files a repair run rewrote
+                                                 "systemctl reload", "systemctl daemon-reload",
+                                                 "systemctl enable --quiet nginx"))]
     assert snapshot(root) == before
 
     app = Path(live.paths.bundle) / "app.py"
@@ -123,3 +125,8 @@ def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> Non
     out, calls = run_setup()
     assert "restarting webstack-hello (settings changed)" in out
     assert "systemctl restart webstack-hello.service" in calls
+
+    # A unit file changed since systemd loaded it (a repair run after a new user-data): reload.
+    (stubs / "state" / "units-changed").touch()
+    out, calls = run_setup()
+    assert calls.count("systemctl daemon-reload") == 1
