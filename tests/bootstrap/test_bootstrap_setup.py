@@ -29,7 +29,7 @@ case "$1 $*" in
   is-active*) [ -e "$STUB_STATE/app-active" ]; exit ;;
   is-enabled*) [ -e "$STUB_STATE/enabled-$3" ]; exit ;;
   "enable "*) for u in "$@"; do touch "$STUB_STATE/enabled-$u"; done ;;
-  "show "*NeedDaemonReload*) if [ -e "$STUB_STATE/units-changed" ]; then echo yes; else echo no; fi ;;
+  "show "*NeedDaemonReload*) [ -e "$STUB_STATE/units-changed" ] && echo yes || echo no ;;
   "start "*.service*) touch "$STUB_STATE/app-active" ;;
 esac
 """,
