@@ -9,19 +9,17 @@ not retried.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import subprocess
-import threading
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from components.bootstrap import UV_VERSION, UV_WHEELS, render
 from tests.bootstrap.stacks import make_cfg
+from tests.http_site import Site
 
 WHEEL = UV_WHEELS["x86_64"][0]
 
@@ -34,55 +32,21 @@ def fake_wheel(version: str = UV_VERSION) -> bytes:
     return buf.getvalue()
 
 
-@dataclass
-class Index:
-    """routes: path -> answers (status, body) in turn, the last one repeating; every request's
-    path is recorded."""
-
-    routes: dict[str, list[tuple[int, bytes]]]
-    requests: list[str] = field(default_factory=list)
-    port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/simple/"
-
-
 @pytest.fixture
-def index() -> Iterator[Index]:
-    idx = Index({})
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            idx.requests.append(self.path)
-            answers = idx.routes.get(self.path, [(404, b"not found")])
-            status, body = answers.pop(0) if len(answers) > 1 else answers[0]
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    idx.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield idx
-    finally:
-        server.shutdown()
-        server.server_close()
+def index() -> Iterator[Site]:
+    """A package index that knows no file yet (`publish` adds them)."""
+    site = Site({}, "/simple/")
+    yield site
+    site.close()
 
 
-def publish(index: Index, data: bytes, name: str = WHEEL) -> str:
+def publish(index: Site, data: bytes, name: str = WHEEL) -> str:
     """The wheel under /packages/..., listed on /simple/uv/ as PyPI lists it; its sha256."""
     digest = hashlib.sha256(data).hexdigest()
     page = (f'<html><body><a href="../../packages/ab/cd/{name}#sha256={digest}">{name}</a>'
             f'<a href="../../packages/ef/{WHEEL}.metadata">other</a></body></html>')
-    index.routes["/simple/uv/"] = [(200, page.encode())]
-    index.routes[f"/packages/ab/cd/{name}"] = [(200, data)]
+    index.routes["/simple/uv/"] = [(200, page.encode(), {})]
+    index.routes[f"/packages/ab/cd/{name}"] = [(200, data, {})]
     return digest
 
 
@@ -95,13 +59,13 @@ def fetch_uv(tmp_path: Path) -> Path:
     return script
 
 
-def run(script: Path, index: Index, sha: str, out: Path) -> subprocess.CompletedProcess[str]:
+def run(script: Path, index: Site, sha: str, out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(script), "--index", index.url, "--wheel", WHEEL, "--sha256", sha,
                            "--out", str(out)], capture_output=True, text=True, timeout=60,
                           check=False, env={"PATH": "/usr/bin:/bin"})
 
 
-def test_installs_the_pinned_wheel_once(index: Index, fetch_uv: Path, tmp_path: Path) -> None:
+def test_installs_the_pinned_wheel_once(index: Site, fetch_uv: Path, tmp_path: Path) -> None:
     sha = publish(index, fake_wheel())
     out = tmp_path / "uv"
     proc = run(fetch_uv, index, sha, out)
@@ -111,13 +75,13 @@ def test_installs_the_pinned_wheel_once(index: Index, fetch_uv: Path, tmp_path: 
                           check=True, timeout=10).stdout.startswith(f"uv {UV_VERSION}")
     assert out.stat().st_mode & 0o777 == 0o755
     assert not list(tmp_path.glob("uv.tmp*"))
-    index.requests.clear()
+    index.paths.clear()
     again = run(fetch_uv, index, sha, out)
     assert again.returncode == 0 and "is already at" in again.stdout
-    assert index.requests == []  # nothing fetched when it is there
+    assert index.paths == []  # nothing fetched when it is there
 
 
-def test_a_wheel_with_another_hash_is_refused(index: Index, fetch_uv: Path,
+def test_a_wheel_with_another_hash_is_refused(index: Site, fetch_uv: Path,
                                               tmp_path: Path) -> None:
     publish(index, fake_wheel())
     out = tmp_path / "uv"
@@ -128,7 +92,7 @@ def test_a_wheel_with_another_hash_is_refused(index: Index, fetch_uv: Path,
     assert not out.exists()
 
 
-def test_an_older_uv_at_the_path_is_replaced(index: Index, fetch_uv: Path,
+def test_an_older_uv_at_the_path_is_replaced(index: Site, fetch_uv: Path,
                                              tmp_path: Path) -> None:
     sha = publish(index, fake_wheel())
     out = tmp_path / "uv"
@@ -139,7 +103,7 @@ def test_an_older_uv_at_the_path_is_replaced(index: Index, fetch_uv: Path,
     assert "installed at" in proc.stdout and UV_VERSION in out.read_text()
 
 
-def test_a_wheel_missing_from_the_index_is_named(index: Index, fetch_uv: Path,
+def test_a_wheel_missing_from_the_index_is_named(index: Site, fetch_uv: Path,
                                                  tmp_path: Path) -> None:
     sha = publish(index, fake_wheel(), name="uv-0.0.1-py3-none-any.whl")
     proc = run(fetch_uv, index, sha, tmp_path / "uv")
@@ -147,7 +111,7 @@ def test_a_wheel_missing_from_the_index_is_named(index: Index, fetch_uv: Path,
     assert f"{WHEEL} is not on the index {index.url}uv/ (2 files listed)" in proc.stderr
 
 
-def test_a_wheel_that_does_not_run_as_that_version_is_refused(index: Index, fetch_uv: Path,
+def test_a_wheel_that_does_not_run_as_that_version_is_refused(index: Site, fetch_uv: Path,
                                                               tmp_path: Path) -> None:
     sha = publish(index, fake_wheel(version="9.9.9"))
     proc = run(fetch_uv, index, sha, tmp_path / "uv")
@@ -155,17 +119,17 @@ def test_a_wheel_that_does_not_run_as_that_version_is_refused(index: Index, fetc
     assert f"does not run as uv {UV_VERSION}" in proc.stderr
 
 
-def test_server_errors_are_retried_and_client_errors_are_not(index: Index, fetch_uv: Path,
+def test_server_errors_are_retried_and_client_errors_are_not(index: Site, fetch_uv: Path,
                                                             tmp_path: Path) -> None:
     sha = publish(index, fake_wheel())
-    index.routes["/simple/uv/"].insert(0, (503, b"busy"))
+    index.routes["/simple/uv/"].insert(0, (503, b"busy", {}))
     proc = run(fetch_uv, index, sha, tmp_path / "uv")
     assert proc.returncode == 0, proc.stderr
-    assert index.requests.count("/simple/uv/") == 2
+    assert index.paths.count("/simple/uv/") == 2
 
-    index.requests.clear()
+    index.paths.clear()
     del index.routes["/simple/uv/"]
     proc = run(fetch_uv, index, sha, tmp_path / "uv2")
     assert proc.returncode == 1
     assert f"GET {index.url}uv/ answered 404" in proc.stderr
-    assert index.requests == ["/simple/uv/"]
+    assert index.paths == ["/simple/uv/"]

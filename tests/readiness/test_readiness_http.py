@@ -7,52 +7,15 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from devtools.motoserver import free_port
+from tests.http_site import ANY_PATH, Answer, Site
 from tests.readiness.harness import check
 
-Answer = tuple[int, bytes, dict[str, str]]
 FAST = ("--region", "us-east-1", "--interval", "0.2")
-
-
-class Site:
-    """Answers GETs with `answers` in turn, the last one forever; `paths` records requests."""
-
-    def __init__(self, answers: list[Answer], port: int = 0,
-                 tls: ssl.SSLContext | None = None) -> None:
-        self.answers, self.paths = list(answers), []
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                site.paths.append(self.path)
-                status, body, headers = (site.answers.pop(0) if len(site.answers) > 1
-                                         else site.answers[0])
-                self.send_response(status)
-                for name, value in {**headers, "Content-Length": str(len(body))}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        if tls:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/healthz"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 Serve = Callable[..., Site]
@@ -64,7 +27,7 @@ def serve() -> Iterator[Serve]:
     sites: list[Site] = []
 
     def start(answers: list[Answer], port: int = 0, tls: ssl.SSLContext | None = None) -> Site:
-        sites.append(Site(answers, port, tls))
+        sites.append(Site({ANY_PATH: answers}, "/healthz", port, tls))
         return sites[-1]
 
     yield start
