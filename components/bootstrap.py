@@ -575,14 +575,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    """Poll `check` until true, or TimeoutError: every wait in local runs is bounded."""
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    """Poll `check` until true (True) or `timeout` seconds pass (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} not ready within {timeout} s")
+            return True
+        time.sleep(interval)
+    return False
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll `check` until true, or TimeoutError: every wait in local runs is bounded."""
+    if not wait_until(check, timeout, interval=0.05):
+        raise TimeoutError(f"{what} not ready within {timeout} s")
 
 
 def connects(family: socket.AddressFamily, address: str | tuple[str, int]) -> Callable[[], bool]:

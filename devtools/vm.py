@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from components.bootstrap import wait_until
 from devtools.vm_image import Image, cache_dir
 
 QEMU = "qemu-system-x86_64"
@@ -118,6 +119,11 @@ class Ports:
     ssh: int = 2222
 
 
+def free_ports(first: int) -> Ports:
+    """The first three free 127.0.0.1 ports from `first` on (within 120)."""
+    return Ports(*[p for p in range(first, first + 120) if port_free(p)][:3])
+
+
 @dataclass(frozen=True)
 class VmInfo:
     name: str
@@ -204,9 +210,7 @@ class Vm:
         pid = self.pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self.pid() is not None and time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_until(lambda: self.pid() is None, timeout, interval=0.2)
             if self.pid() is not None:
                 os.kill(pid, signal.SIGKILL)
         self.remove_files(keep_logs=True)
@@ -364,12 +368,3 @@ def failure_report(vm: Vm, reason: str, lines: int = 25) -> str:
         source = str(vm.console)
         tail = "\n".join(vm.console_text().splitlines()[-lines:])
     return f"{reason}\n--- last {lines} lines of {source} ---\n{tail.rstrip()}"
-
-
-def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return False

@@ -26,7 +26,7 @@ import yaml
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devtools.vm import Ports, Vm, VmError, choose_accel, port_free
+from devtools.vm import Ports, Vm, VmError, choose_accel, free_ports
 from devtools.vm_image import Recipe, ensure_image, host_cas, host_mirror
 from devtools.vm_up import render_for_vm, up
 
@@ -36,7 +36,8 @@ STAGES = ("init-local", "init-network", "modules-config", "modules-final")
 # The setup script's own progress lines, as the console shows them with the guest's uptime.
 SETUP_MARKS = {"setup before uv (tls, nginx, units)": ("webstack-setup: app directory",
                                                       "webstack-setup: uv"),
-               "uv fetch": ("webstack-setup: uv", "webstack-setup: release"),
+               "uv (setup's check; fetched during apt)": ("webstack-setup: uv",
+                                                          "webstack-setup: release"),
                "venv + requirements (uv)": ("release: virtualenv", "release: checking"),
                "candidate check": ("release: checking", "release: switching"),
                "service start": ("release: switching", "release: serving")}
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if accel is None:
         say("qemu boots no guest on this machine: nothing to measure")
         return 2
-    ports = Ports(*[p for p in range(18280, 18400) if port_free(p)][:3])
+    ports = free_ports(18280)
     user_data = render_for_vm(args.stack, ports).user_data
     try:
         app = [boot_once("bench-app", user_data, ports, accel, app=True)

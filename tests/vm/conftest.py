@@ -12,10 +12,15 @@ import time
 
 import pytest
 
-from devtools.vm import choose_accel
+from devtools.vm import Ports, choose_accel, free_ports
 from devtools.vm_image import Image, Recipe, ensure_image, host_cas, host_mirror
 
 TOOLS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "genisoimage", "ssh", "ssh-keygen")
+
+
+def vm_ports() -> Ports:
+    """Three free ports, away from the demo's defaults so a running demo does not collide."""
+    return free_ports(18080)
 
 
 def say(text: str) -> None:

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from components.bootstrap import GUNICORN_VERSION, UV_VERSION, RenderedBootstrap
+from components.bootstrap import GUNICORN_VERSION, UV_VERSION, RenderedBootstrap, wait_until
 from components.config import PROJECT_DIR
 from components.readiness_check import probe_command
-from devtools.vm import Ports, Vm, get, healthy, port_free, wait_until
+from devtools.vm import Vm, get, healthy
 from devtools.vm_up import UpResult, render_for_vm, up
-from tests.vm.conftest import say
+from tests.vm.conftest import say, vm_ports
 
 pytestmark = pytest.mark.vm
 
@@ -48,15 +48,9 @@ class Booted:
         return self.vm.ssh(script, timeout=timeout).stdout
 
 
-def _free_ports() -> Ports:
-    """Three free ports, away from the demo's defaults so a running demo does not collide."""
-    ports = [p for p in range(18080, 18200) if port_free(p)][:3]
-    return Ports(*ports)
-
-
 @pytest.fixture(scope="module")
 def booted(accel: str) -> Iterator[Booted]:
-    ports = _free_ports()
+    ports = vm_ports()
     rendered = render_for_vm("dev", ports)
     vm = Vm.named("test-converge")
     try:

@@ -15,8 +15,7 @@ from components.config import PROJECT_DIR
 from components.readiness_check import cloud_init_details, probe_command
 from devtools.vm import Vm
 from devtools.vm_up import render_for_vm
-from tests.vm.conftest import say
-from tests.vm.test_converge import _free_ports
+from tests.vm.conftest import say, vm_ports
 
 pytestmark = pytest.mark.vm
 
@@ -25,7 +24,7 @@ BOUND = 600  # seconds: the package step fails within ~2 min of power-on under T
 
 
 def test_broken_user_data_reports_the_failing_module(accel: str, tmp_path: Path) -> None:
-    ports = _free_ports()
+    ports = vm_ports()
     user_data = render_for_vm("dev", ports).user_data
     assert "\npackages:\n" in user_data
     broken = tmp_path / "user-data"
