@@ -61,12 +61,16 @@ if cfg.server.autoscaling:
                         user_data_base64=user_data_base64, target_group_arn=alb.target_group_arn,
                         boot_after=boot_after)
 
-# The servers, whichever shape they have: the resource to wait for and its ID.
+# The servers, whichever shape they have: the resource to wait for and its ID, and the handles
+# the readiness gate, the rollout and the health-check command take (one of the two is None).
 if fleet is not None:
     servers, servers_id = fleet.group, fleet.group_name
 else:
     assert server is not None
     servers, servers_id = server.instance, server.instance_id
+instance_id = server.instance_id if server else None
+group_name = fleet.group_name if fleet else None
+target_group_arn = alb.target_group_arn if alb else None
 
 dns = None
 if zone_id is not None and cfg.domain.names:
@@ -88,12 +92,9 @@ else:
 gates = []
 if cfg.readiness.enabled:
     readiness = Readiness(
-        name, cfg, servers=servers,
-        instance_id=server.instance_id if server else None,
-        group_name=fleet.group_name if fleet else None,
+        name, cfg, servers=servers, instance_id=instance_id, group_name=group_name,
         launch_version=fleet.launch_template_version if fleet else None,
-        user_data_sha256=user_data.sha256,
-        target_group_arn=alb.target_group_arn if alb else None,
+        user_data_sha256=user_data.sha256, target_group_arn=target_group_arn,
         # a self-signed certificate cannot be verified from here: servers are gated alone
         public_url=None if cfg.tls.mode == "selfsigned" else url,
         url_depends_on=[*([server.address] if server and server.address else []),
@@ -103,9 +104,8 @@ if cfg.readiness.enabled:
     gates = [readiness.server_gate, *([readiness.url_gate] if readiness.url_gate else [])]
 
 if not cfg.app.bundled:
-    Rollout(name, cfg, instance_id=server.instance_id if server else None,
-            group_name=fleet.group_name if fleet else None,
-            target_group_arn=alb.target_group_arn if alb else None,
+    Rollout(name, cfg, instance_id=instance_id, group_name=group_name,
+            target_group_arn=target_group_arn,
             depends_on=[servers, *parameters.parameters, *gates])
 
 monitoring = Monitoring(
@@ -118,6 +118,5 @@ outputs.export(cfg, outputs.collect(
     cfg, url=url, choice=choice, network=network, firewall=firewall, server=server,
     fleet=fleet, alb=alb, certificate=certificate, monitoring=monitoring, logs=logs,
     user_data_sha256=user_data.sha256, cost=cost.estimate(cfg, choice, prices),
-    health_check=health_check_command(
-        cfg, instance_id=server.instance_id if server else None,
-        group_name=fleet.group_name if fleet else None, url=url)))
+    health_check=health_check_command(cfg, instance_id=instance_id, group_name=group_name,
+                                      url=url)))

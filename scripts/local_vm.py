@@ -36,16 +36,13 @@ def say(text: str) -> None:
 def cmd_up(args: argparse.Namespace, vm: Vm) -> int:
     ports = Ports(args.http_port, args.https_port, args.ssh_port)
     if args.user_data:
-        user_data, health = args.user_data.read_text(), "/healthz"
-        hostname = args.name
+        user_data, hostname = args.user_data.read_text(), args.name
     else:
         rendered = render_for_vm(args.stack, ports)
-        user_data, health = rendered.user_data, "/healthz"
-        hostname = f"{args.stack}-vm"
+        user_data, hostname = rendered.user_data, f"{args.stack}-vm"
         say(f"render: {args.stack} user-data {len(user_data)} bytes, sha256 {rendered.sha256[:12]}")
     try:
-        result = up(vm.dir.name, user_data, hostname, ports, say, timeout=args.timeout,
-                    health_path=health)
+        result = up(vm.dir.name, user_data, hostname, ports, say, timeout=args.timeout)
     except NoGuest as err:
         say(f"error: {err}")
         return 2
