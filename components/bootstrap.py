@@ -16,7 +16,7 @@ unprivileged 127.0.0.1 ports, the developer's venv).
 from __future__ import annotations
 
 import base64
-import gzip
+import functools
 import hashlib
 import json
 import os
@@ -34,7 +34,7 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from components import naming
+from components import deflate, naming
 from components.config import PROJECT_DIR, ConfigError, StackConfig
 
 EC2_USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
@@ -87,12 +87,13 @@ class RenderedBootstrap:
     def sha256(self) -> str:
         return hashlib.sha256(self.user_data.encode()).hexdigest()
 
-    @property
+    @functools.cached_property
     def ec2_user_data_base64(self) -> str:
-        """What EC2 receives: plain when it fits in 16 KiB, else gzip (cloud-init inflates it)."""
+        """What EC2 receives: plain when it fits in 16 KiB, else gzip (cloud-init inflates it),
+        from our own encoder: the same bytes whichever OS or zlib runs `pulumi up`."""
         raw = self.user_data.encode()
         if len(raw) > EC2_USER_DATA_LIMIT:
-            raw = gzip.compress(raw, compresslevel=9, mtime=0)
+            raw = deflate.gzip_bytes(raw)
             if len(raw) > EC2_USER_DATA_LIMIT:
                 raise BootstrapError(
                     f"user-data is {len(raw)} bytes gzipped, over EC2's {EC2_USER_DATA_LIMIT}-byte "
