@@ -10,6 +10,7 @@ one `ConfigError` before any resource exists; `load()` feeds it from `pulumi.Con
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ipaddress
 import json
@@ -114,6 +115,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Share of servers kept in service while a launch-template change replaces them "
             "(0-100)."),
     Setting("serverOs", "string", "debian-12", "Operating system: debian-12 or ubuntu-24.04."),
+    Setting("serverImage", "string", "",
+            "AMI id the servers run (ami-...), pinned per stack: `python scripts/image.py --stack "
+            "<stack>` pins the newest official serverOs image. Empty: the newest official image "
+            "when a server is first created, then kept: a newly published image never replaces "
+            "servers."),
     Setting("serverInstanceType", "string", "",
             "Pin an instance type (e.g. m7i.large) instead of choosing by spec. Empty: choose."),
     # --- network ---
@@ -127,7 +133,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("adminCidrs", "array", [],
             "CIDRs allowed to SSH (port 22). Empty: no SSH at all; use SSM Session Manager."),
     Setting("sshPublicKey", "string", "",
-            "OpenSSH public key installed for the admin user. Empty: none (SSM only)."),
+            "OpenSSH public key installed for the admin user: ssh-ed25519, or ssh-rsa of 2048-4096 "
+            "bits (the types EC2 imports). Empty: none (SSM only)."),
     # --- domain ---
     Setting("domainZone", "string", "",
             "Route53 public hosted zone, e.g. example.com. Empty: no DNS records."),
@@ -223,6 +230,7 @@ class ServerConfig:
     count: int
     os: str
     instance_type: str
+    image: str = ""  # "" = the newest official image at first create, then kept
     min_count: int = 0
     max_count: int = 0
 
@@ -360,8 +368,9 @@ _REL_PATH = re.compile(r"^[A-Za-z0-9._\-]+(/[A-Za-z0-9._\-]+)*$")
 _URL_PATH = re.compile(r"^/([A-Za-z0-9._~\-]+/?)*$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
-_SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|"
-                      r"sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r]{0,200})?$")
+_SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa) ([A-Za-z0-9+/]+={0,3})( [^\n\r]{0,200})?$")
+_AMI = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
+RSA_BITS = (2048, 4096)  # EC2 imports RSA and ED25519 only; RSA below 2048 bits is weak
 _TAG_TEXT = re.compile(r"^[\w .:/=+\-@]*$", re.UNICODE)
 _HTTP_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9._~%+\-/]*)?$")
 _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+"
@@ -502,6 +511,32 @@ def _read_pem(path: str, base_dir: Path) -> str | None:
     return "\n".join(blocks) + "\n" if blocks else None
 
 
+def _importable_key(line: str) -> bool:
+    """An ed25519 or RSA public key whose blob says the same type (what ImportKeyPair checks)."""
+    match = _SSH_KEY.match(line)
+    if not match:
+        return False
+    try:
+        blob = base64.b64decode(match.group(2), validate=True)
+    except ValueError:
+        return False
+    fields: list[bytes] = []
+    while blob and len(fields) < 4:
+        size = int.from_bytes(blob[:4], "big")
+        if len(blob) < 4 + size:
+            return False
+        fields.append(blob[4:4 + size])
+        blob = blob[4 + size:]
+    if blob or not fields or fields[0].decode("ascii", "replace") != match.group(1):
+        return False
+    if match.group(1) == "ssh-ed25519":
+        return len(fields) == 2 and len(fields[1]) == 32
+    if len(fields) != 3:  # ssh-rsa: exponent, modulus
+        return False
+    bits = int.from_bytes(fields[2], "big").bit_length()
+    return RSA_BITS[0] <= bits <= RSA_BITS[1]
+
+
 def _dns_name(name: str) -> bool:
     if len(name) > 253 or "." not in name:
         return False
@@ -639,6 +674,9 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
     cpu_target = c.integer("scalingCpuTarget", 10, 90)
     min_healthy = c.integer("refreshMinHealthyPercent", 0, 100)
     os_name = c.choice("serverOs", OS_CHOICES)
+    image = c.matching("serverImage", _AMI, "an AMI id such as ami-0123456789abcdef0 "
+                       "(python scripts/image.py --stack <stack> pins the newest)",
+                       allow_empty=True)
     itype = c.matching("serverInstanceType", re.compile(r"^[a-z][a-z0-9\-]*\.[a-z0-9]+$"),
                        "an EC2 instance type such as m7i.large", allow_empty=True)
 
@@ -654,9 +692,11 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
     admin = c.array("adminCidrs")
     for item in admin:
         _check_cidr(c, "adminCidrs", item)
-    ssh_key = c.matching("sshPublicKey", _SSH_KEY,
-                         "an OpenSSH public key line, e.g. 'ssh-ed25519 AAAA... me@host'",
-                         allow_empty=True)
+    ssh_key = c.string("sshPublicKey")
+    if ssh_key and not _importable_key(ssh_key):
+        c.bad("sshPublicKey", ssh_key, "an OpenSSH public key line EC2 can import: ssh-ed25519, "
+                                       f"or ssh-rsa of {RSA_BITS[0]}-{RSA_BITS[1]} bits, e.g. "
+                                       "'ssh-ed25519 AAAA... me@host'")
 
     # --- domain ---
     zone = _lower_dns(c.string("domainZone"))
@@ -762,7 +802,7 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
                       pre_start=tuple(pre_start), releases_kept=releases_kept),
         server=ServerConfig(vcpus=vcpus, memory_gib=memory, disk_gib=disk, arch=arch,
                             burstable=burstable, count=count, os=os_name, instance_type=itype,
-                            min_count=min_count, max_count=max_count),
+                            image=image, min_count=min_count, max_count=max_count),
         scaling=ScalingConfig(cpu_target=cpu_target, refresh_min_healthy_percent=min_healthy),
         monitoring=MonitoringConfig(
             alert_emails=tuple(emails), cpu_percent=cpu_alarm, memory_percent=memory_alarm,

@@ -3,7 +3,28 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import random
+
+
+def ssh_key(kind: str = "ssh-ed25519", *, bits: int = 2048, comment: str = "me@laptop",
+            seed: int = 1) -> str:
+    """A well-formed OpenSSH public key line (random key material of the right shape)."""
+    rng = random.Random(seed)
+
+    def field(data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + data
+    if kind == "ssh-rsa":
+        modulus = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
+        body = field(b"\x01\x00\x01") + field(b"\0" + modulus.to_bytes(bits // 8, "big"))
+    else:
+        body = field(rng.randbytes(32))
+    blob = base64.b64encode(field(kind.encode()) + body).decode()
+    return f"{kind} {blob} {comment}".rstrip()
+
+
+ED25519_KEY = ssh_key()
 
 GOOD_ZONE = {"webstack:domainZone": "example.com", "webstack:domainHostname": "app.example.com"}
 
@@ -67,6 +88,18 @@ BAD_INPUTS: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
      ("did you mean 203.0.113.0/24",)),
     ("ssh-too-wide", {"webstack:adminCidrs": arr("0.0.0.0/4")}, ("at most /8",)),
     ("ssh-key-garbage", {"webstack:sshPublicKey": "hello"}, ("webstack:sshPublicKey",)),
+    ("ssh-key-ecdsa", {"webstack:sshPublicKey": ssh_key("ecdsa-sha2-nistp256")},
+     ("webstack:sshPublicKey", "ssh-ed25519, or ssh-rsa of 2048-4096 bits")),
+    ("ssh-key-security-key", {"webstack:sshPublicKey": ssh_key("sk-ssh-ed25519@openssh.com")},
+     ("webstack:sshPublicKey",)),
+    ("ssh-key-rsa-1024", {"webstack:sshPublicKey": ssh_key("ssh-rsa", bits=1024)},
+     ("webstack:sshPublicKey", "2048-4096 bits")),
+    ("ssh-key-type-mismatch", {"webstack:sshPublicKey": "ssh-rsa " + ED25519_KEY.split()[1]},
+     ("webstack:sshPublicKey",)),
+    ("ssh-key-truncated", {"webstack:sshPublicKey": ED25519_KEY.split()[0] + " "
+                           + ED25519_KEY.split()[1][:40]}, ("webstack:sshPublicKey",)),
+    ("image-not-ami", {"webstack:serverImage": "debian-12"},
+     ("webstack:serverImage = 'debian-12'", "an AMI id")),
     ("hostname-outside-zone", {**GOOD_ZONE, "webstack:domainHostname": "app.example.org"},
      ("webstack:domainHostname = 'app.example.org'", "inside the zone example.com")),
     ("extra-outside-zone", {**GOOD_ZONE, "webstack:domainExtraNames": arr("www.other.net")},

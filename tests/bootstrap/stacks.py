@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from components.config import PROJECT_DIR, StackConfig, parse, parse_stack
+from tests.cases import ssh_key
 
 ZONE = {"webstack:domainZone": "example.com", "webstack:domainHostname": "app.example.com"}
 
@@ -37,7 +38,7 @@ VARIANTS: dict[str, dict[str, str]] = {
         "webstack:aptMirror": "https://mirror.example.com/ubuntu",
         "webstack:pipIndexUrl": "https://pypi.example.com/simple/",
         "webstack:extraCaCertFiles": json.dumps(["tests/bootstrap/data/test-ca.pem"]),
-        "webstack:sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVtdZ8wkVbB ops@example",
+        "webstack:sshPublicKey": ssh_key(comment="ops@example"),
     },
 }
 

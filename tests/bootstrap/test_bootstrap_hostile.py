@@ -28,6 +28,7 @@ from components.bootstrap import (
 )
 from components.config import ConfigError
 from tests.bootstrap.stacks import ZONE, make_cfg
+from tests.cases import ED25519_KEY
 
 HOSTILE = [
     "it's",
@@ -174,7 +175,7 @@ def test_hostile_env_value_is_refused_or_reaches_the_app_unchanged(
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_ssh_key_comment_is_refused_or_parses_back(value: str) -> None:
-    key = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVtdZ8wkVbB {value}"
+    key = f"{ED25519_KEY.rsplit(' ', 1)[0]} {value}"
     outcome = _outcome({"webstack:sshPublicKey": key})
     if outcome.startswith("refused:"):
         assert "webstack:sshPublicKey" in outcome

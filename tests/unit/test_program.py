@@ -17,7 +17,7 @@ import pytest
 from components import config, naming, outputs, sizing
 from components.loadbalancer import TLS_POLICY
 from devtools.mockrun import MockRun, Registration, run_program, stack_config
-from tests.cases import BAD_INPUTS, GOOD_ZONE, arr
+from tests.cases import BAD_INPUTS, ED25519_KEY, GOOD_ZONE, arr
 from tests.cases import SECRET_VALUES as CASE_SECRETS
 
 WORLD = {"0.0.0.0/0", "::/0"}
@@ -32,7 +32,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
         **GOOD_ZONE, "webstack:domainExtraNames": arr("www.example.com"),
         "webstack:tlsMode": "letsencrypt", "webstack:tlsEmail": "ops@example.com",
         "webstack:adminCidrs": arr("203.0.113.0/24"),
-        "webstack:sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB me@laptop",
+        "webstack:sshPublicKey": ED25519_KEY,
         "webstack:appSecrets": arr("DATABASE_URL=/hello/dev/database-url")}),
     "prod-ubuntu-arm-3": ("prod", {"webstack:serverOs": "ubuntu-24.04",
                                    "webstack:serverArch": "arm64", "webstack:serverCount": "3",
