@@ -10,8 +10,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
+from components.aws_names import logical
 from components.config import StackConfig
 
+_POLICY = "aws:iam/rolePolicy:RolePolicy"
 MANAGED_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",  # Session Manager, Run Command
 )
@@ -69,25 +71,29 @@ class InstanceRole(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:iam:InstanceRole", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(f"{name}-role", assume_role_policy=assume_role_policy(),
+        role = aws.iam.Role(logical("aws:iam/role:Role", f"{name}-role"),
+                            assume_role_policy=assume_role_policy(),
                             description=f"webstack {cfg.prefix} servers", tags=cfg.tags,
                             opts=child)
-        for arn in MANAGED_POLICIES:
+        # What the first boot needs granted before it starts (SSM, logs, parameters).
+        self.policies: list[pulumi.Resource] = [
             aws.iam.RolePolicyAttachment(f"{name}-{arn.rsplit('/', 1)[1]}", role=role.name,
                                          policy_arn=arn, opts=child)
+            for arn in MANAGED_POLICIES]
         account = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)).account_id
-        aws.iam.RolePolicy(
-            f"{name}-cloudwatch-agent", role=role.id,
-            policy=account.apply(lambda acct: agent_policy(cfg.region, acct, cfg)), opts=child)
+        self.policies.append(aws.iam.RolePolicy(
+            logical(_POLICY, f"{name}-cloudwatch-agent"), role=role.id,
+            policy=account.apply(lambda acct: agent_policy(cfg.region, acct, cfg)), opts=child))
         names = readable_parameters(cfg)
         if names:
-            aws.iam.RolePolicy(
-                f"{name}-parameters", role=role.id,
+            self.policies.append(aws.iam.RolePolicy(
+                logical(_POLICY, f"{name}-parameters"), role=role.id,
                 policy=account.apply(lambda acct: parameters_policy(cfg.region, acct, names)),
-                opts=child)
-        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=cfg.tags,
-                                          opts=child)
+                opts=child))
+        profile = aws.iam.InstanceProfile(
+            logical("aws:iam/instanceProfile:InstanceProfile", f"{name}-profile"),
+            role=role.name, tags=cfg.tags, opts=child)
         self.role_name = role.name
         self.profile_name = profile.name
         self.profile_arn = profile.arn

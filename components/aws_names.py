@@ -1,0 +1,135 @@
+"""AWS's rules for the physical names the program gives or lets the engine give, and `fit`,
+which keeps a name as it is when it obeys them and otherwise makes a stable, hash-shortened one.
+
+A resource without an explicit name is auto-named by the engine: its logical name, '-' and 7
+random characters. So a logical name must leave 8 characters of room. `RULES` is also what the
+offline harness applies to every registration (tests/unit/test_names.py): a new resource type
+needs its row here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+AUTONAME_SUFFIX = 8  # "-" + 7 random characters, added by the engine's auto-naming
+_HASH = 6
+
+
+@dataclass(frozen=True)
+class NameRule:
+    field: str  # the input (camelCase, as registered) that carries the name
+    limit: int
+    allowed: str  # a regex character class body: the characters AWS accepts
+    source: str  # where AWS says so
+    autonamed: bool = True  # the engine names it from the logical name when `field` is unset
+    edges: str = ""  # characters a name may not begin or end with
+    forbidden_prefixes: tuple[str, ...] = ()  # case-insensitive
+
+    def problem(self, name: str) -> str | None:
+        """Why AWS would refuse `name`, or None."""
+        if not 1 <= len(name) <= self.limit:
+            return f"{len(name)} characters, over {self.limit}"
+        bad = sorted(set(re.sub(f"[{self.allowed}]", "", name)))
+        if bad:
+            return f"characters {''.join(bad)!r} are not allowed"
+        if self.edges and (name[0] in self.edges or name[-1] in self.edges):
+            return f"begins or ends with one of {self.edges!r}"
+        for prefix in self.forbidden_prefixes:
+            if name.lower().startswith(prefix):
+                return f"begins with {prefix!r}"
+        return None
+
+
+_LB = "A-Za-z0-9-"
+_IAM = r"\w+=,.@-"
+_EC2_TEXT = r"A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*"  # security group names and descriptions
+_ELB_DOC = "Elastic Load Balancing API Reference, {}: Name"
+
+RULES: dict[str, tuple[NameRule, ...]] = {
+    "aws:lb/loadBalancer:LoadBalancer": (NameRule(
+        "name", 32, _LB, _ELB_DOC.format("CreateLoadBalancer"), edges="-",
+        forbidden_prefixes=("internal-",)),),
+    "aws:lb/targetGroup:TargetGroup": (NameRule(
+        "name", 32, _LB, _ELB_DOC.format("CreateTargetGroup"), edges="-"),),
+    "aws:autoscaling/group:Group": (NameRule(
+        "name", 255, r"\x20-\x7e", "Amazon EC2 Auto Scaling API Reference, "
+        "CreateAutoScalingGroup: AutoScalingGroupName (1-255)"),),
+    "aws:autoscaling/policy:Policy": (NameRule(
+        "name", 255, r"\x20-\x7e", "Amazon EC2 Auto Scaling API Reference, PutScalingPolicy: "
+        "PolicyName (1-255)"),),
+    "aws:ec2/launchTemplate:LaunchTemplate": (NameRule(
+        "name", 128, r"A-Za-z0-9().\-/_", "Amazon EC2 API Reference, CreateLaunchTemplate: "
+        "LaunchTemplateName (3-128, [a-zA-Z0-9\\(\\)\\.\\-/_]+)"),),
+    "aws:ec2/securityGroup:SecurityGroup": (
+        NameRule("name", 255, _EC2_TEXT, "Amazon EC2 API Reference, CreateSecurityGroup: "
+                 "GroupName (255, a-zA-Z0-9 ._-:/()#,@[]+=&;{}!$*, not starting sg-)",
+                 forbidden_prefixes=("sg-",)),
+        NameRule("description", 255, _EC2_TEXT, "Amazon EC2 API Reference, "
+                 "CreateSecurityGroup: GroupDescription", autonamed=False)),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (NameRule(
+        "description", 255, _EC2_TEXT, "Amazon EC2 API Reference, IpRange: Description",
+        autonamed=False),),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": (NameRule(
+        "description", 255, _EC2_TEXT, "Amazon EC2 API Reference, IpRange: Description",
+        autonamed=False),),
+    "aws:ec2/keyPair:KeyPair": (NameRule(
+        "keyName", 255, r"\x20-\x7e", "Amazon EC2 API Reference, ImportKeyPair: KeyName "
+        "(255 ASCII characters)"),),
+    "aws:iam/role:Role": (
+        NameRule("name", 64, _IAM, "IAM API Reference, CreateRole: RoleName (1-64, [\\w+=,.@-]+)"),
+        NameRule("description", 1000, r"\t\n\r\x20-\x7e\u00a1-\u00ff", "IAM API Reference, "
+                 "CreateRole: Description", autonamed=False)),
+    "aws:iam/instanceProfile:InstanceProfile": (NameRule(
+        "name", 128, _IAM, "IAM API Reference, CreateInstanceProfile: InstanceProfileName "
+        "(1-128, [\\w+=,.@-]+)"),),
+    "aws:iam/rolePolicy:RolePolicy": (NameRule(
+        "name", 128, _IAM, "IAM API Reference, PutRolePolicy: PolicyName (1-128, [\\w+=,.@-]+)"),),
+    "aws:cloudwatch/logGroup:LogGroup": (NameRule(
+        "name", 512, r"A-Za-z0-9._\-/#", "CloudWatch Logs API Reference, CreateLogGroup: "
+        "logGroupName (1-512, [\\.\\-_/#A-Za-z0-9]+)"),),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": (NameRule(
+        "name", 255, r"\x20-\x7e", "CloudWatch API Reference, PutMetricAlarm: AlarmName "
+        "(1-255)"),),
+    "aws:cloudwatch/dashboard:Dashboard": (NameRule(
+        "dashboardName", 255, "A-Za-z0-9_-", "CloudWatch API Reference, PutDashboard: "
+        "DashboardName (alphanumerics, '-' and '_', at most 255)", autonamed=False),),
+    "aws:sns/topic:Topic": (NameRule(
+        "name", 256, "A-Za-z0-9_-", "Amazon SNS API Reference, CreateTopic: Name (1-256 "
+        "alphanumerics, hyphens and underscores)"),),
+    "aws:ssm/parameter:Parameter": (
+        NameRule("name", 1011, r"A-Za-z0-9_.\-/", "AWS Systems Manager API Reference, "
+                 "PutParameter: Name (1-1011 of a-zA-Z0-9_.-/, not starting aws or ssm)",
+                 autonamed=False, forbidden_prefixes=("aws", "ssm", "/aws", "/ssm")),
+        NameRule("description", 1024, r"\x20-\x7e", "AWS Systems Manager API Reference, "
+                 "PutParameter: Description (0-1024)", autonamed=False)),
+    "aws:acm/certificate:Certificate": (NameRule(
+        "domainName", 64, "a-z0-9.*-", "AWS Certificate Manager API Reference, "
+        "RequestCertificate: DomainName (the first name: at most 64 characters, it becomes "
+        "the subject's CN)", autonamed=False),),
+}
+
+
+def fit(text: str, rule: NameRule) -> str:
+    """`text` when AWS accepts it (with room for the engine's suffix when auto-named); else
+    its allowed characters, cut to fit, with a hash of the whole text: stable and distinct."""
+    room = rule.limit - (AUTONAME_SUFFIX if rule.autonamed else 0)
+    probe = text + ("-abcdefg" if rule.autonamed else "")
+    if len(text) <= room and rule.problem(probe) is None:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:_HASH]
+    clean = re.sub(f"[^{rule.allowed}]", "-", text)
+    if any(clean.lower().startswith(p) for p in rule.forbidden_prefixes):
+        clean = "w" + clean
+    base = clean[:room - _HASH - 1].strip(rule.edges or "-")
+    return f"{base}-{digest}" if base else digest
+
+
+def rule_for(type_token: str, field: str = "name") -> NameRule:
+    return next(r for r in RULES[type_token] if r.field == field)
+
+
+def logical(type_token: str, text: str) -> str:
+    """A logical name whose auto-name AWS accepts."""
+    return fit(text, rule_for(type_token))
