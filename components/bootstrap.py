@@ -614,7 +614,7 @@ def stage_bundle(paths: Paths) -> str:
     if not (release / ".complete").exists():
         shutil.rmtree(release, ignore_errors=True)
         shutil.copytree(bundle, release / "src")
-        (release / ".complete").write_text(rid.removeprefix("bundle-") + "\n")
+        (release / ".complete").write_text(rid.removeprefix("bundle-") + "\n", encoding="ascii")
         (release / ".released").touch()
     link = Path(paths.home) / ".current.new"
     link.unlink(missing_ok=True)
@@ -668,7 +668,9 @@ def run_local(cfg: StackConfig, root: Path, venv: Path,
     nginx_prefix.mkdir(exist_ok=True)
     main_conf = nginx_prefix / "nginx.conf"
     main_conf.write_text(nginx_main_conf(f"{paths.nginx}/conf.d/{cfg.app.name}.conf",
-                                         nginx_prefix, distro_nginx_conf.read_text()))
+                                         nginx_prefix,
+                                         distro_nginx_conf.read_text(encoding="utf-8")),
+                         encoding="utf-8")
     procs: list[subprocess.Popen[bytes]] = []
     with open(root / "gunicorn.log", "wb") as glog, open(root / "nginx.log", "wb") as nlog:
         try:
