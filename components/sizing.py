@@ -90,7 +90,7 @@ class PriceTable:
 
     @classmethod
     def load(cls, path: Path = PRICES_PATH) -> PriceTable:
-        return cls(json.loads(path.read_text()))
+        return cls(json.loads(path.read_text(encoding="utf-8")))
 
     def regions(self) -> tuple[str, ...]:
         return tuple(sorted(self._instances))
@@ -209,7 +209,7 @@ def _cache_file(cache_dir: Path, region: str, arch: str, endpoint: str) -> Path:
 def _read_cache(path: Path, max_age: timedelta) -> list[InstanceType] | None:
     """The cached catalog if fresh and well-formed; None (refetch) otherwise."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
         if data["format"] != CACHE_FORMAT or time.time() - data["fetched_at"] >= \
                 max_age.total_seconds():
             return None
@@ -225,7 +225,7 @@ def _write_cache(path: Path, endpoint: str, types: list[InstanceType]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data))
+        tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
