@@ -7,7 +7,7 @@ export the contract.
 
 import pulumi
 
-from components import bootstrap, config, cost, outputs, sizing
+from components import bootstrap, config, cost, outputs, placement, sizing
 from components.certificate import Certificate
 from components.dns import Dns, lookup_zone_id
 from components.firewall import Firewall
@@ -26,14 +26,17 @@ cfg = config.load(prices.regions())
 choice = sizing.size(cfg.server, cfg.region, prices)
 user_data = bootstrap.render(cfg)
 user_data_base64 = user_data.ec2_user_data_base64
+site = placement.lookup(cfg, choice.instance_type)
+image = placement.lookup_image(cfg)
 
 name = cfg.prefix
-network = Network(name, cfg.network, cfg.tags)
+network = Network(name, cfg.network, cfg.tags, site)
 firewall = Firewall(name, cfg, network.vpc_id)
 parameters = AppParameters(name, cfg, secret_values=config.load_secret_values())
 role = InstanceRole(name, cfg)
 logs = LogGroups(name, cfg)
-boot_after = [*parameters.parameters, *logs.groups]  # what the first boot reads or writes to
+# what the first boot reads or writes to, and the grants it needs for that
+boot_after = [*parameters.parameters, *logs.groups, *role.policies]
 
 zone_id = lookup_zone_id(cfg.domain.zone) if cfg.domain.zone else None
 certificate = None
@@ -42,8 +45,8 @@ if cfg.tls.mode == "acm" and zone_id is not None:
 
 server = fleet = alb = None
 if not cfg.server.autoscaling:
-    server = WebServer(name, cfg, instance_type=choice.instance_type,
-                       subnet_id=network.subnet_ids.apply(lambda ids: ids[0]),
+    server = WebServer(name, cfg, instance_type=choice.instance_type, image=image,
+                       subnet_id=network.server_subnet_ids.apply(lambda ids: ids[0]),
                        security_group_id=firewall.web_group_id,
                        instance_profile=role.profile_name, key_name=firewall.ssh_key_name,
                        user_data_base64=user_data_base64, boot_after=boot_after)
@@ -55,8 +58,9 @@ if cfg.load_balanced:
                        certificate_arn=certificate.certificate_arn if certificate else None)
 if cfg.server.autoscaling:
     assert alb is not None
-    fleet = ServerFleet(name, cfg, instance_type=choice.instance_type,
-                        subnet_ids=network.subnet_ids, security_group_id=firewall.web_group_id,
+    fleet = ServerFleet(name, cfg, instance_type=choice.instance_type, image=image,
+                        subnet_ids=network.server_subnet_ids,
+                        security_group_id=firewall.web_group_id,
                         instance_profile_arn=role.profile_arn, key_name=firewall.ssh_key_name,
                         user_data_base64=user_data_base64, target_group_arn=alb.target_group_arn,
                         boot_after=boot_after)
@@ -102,6 +106,8 @@ if cfg.readiness.enabled:
                         *([certificate.validation] if certificate else []),
                         *(alb.listeners if alb else [])])
     gates = [readiness.server_gate, *([readiness.url_gate] if readiness.url_gate else [])]
+if server is not None:
+    server.attach_address(after=gates[:1])
 
 if not cfg.app.bundled:
     Rollout(name, cfg, instance_id=instance_id, group_name=group_name,

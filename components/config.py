@@ -33,6 +33,7 @@ OS_CHOICES = ("debian-12", "ubuntu-24.04")
 ARCH_CHOICES = ("x86_64", "arm64")
 TLS_CHOICES = ("none", "acm", "letsencrypt", "selfsigned")
 MAX_SERVERS = 50
+MAX_CERT_NAME = 64  # ACM and Let's Encrypt: a certificate's first name (the CN) fits in 64
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
                       1827, 2192, 2557, 2922, 3288, 3653)
 
@@ -102,8 +103,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("serverBurstable", "boolean", True,
             "Allow burstable (t-family) instance types when choosing the cheapest fit."),
     Setting("serverCount", "integer", 1,
-            f"Number of servers (1-{MAX_SERVERS}). "
-            "More than one puts them behind a load balancer."),
+            f"Number of servers (1-{MAX_SERVERS}). More than one puts them behind a load "
+            "balancer; a change resizes the group in place. With serverMinCount/serverMaxCount "
+            "it is the size the group starts with: after that the CPU target moves it between "
+            "the bounds and `pulumi up` leaves it there (change the bounds to move it)."),
     Setting("serverMinCount", "integer", 0,
             "Autoscaling floor (0: serverCount). Any of serverCount > 1, serverMinCount or "
             "serverMaxCount puts the servers in an Auto Scaling group."),
@@ -726,6 +729,10 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
     if tls in ("acm", "letsencrypt") and not hostname:
         c.problems.append(f"{NAMESPACE}:tlsMode = {tls!r} needs a name: expected "
                           "domainZone and domainHostname to be set")
+    if tls in ("acm", "letsencrypt") and len(hostname) > MAX_CERT_NAME:
+        c.bad("domainHostname", hostname, f"at most {MAX_CERT_NAME} characters with tlsMode "
+              f"{tls} (a certificate's first name is its subject CN; put longer names in "
+              "domainExtraNames)")
     servers = f"serverCount = {count}" + (
         f", serverMinCount = {min_count}, serverMaxCount = {max_count}"
         if min_count or max_count else "")

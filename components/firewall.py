@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_names import logical
 from components.config import StackConfig
 
 WORLD = ("0.0.0.0/0", "::/0")
@@ -75,7 +76,7 @@ class Firewall(pulumi.ComponentResource):
         groups: dict[str, aws.ec2.SecurityGroup] = {}
         for role in sorted({r.group for r in plan}):
             groups[role] = aws.ec2.SecurityGroup(
-                f"{name}-{role}", vpc_id=vpc_id,
+                logical("aws:ec2/securityGroup:SecurityGroup", f"{name}-{role}"), vpc_id=vpc_id,
                 description=f"webstack {cfg.prefix} {role}: rules are separate resources",
                 tags={**cfg.tags, "Name": f"{name}-{role}"}, opts=child)
         for rule in plan:

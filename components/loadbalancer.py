@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_names import logical
 from components.config import StackConfig
 
 # TLS 1.3 plus 1.2 with forward-secret ciphers only; nothing older is negotiated.
@@ -32,12 +33,14 @@ class LoadBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = cfg.tags
         alb = aws.lb.LoadBalancer(
-            f"{name}-alb", load_balancer_type="application", internal=False,
+            logical("aws:lb/loadBalancer:LoadBalancer", f"{name}-alb"),
+            load_balancer_type="application", internal=False,
             subnets=subnet_ids, security_groups=[security_group_id],
             drop_invalid_header_fields=True, idle_timeout=max(60, cfg.app.timeout_seconds + 5),
             tags=tags, opts=child)
         target_group = aws.lb.TargetGroup(
-            f"{name}-web", port=80, protocol="HTTP", target_type="instance", vpc_id=vpc_id,
+            logical("aws:lb/targetGroup:TargetGroup", f"{name}-web"), port=80, protocol="HTTP",
+            target_type="instance", vpc_id=vpc_id,
             health_check=health_check(cfg.app.health_path), deregistration_delay=30,
             tags=tags, opts=child)
         for i, instance_id in enumerate(instance_ids):

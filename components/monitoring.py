@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
+from components.aws_names import fit, logical, rule_for
 from components.config import StackConfig
 
 # Symbolic dimension values, bound to resources by the component.
@@ -152,7 +153,8 @@ class Monitoring(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        topic = aws.sns.Topic(f"{name}-alerts", tags=cfg.tags, opts=child)
+        topic = aws.sns.Topic(logical("aws:sns/topic:Topic", f"{name}-alerts"), tags=cfg.tags,
+                              opts=child)
         for i, email in enumerate(cfg.monitoring.alert_emails):
             aws.sns.TopicSubscription(f"{name}-alerts-{i + 1}", topic=topic.arn,
                                       protocol="email", endpoint=email, opts=child)
@@ -179,7 +181,8 @@ class Monitoring(pulumi.ComponentResource):
                 tags=cfg.tags, opts=child)
 
         dashboard = aws.cloudwatch.Dashboard(
-            f"{name}-dashboard", dashboard_name=cfg.prefix,
+            f"{name}-dashboard", dashboard_name=fit(
+                cfg.prefix, rule_for("aws:cloudwatch/dashboard:Dashboard", "dashboardName")),
             dashboard_body=pulumi.Output.all(**{k: v for k, v in bound.items()
                                                 if v is not None}).apply(
                 lambda dims: dashboard_body(cfg, dims)),

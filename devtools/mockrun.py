@@ -9,6 +9,7 @@ and dependencies are recorded, not only its inputs.
 
 from __future__ import annotations
 
+import hashlib
 import runpy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,15 +79,23 @@ class RecordingMocks(pulumi.runtime.Mocks):
                  extra_invokes: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]] | None
                  = None):
         self.region = region
+        self.unoffered: set[str] = set()  # zones that do not offer the servers' instance type
+        self.images = 1  # how many newer official images have been published since
         self.invokes: list[Invocation] = []
         self.states: dict[str, dict[str, Any]] = {}
-        self._n = 0
         self._invoke_handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "aws:ec2/getAmi:getAmi": self._ami,
             "aws:ec2/getVpc:getVpc": lambda a: {"id": "vpc-default", "cidrBlock": DEFAULT_VPC_CIDR,
                                                 "default": True},
             "aws:ec2/getSubnets:getSubnets": lambda a: {
-                "id": self.region, "ids": ["subnet-0a", "subnet-0b", "subnet-0c"]},
+                "id": self.region, "ids": ["subnet-0c", "subnet-0a", "subnet-0b"]},
+            "aws:ec2/getSubnet:getSubnet": lambda a: {
+                "id": a["id"], "availabilityZone": f"{self.region}{a['id'][-1]}"},
+            "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": lambda a: {
+                "id": self.region, "locations": [_az(self.region, i) for i in range(6)
+                                                 if _az(self.region, i) not in self.unoffered],
+                "locationTypes": ["availability-zone"] * 6,
+                "instanceTypes": [f["values"][0] for f in a.get("filters", [])]},
             "aws:index/getAvailabilityZones:getAvailabilityZones": lambda a: {
                 "id": self.region, "names": [_az(self.region, i) for i in range(6)],
                 "zoneIds": [f"use1-az{i + 1}" for i in range(6)]},
@@ -105,8 +114,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def _ami(self, args: dict[str, Any]) -> dict[str, Any]:
         filters = {f["name"]: f["values"] for f in args.get("filters", [])}
         arch = (filters.get("architecture") or ["x86_64"])[0]
-        return {"id": f"ami-{arch.replace('_', '')}0123456789", "architecture": arch,
-                "name": (filters.get("name") or ["?"])[0], "ownerId": args["owners"][0],
+        pinned = (filters.get("image-id") or [""])[0]
+        newest = f"ami-{'a' if arch == 'arm64' else '0'}{self.images:016x}"  # the newest
+        return {"id": pinned or newest, "architecture": arch,
+                "name": (filters.get("name") or [pinned])[0],
+                "ownerId": (args.get("owners") or ["123456789012"])[0],
                 "rootDeviceName": "/dev/xvda"}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
@@ -118,8 +130,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return handler(dict(args.args)), []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self._n += 1
-        n = self._n
+        # IDs from the resource's own name, not the registration order: the order of applies
+        # varies between runs, and a second run must see the same IDs (tests/unit/
+        # test_replacement.py compares runs).
+        n = int(hashlib.sha256(f"{args.typ}::{args.name}".encode()).hexdigest()[:12], 16)
         state = dict(args.inputs)
         typ, name = args.typ, args.name
         rid = f"{name}-id"

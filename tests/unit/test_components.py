@@ -18,12 +18,15 @@ from components.loadbalancer import TLS_POLICY, LoadBalancer
 from components.monitoring import LogGroups, Monitoring
 from components.network import Network, subnet_cidrs
 from components.parameters import AppParameters
+from components.placement import Image, Placement, ami_query, lookup_image
 from components.release import Rollout, rollout_command
-from components.webserver import WebServer, ami_query
+from components.webserver import WebServer
 from devtools.mockrun import ACCOUNT_ID, MockRun, run_program, stack_config
-from tests.cases import GOOD_ZONE, arr
+from tests.cases import ED25519_KEY, GOOD_ZONE, arr
 
 REGIONS = ("us-east-1",)
+IMAGE = Image(id="ami-0123456789abcdef0", name="debian-12-amd64-20261101-1234",
+              root_device_name="/dev/xvda", pinned=False)
 
 
 def cfg_of(stack: str = "dev", **overrides: str) -> config.StackConfig:
@@ -54,26 +57,34 @@ def test_subnet_cidrs_split_without_overlap():
     assert subnet_cidrs("192.168.1.0/24", 2) == ["192.168.1.0/28", "192.168.1.16/28"]
 
 
-def test_network_default_vpc_creates_nothing_and_sorts_subnets():
+def test_network_default_vpc_creates_nothing():
     cfg = cfg_of()
-    holder = {}
-    run = build(lambda: holder.setdefault("n", Network("net-a", cfg.network, cfg.tags)))
+    site = Placement("vpc-1", "172.31.0.0/16", {"subnet-a": "us-east-1a", "subnet-e":
+                                                "us-east-1e"}, ("us-east-1a", "us-east-1e"),
+                     frozenset({"us-east-1a"}))
+    seen: dict[str, list[str]] = {}
+
+    def program() -> None:
+        net = Network("net-a", cfg.network, cfg.tags, site)
+        net.subnet_ids.apply(lambda ids: seen.setdefault("all", ids))
+        net.server_subnet_ids.apply(lambda ids: seen.setdefault("servers", ids))
+    run = build(program)
     assert [r.type for r in run.resources] == ["webstack:network:Network"]
-    tokens = [i.token for i in run.invokes]
-    assert "aws:ec2/getVpc:getVpc" in tokens and "aws:ec2/getSubnets:getSubnets" in tokens
-    subnets = next(i for i in run.invokes if i.token == "aws:ec2/getSubnets:getSubnets")
-    assert {"name": "default-for-az", "values": ["true"]} in subnets.args["filters"]
+    # the load balancer spans every subnet; servers go where their type is offered
+    assert seen == {"all": ["subnet-a", "subnet-e"], "servers": ["subnet-a"]}
 
 
 def test_network_created_vpc_spans_distinct_zones():
     cfg = cfg_of(**{"webstack:networkCreateVpc": "true", "webstack:networkAzCount": "3"})
-    run = build(lambda: Network("net-b", cfg.network, cfg.tags))
+    site = Placement("", cfg.network.cidr, {}, ("us-east-1a", "us-east-1b", "us-east-1c"),
+                     frozenset({"us-east-1a", "us-east-1c"}))
+    run = build(lambda: Network("net-b", cfg.network, cfg.tags, site))
     kids = children_of(run, "webstack:network:Network")
     assert len(kids) == len(run.resources) - 1  # everything is parented to the component
     assert run.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"] == "10.42.0.0/16"
     subnets = sorted(run.of_type("aws:ec2/subnet:Subnet"), key=lambda r: r.name)
     assert len(subnets) == 3
-    assert len({s.inputs["availabilityZone"] for s in subnets}) == 3
+    assert [s.inputs["availabilityZone"] for s in subnets] == list(site.zones)
     assert [s.inputs["cidrBlock"] for s in subnets] == subnet_cidrs("10.42.0.0/16", 3)
     routes = run.one("aws:ec2/routeTable:RouteTable").inputs["routes"]
     assert routes[0]["cidrBlock"] == "0.0.0.0/0" and routes[0]["gatewayId"]
@@ -138,11 +149,16 @@ def test_ssh_git_remote_opens_egress_22():
 
 # --- InstanceRole, WebServer, ServerFleet ----------------------------------------------------
 
-def _server(cfg: config.StackConfig, name: str, user_data: str = "#cloud-config\n") -> MockRun:
+def _server(cfg: config.StackConfig, name: str, user_data: str = "#cloud-config\n",
+            image: Image = IMAGE) -> MockRun:
     encoded = base64.b64encode(user_data.encode()).decode()
-    return build(lambda: WebServer(name, cfg, instance_type="t3a.micro", subnet_id="subnet-a",
-                                   security_group_id="sg-1", instance_profile="profile-1",
-                                   key_name=None, user_data_base64=encoded))
+    def program() -> None:
+        server = WebServer(name, cfg, instance_type="t3a.micro", image=image,
+                           subnet_id="subnet-a", security_group_id="sg-1",
+                           instance_profile="profile-1", key_name=None,
+                           user_data_base64=encoded)
+        server.attach_address(after=[])
+    return build(program)
 
 
 def test_single_server_hardening_and_elastic_ip():
@@ -156,11 +172,24 @@ def test_single_server_hardening_and_elastic_ip():
     assert base64.b64decode(instance["userDataBase64"]).decode().startswith("#cloud-config")
     assert instance["userDataReplaceOnChange"] is True
     assert instance["instanceType"] == "t3a.micro"
-    assert instance["ami"] == "ami-x86640123456789"
+    assert instance["ami"] == IMAGE.id
     assert instance["iamInstanceProfile"] == "profile-1"
     assert instance["tags"]["Name"] == "hello-dev-1" and instance["tags"]["ManagedBy"] == "pulumi"
     eip = run.one("aws:ec2/eip:Eip").inputs
-    assert eip["domain"] == "vpc" and eip["instance"].startswith("i-")
+    assert eip["domain"] == "vpc" and "instance" not in eip  # associated after the gate
+    association = run.one("aws:ec2/eipAssociation:EipAssociation")
+    assert association.inputs["instanceId"].startswith("i-")
+    assert association.inputs["allowReassociation"] is True
+    # a newer published image is not a reason to replace the server
+    assert run.one("aws:ec2/instance:Instance").ignore_changes == ["ami"]
+
+
+def test_a_pinned_image_is_used_as_given_and_its_change_replaces():
+    pinned = Image(id="ami-0fedcba9876543210", name="mine", root_device_name="/dev/xvda",
+                   pinned=True)
+    run = _server(cfg_of(), "srv-pinned", image=pinned)
+    instance = run.one("aws:ec2/instance:Instance")
+    assert instance.inputs["ami"] == pinned.id and instance.ignore_changes == []
 
 
 def test_single_server_behind_a_load_balancer_has_no_elastic_ip():
@@ -168,6 +197,7 @@ def test_single_server_behind_a_load_balancer_has_no_elastic_ip():
     assert cfg.load_balanced and not cfg.server.autoscaling
     run = _server(cfg, "srv-lb")
     assert run.one("aws:ec2/instance:Instance") and not run.of_type("aws:ec2/eip:Eip")
+    assert not run.of_type("aws:ec2/eipAssociation:EipAssociation")
 
 
 def _role(cfg: config.StackConfig, name: str) -> MockRun:
@@ -225,14 +255,24 @@ def test_agent_may_ship_only_to_our_namespace_and_log_groups():
      "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-*"),
 ])
 def test_ami_from_official_owner(os_name, arch, owner, pattern):
-    query = ami_query(os_name, arch)
-    assert (query.owner, query.name_pattern, query.architecture) == (owner, pattern, arch)
     cfg = cfg_of(**{"webstack:serverOs": os_name, "webstack:serverArch": arch})
-    run = _server(cfg, f"srv-{os_name}-{arch}")
+    query = ami_query(cfg.server)
+    assert query.owners == (owner,) and ("name", pattern) in query.filters
+    found = {}
+    run = run_program("test", {"aws:region": "us-east-1"},
+                      program=lambda: found.setdefault("image", lookup_image(cfg)))
+    assert run.error is None and not found["image"].pinned
     (invoke,) = [i for i in run.invokes if i.token == "aws:ec2/getAmi:getAmi"]
     assert invoke.args["owners"] == [owner] and invoke.args["mostRecent"] is True
     filters = {f["name"]: f["values"] for f in invoke.args["filters"]}
     assert filters["name"] == [pattern] and filters["architecture"] == [arch]
+
+
+def test_a_pinned_image_is_looked_up_by_id_from_any_owner():
+    cfg = cfg_of(**{"webstack:serverImage": "ami-0fedcba9876543210"})
+    query = ami_query(cfg.server)
+    assert query.owners == () and ("image-id", "ami-0fedcba9876543210") in query.filters
+    assert not any(k == "name" for k, _ in query.filters)
 
 
 def test_fleet_launch_template_group_scaling_and_refresh():
@@ -243,7 +283,7 @@ def test_fleet_launch_template_group_scaling_and_refresh():
                             "webstack:refreshMinHealthyPercent": "75"})
     encoded = base64.b64encode(b"#cloud-config\n").decode()
     run = build(lambda: ServerFleet(
-        "fleet-a", cfg, instance_type="t3a.medium",
+        "fleet-a", cfg, instance_type="t3a.medium", image=IMAGE,
         subnet_ids=pulumi.Output.from_input(["subnet-a", "subnet-b"]),
         security_group_id="sg-web", instance_profile_arn="arn:profile", key_name=None,
         user_data_base64=encoded, target_group_arn="arn:tg"))
@@ -260,7 +300,10 @@ def test_fleet_launch_template_group_scaling_and_refresh():
     assert (g["minSize"], g["desiredCapacity"], g["maxSize"]) == (2, 3, 6)
     assert g["vpcZoneIdentifiers"] == ["subnet-a", "subnet-b"]  # at least two subnets
     assert g["targetGroupArns"] == ["arn:tg"] and g["healthCheckType"] == "ELB"
-    assert g["waitForElbCapacity"] == 2
+    # the provider waits for nothing (its ELB wait counts exactly N on updates too); the
+    # readiness gate waits, after the listeners
+    assert g["waitForCapacityTimeout"] == "0" and "waitForElbCapacity" not in g
+    assert "minElbCapacity" not in g
     refresh = g["instanceRefresh"]
     assert refresh["strategy"] == "Rolling"
     assert refresh["preferences"]["minHealthyPercentage"] == 75
@@ -273,8 +316,28 @@ def test_fleet_launch_template_group_scaling_and_refresh():
         "ASGAverageCPUUtilization")
 
 
+def test_fixed_size_fleet_keeps_the_count_it_is_given():
+    """No bounds: serverCount is the size, and a change of it resizes the group on `up`."""
+    import pulumi
+
+    cfg = cfg_of("prod", **{"webstack:serverCount": "3"})
+    run = build(lambda: ServerFleet(
+        "fleet-fixed", cfg, instance_type="t3a.medium", image=IMAGE,
+        subnet_ids=pulumi.Output.from_input(["subnet-a", "subnet-b"]),
+        security_group_id="sg-web", instance_profile_arn="arn:profile", key_name=None,
+        user_data_base64=base64.b64encode(b"#cloud-config\n").decode(),
+        target_group_arn="arn:tg"))
+    group = run.one("aws:autoscaling/group:Group")
+    assert (group.inputs["minSize"], group.inputs["desiredCapacity"],
+            group.inputs["maxSize"]) == (3, 3, 3)
+    assert group.ignore_changes == []
+    assert not run.of_type("aws:autoscaling/policy:Policy")  # nothing to scale between
+    template = run.one("aws:ec2/launchTemplate:LaunchTemplate")
+    assert template.ignore_changes == ["imageId"]
+
+
 def test_admin_key_pair_only_with_a_key():
-    with_key = cfg_of(**{"webstack:sshPublicKey": "ssh-ed25519 AAAAC3Nza me@host"})
+    with_key = cfg_of(**{"webstack:sshPublicKey": ED25519_KEY})
     run = build(lambda: Firewall("fw-key", with_key, "vpc-1"))
     assert run.one("aws:ec2/keyPair:KeyPair").inputs["publicKey"].startswith("ssh-ed25519")
     run = build(lambda: Firewall("fw-nokey", cfg_of(), "vpc-1"))

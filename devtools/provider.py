@@ -1,0 +1,129 @@
+"""What the real provider would do with a change, modelled offline: mocks compute no diff.
+
+`REPLACES` lists, per resource type the program creates, the top-level inputs whose change
+forces a replacement (the Terraform AWS provider's schema marks them "Forces new resource";
+pulumi-aws v7 bridges it unchanged: its registry docs for each resource say the same), and
+`diff` compares two recorded runs the way the engine would: by URN, honouring ignore_changes.
+A type missing here fails tests/unit/test_replacement.py, so a new type comes with its row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devtools.mockrun import MockRun
+
+_DOCS = "registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/{}"
+
+# type: (inputs that force a replacement, the resource's provider docs page)
+REPLACES: dict[str, tuple[frozenset[str], str]] = {
+    "aws:acm/certificate:Certificate": (frozenset({
+        "domainName", "subjectAlternativeNames", "validationMethod", "keyAlgorithm",
+        "certificateAuthorityArn"}), "acm_certificate"),
+    "aws:acm/certificateValidation:CertificateValidation": (frozenset({
+        "certificateArn", "validationRecordFqdns"}), "acm_certificate_validation"),
+    "aws:autoscaling/group:Group": (frozenset({"name", "namePrefix"}), "autoscaling_group"),
+    "aws:autoscaling/policy:Policy": (frozenset({"name", "autoscalingGroupName"}),
+                                      "autoscaling_policy"),
+    "aws:cloudwatch/dashboard:Dashboard": (frozenset({"dashboardName"}),
+                                           "cloudwatch_dashboard"),
+    "aws:cloudwatch/logGroup:LogGroup": (frozenset({"name", "namePrefix", "logGroupClass"}),
+                                         "cloudwatch_log_group"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": (frozenset({"name"}), "cloudwatch_metric_alarm"),
+    "aws:ec2/eip:Eip": (frozenset({"domain", "address", "networkBorderGroup", "publicIpv4Pool",
+                                   "customerOwnedIpv4Pool"}), "eip"),
+    "aws:ec2/eipAssociation:EipAssociation": (frozenset({
+        "allocationId", "instanceId", "networkInterfaceId", "privateIpAddress", "publicIp",
+        "allowReassociation"}), "eip_association"),
+    # userDataBase64 forces a new instance only with userDataReplaceOnChange (we set it).
+    "aws:ec2/instance:Instance": (frozenset({
+        "ami", "availabilityZone", "subnetId", "associatePublicIpAddress", "keyName",
+        "privateIp", "placementGroup", "tenancy", "cpuOptions", "hibernation", "launchTemplate",
+        "ebsBlockDevices", "ephemeralBlockDevices", "networkInterfaces", "userDataBase64",
+        "userData", "rootBlockDevice.encrypted", "rootBlockDevice.kmsKeyId"}), "instance"),
+    "aws:ec2/internetGateway:InternetGateway": (frozenset(), "internet_gateway"),
+    "aws:ec2/keyPair:KeyPair": (frozenset({"keyName", "keyNamePrefix", "publicKey"}),
+                                "key_pair"),
+    # Other changes make a new version; the group's instance refresh then replaces servers.
+    "aws:ec2/launchTemplate:LaunchTemplate": (frozenset({"name", "namePrefix"}),
+                                              "launch_template"),
+    "aws:ec2/routeTable:RouteTable": (frozenset({"vpcId"}), "route_table"),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": (frozenset({
+        "subnetId", "gatewayId"}), "route_table_association"),
+    "aws:ec2/securityGroup:SecurityGroup": (frozenset({
+        "name", "namePrefix", "description", "vpcId"}), "security_group"),
+    "aws:ec2/subnet:Subnet": (frozenset({
+        "availabilityZone", "availabilityZoneId", "cidrBlock", "vpcId", "outpostArn"}),
+        "subnet"),
+    "aws:ec2/vpc:Vpc": (frozenset({"cidrBlock", "ipv4IpamPoolId", "ipv4NetmaskLength"}), "vpc"),
+    "aws:iam/instanceProfile:InstanceProfile": (frozenset({"name", "namePrefix", "path"}),
+                                                "iam_instance_profile"),
+    "aws:iam/role:Role": (frozenset({"name", "namePrefix", "path"}), "iam_role"),
+    "aws:iam/rolePolicy:RolePolicy": (frozenset({"name", "namePrefix", "role"}),
+                                      "iam_role_policy"),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (frozenset({"role", "policyArn"}),
+                                                          "iam_role_policy_attachment"),
+    "aws:lb/listener:Listener": (frozenset({"loadBalancerArn"}), "lb_listener"),
+    "aws:lb/loadBalancer:LoadBalancer": (frozenset({
+        "name", "namePrefix", "internal", "loadBalancerType", "customerOwnedIpv4Pool"}), "lb"),
+    "aws:lb/targetGroup:TargetGroup": (frozenset({
+        "name", "namePrefix", "port", "protocol", "protocolVersion", "targetType", "vpcId",
+        "ipAddressType"}), "lb_target_group"),
+    "aws:lb/targetGroupAttachment:TargetGroupAttachment": (frozenset({
+        "targetGroupArn", "targetId", "port", "availabilityZone"}), "lb_target_group_attachment"),
+    "aws:route53/record:Record": (frozenset({"zoneId", "name", "type", "setIdentifier"}),
+                                  "route53_record"),
+    "aws:sns/topic:Topic": (frozenset({"name", "namePrefix", "fifoTopic"}), "sns_topic"),
+    "aws:sns/topicSubscription:TopicSubscription": (frozenset({
+        "topic", "protocol", "endpoint"}), "sns_topic_subscription"),
+    "aws:ssm/parameter:Parameter": (frozenset({"name"}), "ssm_parameter"),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (frozenset({
+        "securityGroupId"}), "vpc_security_group_ingress_rule"),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": (frozenset({
+        "securityGroupId"}), "vpc_security_group_egress_rule"),
+    # pulumi-command: `triggers` replace (the command runs again); any other change updates.
+    "command:local:Command": (frozenset({"triggers"}), ""),
+}
+
+
+def docs(type_token: str) -> str:
+    page = REPLACES[type_token][1]
+    return _DOCS.format(page) if page else "pulumi.com/registry/packages/command"
+
+
+@dataclass(frozen=True)
+class Change:
+    urn: str
+    type: str
+    prop: str  # a top-level input, or "rootBlockDevice.encrypted" style for nested ones
+    replaces: bool
+
+
+def _flat(inputs: dict) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in inputs.items():
+        out[key] = value
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                out[f"{key}.{sub}"] = v
+    return out
+
+
+def diff(before: MockRun, after: MockRun) -> tuple[set[str], set[str], list[Change]]:
+    """(URNs only in `before`: deleted, URNs only in `after`: created, changed inputs)."""
+    old, new = before.by_urn(), after.by_urn()
+    changes = []
+    for urn in sorted(set(old) & set(new)):
+        a, b = old[urn], new[urn]
+        if not b.custom:
+            continue
+        forcing = REPLACES[b.type][0]
+        ignored = set(b.ignore_changes)
+        fa, fb = _flat(a.inputs), _flat(b.inputs)
+        for prop in sorted(set(fa) | set(fb)):
+            if prop.split(".")[0] in ignored or fa.get(prop) == fb.get(prop):
+                continue
+            if "." in prop and prop not in forcing:
+                continue  # the top-level entry reports it
+            changes.append(Change(urn, b.type, prop, prop in forcing))
+    return set(old) - set(new), set(new) - set(old), changes

@@ -1,0 +1,120 @@
+"""Physical names: every registration, over configs at the edges of what the settings allow,
+obeys AWS's length and character rules (components/aws_names.py), with the engine's
+auto-naming simulated. Mocks accept any name; AWS does not."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.aws_names import AUTONAME_SUFFIX, RULES, NameRule, fit, rule_for
+from devtools.mockrun import MockRun, run_program, stack_config
+from tests.cases import ED25519_KEY, arr
+
+# Types that carry no physical name of ours (AWS gives them an id), with what does name them.
+UNNAMED = {
+    "aws:acm/certificateValidation:CertificateValidation", "aws:ec2/eip:Eip",
+    "aws:ec2/eipAssociation:EipAssociation", "aws:ec2/instance:Instance",
+    "aws:ec2/internetGateway:InternetGateway", "aws:ec2/routeTable:RouteTable",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation", "aws:ec2/subnet:Subnet",
+    "aws:ec2/vpc:Vpc", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:lb/listener:Listener", "aws:lb/targetGroupAttachment:TargetGroupAttachment",
+    "aws:route53/record:Record",  # its name is a DNS name, validated as a setting
+    "aws:sns/topicSubscription:TopicSubscription",
+    "command:local:Command",  # runs on the deployer's machine: no AWS name
+}
+
+LONG_APP = "internal-" + "b" * 23  # 32 characters, the longest appName; an ALB-reserved start
+ZONE = "example.com"
+LONG_LABEL = "l" * 63
+LONG_HOST = f"{'h' * 52}.{ZONE}"  # 64 characters: ACM's limit for a certificate's first name
+LONG_EXTRA = [f"{LONG_LABEL}.{LONG_LABEL}.{LONG_LABEL}.{'x' * 49}.{ZONE}"]  # 253 characters
+
+MATRIX: dict[str, tuple[str, str, dict[str, str]]] = {  # id: (stack file, stack name, overrides)
+    "single-dotted-stack": ("dev", "staging.eu-west-1_blue", {
+        "webstack:appName": LONG_APP, "webstack:sshPublicKey": ED25519_KEY,
+        "webstack:appRepo": "https://git.example.com/acme/shop.git"}),
+    "fleet-dotted-stack": ("prod", "prod.eu-west-1_blue", {
+        "webstack:appName": LONG_APP, "webstack:serverMaxCount": "4",
+        "webstack:alertEmails": arr("ops@example.com"),
+        "webstack:sshPublicKey": "", "webstack:appSecrets": arr("DB_URL=/shop/db")}),
+    "fleet-100-char-stack": ("prod", "s." + "x_y-" * 24 + "zz", {
+        "webstack:appName": LONG_APP, "webstack:serverMinCount": "2",
+        "webstack:serverMaxCount": "6", "webstack:domainHostname": LONG_HOST,
+        "webstack:domainExtraNames": arr(*LONG_EXTRA)}),
+    "sg-prefixed-app": ("dev", "dev", {"webstack:appName": "sg-shop"}),
+    "letsencrypt-long": ("dev", "Prod_2", {
+        "webstack:appName": LONG_APP, "webstack:domainZone": ZONE,
+        "webstack:domainHostname": LONG_HOST, "webstack:tlsMode": "letsencrypt",
+        "webstack:tlsEmail": "ops@example.com"}),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(aws_env_module) -> dict[str, MockRun]:
+    out = {}
+    for key, (stack_file, stack, overrides) in MATRIX.items():
+        run = run_program(stack, stack_config(stack_file, overrides))
+        if run.error is not None:
+            raise run.error
+        assert run.resources, key
+        out[key] = run
+    return out
+
+
+def physical_names(reg) -> list[tuple[NameRule, str]]:
+    """What AWS would be asked to accept for `reg`, auto-naming as the engine does."""
+    out = []
+    for rule in RULES.get(reg.type, ()):
+        given = reg.inputs.get(rule.field)
+        if given is None and rule.autonamed:
+            given = f"{reg.name}-{'7' * (AUTONAME_SUFFIX - 1)}"
+        if given is not None:
+            out.append((rule, str(given)))
+    return out
+
+
+@pytest.mark.parametrize("key", list(MATRIX))
+def test_every_physical_name_is_one_aws_accepts(runs, key):
+    checked = 0
+    for reg in runs[key].resources:
+        if not reg.custom:
+            continue
+        assert reg.type in RULES or reg.type in UNNAMED, (
+            f"{reg.type} has no row in components/aws_names.RULES (or UNNAMED here)")
+        for rule, name in physical_names(reg):
+            checked += 1
+            assert rule.problem(name) is None, (
+                f"{reg.type} {rule.field} {name!r}: {rule.problem(name)} ({rule.source})")
+    assert checked >= 20
+
+
+@pytest.mark.parametrize("key", list(MATRIX))
+def test_tags_fit_aws_limits(runs, key):
+    tagged = 0
+    for reg in runs[key].resources:
+        tags = reg.inputs.get("tags") or {}
+        pairs = ([(t["key"], t["value"]) for t in tags] if isinstance(tags, list)  # a group's
+                 else list(tags.items()))
+        tagged += bool(pairs)
+        for k, v in pairs:
+            assert len(k) <= 128 and len(str(v)) <= 256, (reg.type, k)
+    assert tagged >= 10
+
+
+def test_the_matrix_reaches_every_named_type(runs):
+    seen = {r.type for run in runs.values() for r in run.resources if r.custom}
+    assert set(RULES) <= seen, set(RULES) - seen
+
+
+def test_fit_keeps_valid_names_and_shortens_others_stably():
+    lb = rule_for("aws:lb/loadBalancer:LoadBalancer")
+    assert fit("hello-dev-alb", lb) == "hello-dev-alb"  # existing stacks keep their names
+    long = fit(f"{LONG_APP}-prod.eu-west-1-alb", lb)
+    assert len(long) <= lb.limit - AUTONAME_SUFFIX and lb.problem(long + "-abcdefg") is None
+    assert long == fit(f"{LONG_APP}-prod.eu-west-1-alb", lb)  # stable across runs
+    assert long != fit(f"{LONG_APP}-prod.eu-west-2-alb", lb)  # distinct for distinct stacks
+    assert not long.lower().startswith("internal-")
+    sg = rule_for("aws:ec2/securityGroup:SecurityGroup")
+    assert not fit("sg-shop-dev-web", sg).startswith("sg-")
+    dash = rule_for("aws:cloudwatch/dashboard:Dashboard", "dashboardName")
+    assert dash.problem(fit("hello-prod.eu", dash)) is None

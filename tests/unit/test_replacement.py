@@ -1,0 +1,138 @@
+"""A no-op `pulumi up` stays a no-op: the program, run again on another machine, on a later day
+or after a newer OS image is published, registers the same resources with the same inputs
+(devtools/provider.py models which inputs would replace a resource). Mocks compute no diff, so
+this is where a replacement nobody asked for is caught."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import os
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from devtools.mockrun import PROJECT_DIR, MockRun, RecordingMocks, run_program, stack_config
+from devtools.provider import REPLACES, diff
+from tests.cases import GOOD_ZONE, arr
+
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "dev": ("dev", {}),
+    "prod-fleet-acm": ("prod", {"webstack:serverMaxCount": "4"}),
+    "git-letsencrypt": ("dev", {
+        **GOOD_ZONE, "webstack:tlsMode": "letsencrypt", "webstack:tlsEmail": "ops@example.com",
+        "webstack:appRepo": "https://git.example.com/acme/shop.git",
+        "webstack:appSecrets": arr("DB_URL=/shop/db")}),
+}
+
+
+def _run(key: str, mocks: RecordingMocks | None = None) -> MockRun:
+    stack, overrides = VARIANTS[key]
+    run = run_program(stack, stack_config(stack, overrides), mocks=mocks)
+    if run.error is not None:
+        raise run.error
+    assert run.resources, key
+    return run
+
+
+@pytest.fixture(scope="module")
+def baseline(aws_env_module) -> dict[str, MockRun]:
+    return {key: _run(key) for key in VARIANTS}
+
+
+def _other_compressor(mp: pytest.MonkeyPatch) -> None:
+    """Another zlib build (zlib-ng, Apple's): other deflate bytes, another OS byte."""
+    real_gzip, real_compress, real_obj = gzip.compress, zlib.compress, zlib.compressobj
+
+    def other_gzip(data: bytes, compresslevel: int = 9, *, mtime: float | None = None) -> bytes:
+        out = real_gzip(data, 1, mtime=0)
+        return out[:9] + bytes([19]) + out[10:]  # OS byte 19: macOS
+    mp.setattr(gzip, "compress", other_gzip)
+    mp.setattr(zlib, "compress", lambda data, level=-1, wbits=15: real_compress(data, 1, wbits))
+    mp.setattr(zlib, "compressobj", lambda level=-1, *a, **k: real_obj(1, *a, **k))
+
+
+def _another_machine(mp: pytest.MonkeyPatch, tmp: Path) -> None:
+    _other_compressor(mp)
+    mp.setenv("HOME", str(tmp / "elsewhere"))
+    mp.setenv("XDG_CACHE_HOME", str(tmp / "cold-cache"))  # nothing cached from the first run
+    mp.setenv("TZ", "Pacific/Chatham")
+    mp.setenv("LC_ALL", "tr_TR.UTF-8")
+    time.tzset()
+    old = os.umask(0o077)
+    mp.setattr(os, "umask", os.umask)  # restored below
+    mp.chdir(tmp)  # the program must not depend on where it is started from
+    mp.undo_hooks = [lambda: os.umask(old), time.tzset]  # type: ignore[attr-defined]
+
+
+def _later_day(mp: pytest.MonkeyPatch, tmp: Path) -> None:
+    real = time.time
+    mp.setattr(time, "time", lambda: real() + 400 * 86400)
+    mp.setenv("XDG_CACHE_HOME", str(tmp / "later-cache"))
+
+
+CIRCUMSTANCES: dict[str, Callable[[pytest.MonkeyPatch, Path], None]] = {
+    "another-machine": _another_machine,
+    "a-later-day": _later_day,
+    "a-newer-image-published": lambda mp, tmp: None,  # the mocks publish it, below
+}
+
+
+@pytest.mark.parametrize("circumstance", list(CIRCUMSTANCES))
+@pytest.mark.parametrize("key", list(VARIANTS))
+def test_a_second_run_changes_nothing(baseline, key, circumstance, tmp_path):
+    mocks = RecordingMocks(region="us-east-1")
+    if circumstance == "a-newer-image-published":
+        mocks.images = 2
+    with pytest.MonkeyPatch.context() as mp:
+        CIRCUMSTANCES[circumstance](mp, tmp_path)
+        try:
+            again = _run(key, mocks)
+        finally:
+            for hook in getattr(mp, "undo_hooks", []):
+                hook()
+    deleted, created, changes = diff(baseline[key], again)
+    assert not deleted and not created, (deleted, created)
+    assert not changes, [f"{c.type} {c.prop}{' (REPLACES it)' if c.replaces else ''}"
+                         for c in changes]
+
+
+def test_every_type_has_a_replacement_row(baseline):
+    types = {r.type for run in baseline.values() for r in run.resources if r.custom}
+    assert types <= set(REPLACES), types - set(REPLACES)
+
+
+def test_the_model_sees_a_real_change(baseline, aws_env_module):
+    """The comparison itself works: a new disk size replaces the single server, a new CIDR
+    for SSH only adds a rule."""
+    stack, overrides = VARIANTS["dev"]
+    bigger = run_program(stack, stack_config(stack, {**overrides,
+                                                     "webstack:serverDiskGib": "30"}))
+    _, _, changes = diff(baseline["dev"], bigger)
+    assert [(c.type, c.prop, c.replaces) for c in changes] == [
+        ("aws:ec2/instance:Instance", "rootBlockDevice", False)]  # EBS grows in place
+    ssh = run_program(stack, stack_config(stack, {**overrides,
+                                                  "webstack:adminCidrs": arr("203.0.113.0/24")}))
+    _, created, changes = diff(baseline["dev"], ssh)
+    assert [u.rsplit("::", 1)[1] for u in created] == ["hello-dev-web-ingress-22-203-0-113-0-24"]
+    assert not [c for c in changes if c.replaces]
+
+
+def _program_modules() -> list[Path]:
+    return [PROJECT_DIR / "__main__.py", *sorted((PROJECT_DIR / "components").glob("*.py"))]
+
+
+def test_program_files_are_read_with_an_explicit_encoding():
+    """The locale's encoding differs by machine (cp1252 on Windows): a text read without
+    `encoding=` can turn the same file into other user-data."""
+    offenders = []
+    for path in _program_modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("read_text", "write_text")
+                    and not any(k.arg == "encoding" for k in node.keywords)):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert not offenders, offenders
