@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
@@ -68,6 +69,22 @@ class MockRun:
         return {r.urn: r for r in self.resources}
 
 
+class InvokeFailure(grpc.RpcError):
+    """How the engine reports a provider's failed invoke (e.g. "no matching EC2 VPC found"):
+    a gRPC error, which the SDK raises in the program as a catchable exception. A plain Python
+    exception from a mock would instead count as an unhandled RPC error and fail the run."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self.message
+
+
 def _az(region: str, i: int) -> str:
     return f"{region}{'abcdef'[i]}"
 
@@ -110,6 +127,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "id": self.region, "name": self.region, "region": self.region},
             **dict(extra_invokes or {}),
         }
+
+    def fail(self, token: str, message: str) -> None:
+        """Make the invoke `token` fail as the provider would."""
+        def failing(_args: dict[str, Any]) -> dict[str, Any]:
+            raise InvokeFailure(message)
+        self._invoke_handlers[token] = failing
 
     def _ami(self, args: dict[str, Any]) -> dict[str, Any]:
         filters = {f["name"]: f["values"] for f in args.get("filters", [])}
