@@ -404,6 +404,9 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "health_url": (f"https://127.0.0.1:{target.https_port}{app.health_path}" if https
                        else f"http://127.0.0.1:{target.http_port}{app.health_path}"),
         "proxies": proxies,
+        # behind the load balancer nginx must outlive its idle connections, or the ALB reuses
+        # one nginx already closed and answers 502 (AWS: target keep-alive > ALB idle timeout)
+        "keepalive_seconds": cfg.lb_idle_timeout + 15 if cfg.load_balanced else 0,
         "packages": sorted(packages),
         "ssm_agent_url": ssm_agent_url,
         "cw_agent_url": cw_agent_url,

@@ -335,6 +335,11 @@ class StackConfig:
         return self.server.autoscaling or self.tls.mode == "acm"
 
     @property
+    def lb_idle_timeout(self) -> int:
+        """Seconds the load balancer keeps an idle connection: longer than a request may run."""
+        return max(60, self.app.timeout_seconds + 5)
+
+    @property
     def https(self) -> bool:
         return self.tls.mode != "none"
 

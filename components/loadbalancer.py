@@ -36,7 +36,7 @@ class LoadBalancer(pulumi.ComponentResource):
             logical("aws:lb/loadBalancer:LoadBalancer", f"{name}-alb"),
             load_balancer_type="application", internal=False,
             subnets=subnet_ids, security_groups=[security_group_id],
-            drop_invalid_header_fields=True, idle_timeout=max(60, cfg.app.timeout_seconds + 5),
+            drop_invalid_header_fields=True, idle_timeout=cfg.lb_idle_timeout,
             tags=tags, opts=child)
         target_group = aws.lb.TargetGroup(
             logical("aws:lb/targetGroup:TargetGroup", f"{name}-web"), port=80, protocol="HTTP",
