@@ -127,3 +127,37 @@ def diff(before: MockRun, after: MockRun) -> tuple[set[str], set[str], list[Chan
                 continue  # the top-level entry reports it
             changes.append(Change(urn, b.type, prop, prop in forcing))
     return set(old) - set(new), set(new) - set(old), changes
+
+
+_SERVER_TYPES = ("aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate")
+_EFFECTS = ("none", "release", "in place", "rolling", "replaced", "new")  # mildest first
+
+
+def server_effect(before: MockRun, after: MockRun) -> str:
+    """What a change does to the servers, in the words of the README's table: `new` (the
+    network under them changes: everything is created anew), `replaced` (a single server:
+    a new one, which takes the address once healthy), `rolling` (a fleet's new template
+    version: the instance refresh), `in place` (the running servers are updated), `release`
+    (only the app's release: the rollout), `none`."""
+    deleted, created, changes = diff(before, after)
+    gone = {u.split("::")[-2].rsplit("$", 1)[-1] for u in deleted | created}
+    effect = "none"
+
+    def worse(kind: str) -> None:
+        nonlocal effect
+        effect = max(effect, kind, key=_EFFECTS.index)
+    if "aws:ec2/vpc:Vpc" in gone or any(c.type == "aws:ec2/vpc:Vpc" and c.replaces
+                                        for c in changes):
+        return "new"
+    if "aws:ec2/instance:Instance" in gone:
+        worse("replaced")
+    for c in changes:
+        if c.type == "aws:ec2/instance:Instance":
+            worse("replaced" if c.replaces else "in place")
+        elif c.type == "aws:ec2/launchTemplate:LaunchTemplate":
+            worse("rolling")
+        elif c.type == "aws:autoscaling/group:Group":
+            worse("in place")
+        elif c.type == "command:local:Command" and c.urn.endswith("-rollout"):
+            worse("release")
+    return effect

@@ -1,0 +1,86 @@
+"""The README's table of what a settings change does to the servers is what the program does:
+each row is run before and after the change under mocks, and devtools/provider.py says, from the
+inputs that force replacement, whether the servers are left alone, get a release, are updated
+in place, rolled (a fleet's instance refresh), replaced or built anew."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from devtools.mockrun import PROJECT_DIR, MockRun, run_program, stack_config
+from devtools.provider import server_effect
+from tests.cases import ED25519_KEY, arr
+
+README = PROJECT_DIR / "README.md"
+GIT = {"webstack:appRepo": "https://git.example.com/acme/shop.git", "webstack:appRef": "v1.0.0",
+       "webstack:appSecretValues": arr("API_KEY=first-value")}
+SHAPES = {"single server": ("dev", {**GIT, "webstack:networkCreateVpc": "true"}),
+          "fleet": ("prod", {**GIT, "webstack:serverMaxCount": "4"})}
+SECRET = ["webstack:appSecretValues"]
+
+# README row label -> the change made on top of each shape
+ROWS: dict[str, dict[str, str]] = {
+    "`appRef`": {"webstack:appRef": "v1.1.0"},
+    "`appEnv`, `appSecrets`, `appPreStart`, `appWorkers`, `appTimeoutSeconds`, any other "
+    "`app*` or `tls*` setting the server reads": {"webstack:appEnv": arr("COLOR=blue")},
+    "`appSecretValues` (a value)": {"webstack:appSecretValues": arr("API_KEY=second-value")},
+    "`serverImage`": {"webstack:serverImage": "ami-0fedcba9876543210"},
+    "`serverInstanceType`, `serverVcpus`, `serverMemoryGib`": {
+        "webstack:serverInstanceType": "m7i.large"},
+    "`serverDiskGib`": {"webstack:serverDiskGib": "64"},
+    "`sshPublicKey`": {"webstack:sshPublicKey": ED25519_KEY},
+    "`serverMinCount`, `serverMaxCount`, `serverCount` (within a group)": {
+        "webstack:serverMinCount": "2", "webstack:serverMaxCount": "6"},
+    "`alertEmails`, `alarm*`, `logRetentionDays`, `tags`": {
+        "webstack:alertEmails": arr("ops@example.com"), "webstack:logRetentionDays": "90"},
+    "`networkCidr`": {"webstack:networkCidr": "10.43.0.0/16"},
+}
+
+
+def _readme_rows() -> dict[str, tuple[str, str]]:
+    text = README.read_text(encoding="utf-8")
+    section = text.partition("<!-- change-effects -->")[2]  # empty: the test below fails
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in ROWS:
+            rows[cells[0]] = (cells[1], cells[2])
+    return rows
+
+
+def _word(cell: str) -> str:
+    """The effect a README cell names: its bold first words, or '-' for not applicable."""
+    match = re.match(r"\*\*([a-z ]+)\*\*", cell)
+    return match.group(1) if match else "-"
+
+
+def _run(stack: str, overrides: dict[str, str]) -> MockRun:
+    run = run_program(stack, stack_config(stack, overrides), secret_keys=SECRET)
+    if run.error is not None:
+        raise run.error
+    return run
+
+
+@pytest.fixture(scope="module")
+def baselines(aws_env_module) -> dict[str, MockRun]:
+    return {shape: _run(*spec) for shape, spec in SHAPES.items()}
+
+
+def test_the_readme_has_every_row():
+    assert set(_readme_rows()) == set(ROWS)
+
+
+def _cases() -> list[tuple[str, str, str]]:
+    """(row, shape, the effect the README names) wherever it names one."""
+    rows = _readme_rows()
+    return [(row, shape, _word(rows[row][i])) for row in ROWS if row in rows
+            for i, shape in enumerate(SHAPES) if _word(rows[row][i]) != "-"]
+
+
+@pytest.mark.parametrize(("row", "shape", "documented"), _cases())
+def test_the_readme_says_what_the_change_does(baselines, row, shape, documented):
+    stack, base = SHAPES[shape]
+    effect = server_effect(baselines[shape], _run(stack, {**base, **ROWS[row]}))
+    assert effect == documented, f"{row} on a {shape}: the program does {effect!r}"
