@@ -376,7 +376,9 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     cw_agent_url = ""
     if target.ec2:
         arch = {"x86_64": "amd64", "arm64": "arm64"}[cfg.server.arch]
-        distro = "ubuntu" if cfg.server.os.startswith("ubuntu") else "debian"
+        # AWS publishes no debian/arm64 build; Ubuntu's arm64 .deb is the same static agent
+        distro = ("ubuntu" if cfg.server.os.startswith("ubuntu") or cfg.server.arch == "arm64"
+                  else "debian")
         cw_agent_url = (f"https://s3.{cfg.region}.amazonaws.com/amazoncloudwatch-agent-"
                         f"{cfg.region}/{distro}/{arch}/latest/amazon-cloudwatch-agent.deb")
     if ssm_agent_url or cw_agent_url:
