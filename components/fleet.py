@@ -89,6 +89,7 @@ class ServerFleet(pulumi.ComponentResource):
         self.group = group
         self.group_name = group.name
         self.launch_template_version = template.latest_version
+        self.image_id = template.image_id  # the state's image: kept when unpinned
         self.register_outputs({"group_name": self.group_name,
                                "launch_template_version": self.launch_template_version})
 

@@ -57,6 +57,9 @@ CONTRACT: tuple[OutputSpec, ...] = (
                "Auto Scaling group running the servers (its instances change over time).",
                lambda c: c.server.autoscaling),
     OutputSpec("instanceType", "string", "always", "Instance type of every server.", _always),
+    OutputSpec("imageId", "string", "always",
+               "AMI the servers run: serverImage, or the newest official image when they were "
+               "created (kept until you pin another: scripts/image.py).", _always),
     OutputSpec("sizingReason", "string", "always",
                "Why that type: the cheapest that meets the spec, with its price.", _always),
     OutputSpec("vpcId", "string", "always", "VPC of the servers.", _always),
@@ -125,6 +128,8 @@ def collect(cfg: StackConfig, *, url: pulumi.Input[str], choice: Choice, network
         "alertTopicArn": monitoring.topic_arn, "dashboardUrl": monitoring.dashboard_url,
         "logGroupNames": logs.names,
     }
+    values["imageId"] = server.image_id if server is not None else (
+        fleet.image_id if fleet is not None else None)
     if server is not None:
         values["publicIps"] = server.public_ip.apply(lambda ip: [ip])
         values["instanceIds"] = server.instance_id.apply(lambda i: [i])

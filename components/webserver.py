@@ -52,6 +52,7 @@ class WebServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(boot_after),
                                         ignore_changes=image_ignore(image, "ami")))
         self.instance_id = self.instance.id
+        self.image_id = self.instance.ami  # the state's image: kept when unpinned
         self.address = None
         self.association: aws.ec2.EipAssociation | None = None
         if cfg.load_balanced:
