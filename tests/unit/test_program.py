@@ -356,6 +356,10 @@ def test_servers_boot_after_their_parameters_and_log_groups(runs, key, servers):
     parameters = {r.inputs["name"] for r in before if r.type == "aws:ssm/parameter:Parameter"}
     groups = {r.inputs["name"] for r in before if r.type == "aws:cloudwatch/logGroup:LogGroup"}
     assert groups == set(run.outputs["logGroupNames"]) and len(groups) == 4
+    # and the grants to read and write them: a first boot before them fails AccessDenied
+    grants = {r.urn for r in run.resources if r.type in (
+        "aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
+    assert len(grants) >= 2 and grants <= set(server.dependencies)
     if key == "dev":
         assert parameters == set()  # the bundled app reads no parameter
     else:
