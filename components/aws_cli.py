@@ -1,17 +1,26 @@
-"""AWS calls of our command-line tools (readiness check, rollout): short per-call limits so an
-overall deadline holds, and every credential, permission or endpoint failure told in one line
-that says what to do — never a traceback."""
+"""AWS calls of our command-line tools (readiness check, rollout): the provider's identity
+(`session_from`), short per-call limits so an overall deadline holds, and every credential,
+permission or endpoint failure told in one line that says what to do — never a traceback."""
 
 from __future__ import annotations
 
+import argparse
+import os
+from typing import Any
+
+import boto3.session
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     EndpointConnectionError,
     NoCredentialsError,
     PartialCredentialsError,
+    ProfileNotFound,
 )
+
+from components import aws_session
 
 # Short per-call limits so the overall deadline holds; standard mode retries throttling.
 AWS_CONFIG = Config(connect_timeout=3, read_timeout=10,
@@ -32,6 +41,10 @@ def aws_error(exc: Exception, what: str) -> UsageError | None:
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return UsageError(f"{what}: no usable AWS credentials ({exc}); set AWS_PROFILE or "
                           "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`")
+    if isinstance(exc, ProfileNotFound):
+        return UsageError(f"{what}: --profile {exc.kwargs.get('profile')!r} is not in the "
+                          "shared config or credentials file (--shared-config-file, "
+                          "AWS_CONFIG_FILE)")
     if isinstance(exc, EndpointConnectionError):
         return UsageError(f"{what}: cannot reach the AWS endpoint ({exc}); check the network, "
                           "proxy settings and AWS_ENDPOINT_URL")
@@ -45,6 +58,31 @@ def aws_error(exc: Exception, what: str) -> UsageError | None:
             return UsageError(f"{what}: not allowed ({code}: {message}); grant this "
                               "permission to the identity that runs the check")
     return None
+
+
+def session_from(args: argparse.Namespace) -> boto3.session.Session:
+    """The session of the provider's identity flags (aws_session.add_arguments) and the static
+    keys in the environment; bad flags are a UsageError."""
+    try:
+        return aws_session.session(aws_session.from_args(args, args.region, os.environ))
+    except aws_session.SettingsError as exc:
+        raise UsageError(str(exc)) from exc
+    except BotoCoreError as exc:  # e.g. the profile is not in the files
+        raise aws_error(exc, "AWS session") or UsageError(f"AWS session: {exc}") from exc
+
+
+def check_identity(session: Any, account: str | None) -> None:
+    """Credentials work, and belong to `account` when given: a check run as another account
+    would look at another account's servers."""
+    what = "AWS credentials check (sts get-caller-identity)"
+    try:  # creating the client reads the profile: a missing one fails here
+        identity = session.client("sts", config=AWS_CONFIG).get_caller_identity()
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, what) or UsageError(f"{what}: {short_error(exc)}") from exc
+    if account and identity.get("Account") != account:
+        raise UsageError(f"running as {identity.get('Arn', '?')} in account "
+                         f"{identity.get('Account')}, but the stack deploys to account "
+                         f"{account} (--account): give the provider's --profile/--role-arn")
 
 
 def short_error(exc: Exception) -> str:

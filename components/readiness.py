@@ -5,7 +5,9 @@ the target group when behind a load balancer) and one for the public health URL,
 `command.local.Command` running `components/readiness_check.py` on the deployer's machine: no
 SSH needed. A gate runs on create and re-runs only when what it vouches for changes (its
 triggers: the instance or the group's launch-template version, the user-data hash, the app
-ref), so a no-op `pulumi up` stays a no-op.
+ref), so a no-op `pulumi up` stays a no-op. Every command acts as the Pulumi AWS provider does
+(`aws_identity`): its profile and roles as flags, its account as `--account` (a command run as
+another account refuses), the stack's static keys only in its environment, as secrets.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import shlex
 from collections.abc import Sequence
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_command as command
 
+from components import aws_session
 from components.config import StackConfig
 
 # Relative to the project directory, where Pulumi runs the program and its local commands;
@@ -37,16 +41,35 @@ def target_args(instance_ids: Sequence[str] = (), group_name: str | None = None,
     return args
 
 
+class AwsIdentity:
+    """The provider's identity for our commands: `args` (its profile and roles as flags, and
+    `--account`) and `environment` (its static keys as secrets; None without any)."""
+
+    def __init__(self, opts: pulumi.InvokeOutputOptions | None = None) -> None:
+        settings = aws_session.provider_settings()
+        flags = aws_session.flags(settings)
+        account = aws.get_caller_identity_output(opts=opts).account_id
+        self.args: pulumi.Output[list[str]] = account.apply(
+            lambda a: [*flags, "--account", a])
+        env = aws_session.environment(settings)
+        self.environment: dict[str, pulumi.Output[str]] | None = {
+            k: pulumi.Output.secret(v) for k, v in env.items()} or None
+
+
 def gate_command(*, region: str, timeout: int, interval: int, name: str,
-                 instance_ids: Sequence[str] = (), group_name: str | None = None,
+                 aws_args: Sequence[str], instance_ids: Sequence[str] = (),
+                 group_name: str | None = None, launch_version: int | None = None,
                  url: str | None = None, target_group_arn: str | None = None) -> str:
-    """The checker's command line: ids, URLs and numbers only — nothing secret."""
+    """The checker's command line: ids, URLs, numbers and the provider's profile and roles —
+    nothing secret."""
     args = [PYTHON, "-m", MODULE, "--region", region, "--timeout", str(timeout),
             "--interval", str(interval), "--name", name,
             *target_args(instance_ids, group_name, target_group_arn)]
+    if group_name and launch_version is not None:
+        args += ["--launch-template-version", str(int(launch_version))]
     if url:
         args += ["--url", url]
-    return shlex.join(args)
+    return shlex.join([*args, *aws_args])
 
 
 def health_url(base_url: str, health_path: str) -> str:
@@ -58,10 +81,11 @@ def health_check_command(cfg: StackConfig, *, instance_id: pulumi.Output[str] | 
                          url: pulumi.Input[str]) -> pulumi.Output[str]:
     """The same check as the gates, all at once: servers and URL ("is prod healthy?")."""
     r = cfg.readiness
-    return pulumi.Output.all(instance_id, group_name, url).apply(lambda a: gate_command(
-        region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
-        name=cfg.prefix, instance_ids=[a[0]] if a[0] else [], group_name=a[1],
-        url=health_url(a[2], cfg.app.health_path)))
+    return pulumi.Output.all(instance_id, group_name, url, AwsIdentity().args).apply(
+        lambda a: gate_command(
+            region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
+            name=cfg.prefix, aws_args=a[3], instance_ids=[a[0]] if a[0] else [],
+            group_name=a[1], url=health_url(a[2], cfg.app.health_path)))
 
 
 class Readiness(pulumi.ComponentResource):
@@ -80,13 +104,16 @@ class Readiness(pulumi.ComponentResource):
         (with `group_name` and `launch_version`, whose change rolls new servers in)."""
         super().__init__("webstack:readiness:Readiness", name, None, opts)
         r = cfg.readiness
-        ids = pulumi.Output.all(instance_id, group_name, target_group_arn)
+        identity = AwsIdentity(pulumi.InvokeOutputOptions(parent=self))
+        ids = pulumi.Output.all(instance_id, group_name, target_group_arn, launch_version,
+                                identity.args)
         self.server_gate = command.local.Command(
             f"{name}-servers",
             create=ids.apply(lambda a: gate_command(
                 region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
-                name=cfg.prefix, instance_ids=[a[0]] if a[0] else [], group_name=a[1],
-                target_group_arn=a[2])),
+                name=cfg.prefix, aws_args=a[4], instance_ids=[a[0]] if a[0] else [],
+                group_name=a[1], launch_version=a[3], target_group_arn=a[2])),
+            environment=identity.environment,
             triggers=[instance_id or group_name, launch_version or 0, user_data_sha256,
                       cfg.app.ref],
             logging=command.local.Logging.STDOUT_AND_STDERR,
@@ -100,7 +127,7 @@ class Readiness(pulumi.ComponentResource):
                 f"{name}-url",
                 create=url.apply(lambda u: gate_command(
                     region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
-                    name=f"{cfg.prefix} {u}", url=u)),
+                    name=f"{cfg.prefix} {u}", aws_args=[], url=u)),
                 triggers=[url, instance_id or group_name, launch_version or 0,
                           user_data_sha256, cfg.app.ref],
                 logging=command.local.Logging.STDOUT_AND_STDERR,

@@ -5,6 +5,8 @@ fails with the reason; it is also the "is prod healthy?" command after a deploy:
     python -m components.readiness_check --region eu-west-1 --instance-id i-0abc --name web-1 \\
         --url https://app.example.org/healthz
 
+With --asg-name it first waits for the group's latest instance refresh (the provider starts
+it and returns) to succeed, then for the group's servers of --launch-template-version.
 cloud-init is read through SSM Run Command when the instance's agent is Online (the probe
 script of components.cloudinit_status), else from the EC2 console output (Debian's AMIs have no
 SSM agent). The same probe script runs over any command that feeds a script to `sh -s`
@@ -29,7 +31,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import boto3.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -37,12 +38,15 @@ from botocore.exceptions import (
     EndpointConnectionError,
 )
 
+from components import aws_session
 from components.aws_cli import (
     AWS_CONFIG,
     UsageError,
     aws_error,
+    check_identity,
     elapsed,
     known_region,
+    session_from,
     short_error,
 )
 from components.cloudinit_status import PROBE_SCRIPT, CloudInit, clean, parse_console, parse_probe
@@ -55,6 +59,8 @@ BODY_EXCERPT = 500
 SSM_CONFIG = AWS_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 2}))
 _NOT_FOUND = {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"}
 _SSM_BUSY = {"Pending", "InProgress", "Delayed"}
+# Instance refresh states: https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstanceRefresh.html
+_REFRESH_BUSY = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
 
 
 @dataclass
@@ -234,6 +240,92 @@ class TargetGroupCheck:
         return [f"target group {self.arn}:"] + [f"  {s}" for s in self.last or ["no answer"]]
 
 
+class GroupCheck:
+    """An Auto Scaling group's servers, ready to be checked one by one: its latest instance
+    refresh has finished Successful, and as many servers as the group wants run the deployed
+    launch-template version (pending or in service). `instances` holds them once ready.
+
+    The latest refresh is this deploy's: the provider cancels a refresh in progress and starts
+    one whenever the launch template's version changes, and a gate re-run for the same version
+    (a new app ref) vouches for the refresh that rolled it in. A group without refreshes was
+    just created. Given no version (the health-check command), a finished refresh that failed
+    is history, not news: the servers in service are checked as they are."""
+
+    def __init__(self, autoscaling: Any, name: str, region: str, version: str | None) -> None:
+        self.autoscaling, self.name, self.region, self.version = autoscaling, name, region, version
+        self.instances: list[str] = []
+        self.last: list[str] = []
+
+    def poll(self) -> Poll:
+        groups = self.autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[self.name])["AutoScalingGroups"]
+        if not groups:
+            raise UsageError(f"--asg-name {self.name!r}: no such Auto Scaling group in "
+                             f"{self.region}")
+        refreshes = self.autoscaling.describe_instance_refreshes(
+            AutoScalingGroupName=self.name, MaxRecords=10).get("InstanceRefreshes", [])
+        self.last = []
+        if refreshes:
+            latest = max(refreshes, key=_started)
+            status = latest.get("Status", "?")
+            line = _refresh_line(latest)
+            self.last = [line]
+            if status in _REFRESH_BUSY:
+                return Poll("waiting", line)
+            if status != "Successful" and self.version is not None:
+                return Poll("failed", line, _refresh_details(latest, self.name))
+        group = groups[0]
+        wanted = int(group.get("DesiredCapacity", 0))
+        current = sorted(
+            i["InstanceId"] for i in group.get("Instances", [])
+            if i.get("LifecycleState", "").startswith(("Pending", "InService"))
+            and (self.version is None
+                 or str(i.get("LaunchTemplate", {}).get("Version")) == self.version))
+        of = f" of launch template version {self.version}" if self.version else ""
+        self.last = [*self.last[:1], f"servers{of}: {len(current)} of {wanted} pending or in "
+                     "service: " + (", ".join(
+                         f"{i['InstanceId']} {i.get('LifecycleState')} version "
+                         f"{i.get('LaunchTemplate', {}).get('Version', '?')}"
+                         for i in group.get("Instances", [])) or "none")]
+        if wanted == 0:
+            return Poll("failed", "servers: none wanted", [
+                "the Auto Scaling group has no pending or in-service servers: see its "
+                "activity history (aws autoscaling describe-scaling-activities "
+                f"--auto-scaling-group-name {self.name})"])
+        if len(current) < wanted:
+            return Poll("waiting", f"servers{of}: {len(current)}/{wanted}")
+        self.instances = current
+        return Poll("ready", f"servers{of}: {', '.join(current)}")
+
+    def details(self) -> list[str]:
+        return [f"Auto Scaling group {self.name}:", *(f"  {s}" for s in self.last or
+                                                      ["no answer"])]
+
+
+def _started(refresh: dict[str, Any]) -> tuple[int, Any]:
+    """Newest first; a pending refresh has no start time yet and is the newest."""
+    start = refresh.get("StartTime")
+    return (1, 0) if start is None else (0, start)
+
+
+def _refresh_line(refresh: dict[str, Any]) -> str:
+    reason = " ".join(str(refresh.get("StatusReason", "")).split())
+    percent = refresh.get("PercentageComplete")
+    return (f"instance refresh {refresh.get('InstanceRefreshId', '?')}: "
+            f"{refresh.get('Status', '?')}" + (f", {percent}% done" if percent is not None
+                                               else "") + (f" ({reason})" if reason else ""))
+
+
+def _refresh_details(refresh: dict[str, Any], group: str) -> list[str]:
+    lines = [_refresh_line(refresh)]
+    rollback = refresh.get("RollbackDetails", {})
+    if rollback.get("RollbackReason"):
+        lines.append("rolled back: " + " ".join(str(rollback["RollbackReason"]).split()))
+    lines.append("the servers still run the previous launch template version; see aws "
+                 "autoscaling describe-instance-refreshes --auto-scaling-group-name " + group)
+    return lines
+
+
 class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
     """Follow redirects on the same host only (e.g. http to https); any other one is
     reported as the status it is."""
@@ -306,7 +398,7 @@ class Step:
     """A check with the label its lines carry, e.g. "web-1 i-0abc"."""
 
     label: str
-    check: InstanceCheck | TargetGroupCheck | UrlCheck
+    check: GroupCheck | InstanceCheck | TargetGroupCheck | UrlCheck
     shown: str = ""
     shown_at: float = 0.0
 
@@ -335,14 +427,16 @@ def _bounded(fn: Callable[[], Poll], seconds: float) -> Poll | None:
     return result[0] if result else None
 
 
-def wait(phases: list[list[Step]], timeout: float, interval: float, region: str,
-         out: TextIO) -> float:
-    """Poll each phase's steps until all are ready, phase after phase; returns the elapsed
-    seconds. Raises NotReady on a failure or at the deadline, UsageError on AWS access errors."""
+def wait(phases: Sequence[Callable[[], list[Step]]], timeout: float, interval: float,
+         region: str, out: TextIO) -> float:
+    """Poll each phase's steps until all are ready, phase after phase (each built when the
+    one before it is done: a group's servers are known once its refresh is); returns the
+    elapsed seconds. Raises NotReady on a failure or at the deadline, UsageError on AWS access
+    errors."""
     start = time.monotonic()
     deadline = start + timeout
-    for steps in phases:
-        pending = list(steps)
+    for phase in phases:
+        pending = phase()
         delay = interval
         while pending:
             changed = False
@@ -398,8 +492,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--region", required=True, help="AWS region of the instances")
     p.add_argument("--instance-id", action="append", default=[], dest="instance_ids",
                    metavar="ID", help="EC2 instance to wait for (repeatable)")
-    p.add_argument("--asg-name", help="Auto Scaling group whose servers (pending or in "
-                   "service when the check starts) to wait for, like --instance-id each")
+    p.add_argument("--asg-name", help="Auto Scaling group: wait for its latest instance "
+                   "refresh, then for its servers like --instance-id each")
+    p.add_argument("--launch-template-version", metavar="N", help="with --asg-name: the "
+                   "version just deployed; a failed refresh fails the check, and only servers "
+                   "of this version are checked")
     p.add_argument("--url", help="health URL that must answer 200")
     p.add_argument("--target-group-arn", help="ALB target group the instances must be "
                    "healthy in")
@@ -410,6 +507,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-file", metavar="PEM", help="CA bundle to trust for --url "
                    "(private CA or self-signed certificate)")
     p.add_argument("--name", help="label of the server(s) in messages, e.g. web-1")
+    aws_session.add_arguments(p)
     return p
 
 
@@ -426,6 +524,10 @@ def _usage(args: argparse.Namespace) -> None:
         if not re.fullmatch(r"i-[0-9a-f]{8,17}", iid):
             raise UsageError(f"--instance-id {iid!r}: expected an EC2 instance id like "
                              "i-0123456789abcdef0")
+    if args.launch_template_version is not None and not (
+            args.asg_name and args.launch_template_version.isdigit()):
+        raise UsageError(f"--launch-template-version {args.launch_template_version!r}: "
+                         "expected a version number, with --asg-name")
     if args.url and urllib.parse.urlsplit(args.url).scheme not in ("http", "https"):
         raise UsageError(f"--url {args.url!r}: expected an http:// or https:// URL")
     if args.ca_file:
@@ -436,56 +538,41 @@ def _usage(args: argparse.Namespace) -> None:
                 from exc
 
 
-def _group_instances(session: boto3.session.Session, name: str, region: str) -> list[str]:
-    """The group's servers as the check starts: a gate vouches for the ones it saw."""
-    client = session.client("autoscaling", config=AWS_CONFIG)
-    try:
-        groups = client.describe_auto_scaling_groups(
-            AutoScalingGroupNames=[name])["AutoScalingGroups"]
-    except (ClientError, BotoCoreError) as exc:
-        raise aws_error(exc, f"Auto Scaling group {name}") or \
-            UsageError(f"Auto Scaling group {name}: {short_error(exc)}") from exc
-    if not groups:
-        raise UsageError(f"--asg-name {name!r}: no such Auto Scaling group in {region}")
-    ids = sorted(i["InstanceId"] for i in groups[0].get("Instances", [])
-                 if i["LifecycleState"].startswith(("Pending", "InService")))
-    if not ids:
-        raise NotReady(f"not ready: {name} ({region})\n  the Auto Scaling group has no "
-                       "pending or in-service servers: see its activity history "
-                       f"(aws autoscaling describe-scaling-activities "
-                       f"--auto-scaling-group-name {name})")
-    return ids
+def _phases(args: argparse.Namespace, session: Any) -> list[Callable[[], list[Step]]]:
+    phases: list[Callable[[], list[Step]]] = []
+    if not (args.instance_ids or args.asg_name or args.target_group_arn):
+        return [lambda: [Step(args.name or "url", UrlCheck(args.url, args.ca_file))]]
+    session = session or session_from(args)
+    check_identity(session, args.account)
+    group = None
+    if args.asg_name:
+        group = GroupCheck(session.client("autoscaling", config=AWS_CONFIG), args.asg_name,
+                           args.region, args.launch_template_version)
+        phases.append(lambda: [Step(f"{args.name or 'group'} {args.asg_name}", group)])
 
+    def instance_ids() -> list[str]:
+        if group is not None:  # the group's servers join the given ones, once known
+            args.instance_ids = sorted({*args.instance_ids, *group.instances})
+        return args.instance_ids
 
-def _phases(args: argparse.Namespace) -> list[list[Step]]:
-    phases: list[list[Step]] = []
-    if args.instance_ids or args.asg_name or args.target_group_arn:
-        session = boto3.session.Session(region_name=args.region)
-        try:
-            session.client("sts", config=AWS_CONFIG).get_caller_identity()
-        except (ClientError, BotoCoreError) as exc:
-            raise aws_error(exc, "AWS credentials check (sts get-caller-identity)") or \
-                UsageError(f"AWS credentials check failed: {short_error(exc)}") from exc
-        if args.asg_name:
-            args.instance_ids = sorted({*args.instance_ids,
-                                        *_group_instances(session, args.asg_name, args.region)})
-        ec2 = session.client("ec2", config=AWS_CONFIG)
-        ssm = session.client("ssm", config=SSM_CONFIG)
-        phases.append([Step(" ".join(filter(None, (args.name, iid))),
-                            InstanceCheck(ec2, ssm, iid, args.region))
-                       for iid in args.instance_ids])
-        if args.target_group_arn:
-            elbv2 = session.client("elbv2", config=AWS_CONFIG)
-            phases.append([Step(f"{args.name or 'load balancer'} targets",
-                                TargetGroupCheck(elbv2, args.target_group_arn,
-                                                 args.instance_ids))])
+    ec2 = session.client("ec2", config=AWS_CONFIG)
+    ssm = session.client("ssm", config=SSM_CONFIG)
+    phases.append(lambda: [Step(" ".join(filter(None, (args.name, iid))),
+                                InstanceCheck(ec2, ssm, iid, args.region))
+                           for iid in instance_ids()])
+    if args.target_group_arn:
+        elbv2 = session.client("elbv2", config=AWS_CONFIG)
+        phases.append(lambda: [Step(f"{args.name or 'load balancer'} targets",
+                                    TargetGroupCheck(elbv2, args.target_group_arn,
+                                                     args.instance_ids))])
     if args.url:
-        phases.append([Step(args.name or "url", UrlCheck(args.url, args.ca_file))])
-    return [p for p in phases if p]
+        phases.append(lambda: [Step(args.name or "url", UrlCheck(args.url, args.ca_file))])
+    return phases
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
-         err: TextIO = sys.stderr) -> int:
+         err: TextIO = sys.stderr, session: Any = None) -> int:
+    """`session` stands in for the one the identity flags describe (tests: Stubber)."""
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -493,7 +580,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
         return USAGE if exc.code else READY
     try:
         _usage(args)
-        phases = _phases(args)
+        phases = _phases(args, session)
         took = wait(phases, args.timeout, args.interval, args.region, out)
     except UsageError as exc:
         print(f"error: {exc}", file=err)

@@ -11,18 +11,20 @@ import pulumi
 import pulumi_command as command
 
 from components.config import StackConfig
-from components.readiness import PYTHON, target_args
+from components.readiness import PYTHON, AwsIdentity, target_args
 
 MODULE = "components.rollout"
 
 
-def rollout_command(cfg: StackConfig, *, instance_ids: Sequence[str] = (),
+def rollout_command(cfg: StackConfig, *, aws_args: Sequence[str], instance_ids: Sequence[str] = (),
                     group_name: str | None = None, target_group_arn: str | None = None) -> str:
+    """The rollout's command line: ids, the ref and the provider's profile, roles and account."""
     args = [PYTHON, "-m", MODULE, "--region", cfg.region, "--app", cfg.app.name,
             # servers release one after another, each building a venv: a budget per server
             "--ref", cfg.app.ref,
             "--timeout", str(cfg.readiness.timeout_seconds * cfg.server.ceiling),
-            "--name", cfg.prefix, *target_args(instance_ids, group_name, target_group_arn)]
+            "--name", cfg.prefix, *target_args(instance_ids, group_name, target_group_arn),
+            *aws_args]
     return shlex.join(args)
 
 
@@ -34,11 +36,14 @@ class Rollout(pulumi.ComponentResource):
                  depends_on: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:release:Rollout", name, None, opts)
-        create = pulumi.Output.all(instance_id, group_name, target_group_arn).apply(
-            lambda a: rollout_command(cfg, instance_ids=[a[0]] if a[0] else [],
+        identity = AwsIdentity(pulumi.InvokeOutputOptions(parent=self))
+        create = pulumi.Output.all(instance_id, group_name, target_group_arn,
+                                   identity.args).apply(
+            lambda a: rollout_command(cfg, aws_args=a[3], instance_ids=[a[0]] if a[0] else [],
                                       group_name=a[1], target_group_arn=a[2]))
         self.command = command.local.Command(
             f"{name}-rollout", create=create, triggers=[cfg.app.ref],
+            environment=identity.environment,
             logging=command.local.Logging.STDOUT_AND_STDERR,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)))
         self.register_outputs({})

@@ -13,8 +13,9 @@ again. The first failure stops the rollout: the servers after it keep the releas
 
 Exit 0: every server serves REF. 1: a release failed or did not finish in --timeout (the
 message names the server and quotes its reason). 2: usage, region, credential, permission or
-endpoint problem (one line). Progress goes to stdout, the failure to stderr, never a traceback.
-boto3 honours AWS_ENDPOINT_URL (tests point it at moto).
+endpoint problem, or running as another account than --account (one line). Progress goes to
+stdout, the failure to stderr, never a traceback. The AWS identity is the Pulumi provider's
+(components.aws_session flags); boto3 honours AWS_ENDPOINT_URL (tests point it at moto).
 """
 
 from __future__ import annotations
@@ -29,10 +30,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import boto3.session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.aws_cli import AWS_CONFIG, UsageError, aws_error, elapsed, known_region, short_error
+from components import aws_session
+from components.aws_cli import (
+    AWS_CONFIG,
+    UsageError,
+    aws_error,
+    check_identity,
+    elapsed,
+    known_region,
+    session_from,
+    short_error,
+)
 
 OK, FAILED, USAGE = 0, 1, 2
 RELEASE_SCRIPT = "/usr/local/lib/webstack/{app}/release"
@@ -166,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
                    help="overall deadline (default 900)")
     p.add_argument("--name", help="label for messages, e.g. shop-prod")
+    aws_session.add_arguments(p)
     return p
 
 
@@ -203,8 +214,7 @@ def in_service(autoscaling: Any, name: str, region: str) -> list[str]:
 
 def run(args: argparse.Namespace, session: Any, out: TextIO, clock: Clock) -> int:
     start = clock.now()
-    _call("AWS credentials check (sts get-caller-identity)",
-          session.client("sts", config=AWS_CONFIG).get_caller_identity)
+    check_identity(session, args.account)
     label = f" {args.name}" if args.name else ""
     if args.asg_name:
         instances = in_service(session.client("autoscaling", config=AWS_CONFIG),
@@ -249,7 +259,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
         return USAGE if exc.code else OK
     try:
         _check_usage(args)
-        return run(args, session or boto3.session.Session(region_name=args.region), out, clock)
+        return run(args, session or session_from(args), out, clock)
     except UsageError as exc:
         print(f"error: {exc}", file=err)
         return USAGE

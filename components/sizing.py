@@ -246,15 +246,20 @@ def _from_api(item: Mapping[str, Any], arch: str) -> InstanceType:
 def _ec2_client(region: str) -> Any:
     """A client that gives up in seconds: a dead endpoint must not stall a preview.
 
-    A fresh session, not boto3's default one, so credentials are resolved from the current
+    The Pulumi AWS provider's identity (its profile, roles, static keys: aws_session), in a
+    fresh session each time, so credentials are resolved from the current config and
     environment rather than whatever an earlier client cached.
     """
-    import boto3
+    from dataclasses import replace
+
     from botocore.config import Config
+
+    from components import aws_session
 
     config = Config(connect_timeout=3, read_timeout=15,
                     retries={"max_attempts": 2, "mode": "standard"})
-    return boto3.Session().client("ec2", region_name=region, config=config)
+    settings = replace(aws_session.provider_settings(), region=region)
+    return aws_session.session(settings).client("ec2", config=config)
 
 
 def _explain(exc: Exception, region: str, endpoint: str) -> str:
@@ -264,6 +269,10 @@ def _explain(exc: Exception, region: str, endpoint: str) -> str:
     if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
         return (f"{where}: no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
                 f"AWS_SECRET_ACCESS_KEY, {_PIN_HINT}")
+    if isinstance(exc, bx.ProfileNotFound):
+        return (f"{where}: aws:profile {exc.kwargs.get('profile')!r} is not in the shared "
+                f"config or credentials file (aws:sharedConfigFiles, AWS_CONFIG_FILE), "
+                f"{_PIN_HINT}")
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError,
                         bx.ReadTimeoutError, bx.ConnectionClosedError)):
         return (f"{where}: endpoint unreachable ({exc}): check aws:region, AWS_ENDPOINT_URL "
@@ -282,10 +291,13 @@ def fetch_catalog(region: str, arch: str, *, client: Any = None, cache_dir: Path
 
     Raises SizingError (a ConfigError) when EC2 cannot be asked, with what to do about it.
     """
+    from botocore import exceptions as bx
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         client = client or _ec2_client(region)
+    except bx.ProfileNotFound as exc:
+        raise SizingError([_explain(exc, region, "client not created")]) from exc
     except BotoCoreError as exc:  # e.g. a malformed region name
         raise SizingError([f"aws:region={region}: {exc}: {_PIN_HINT}"]) from exc
     endpoint: str = client.meta.endpoint_url

@@ -161,3 +161,50 @@ def test_pinned_type_is_checked_against_the_catalog(aws_env: str, tmp_path: Path
     assert (choice.instance_type, choice.vcpus, choice.memory_mib) == ("m7i.large", 2, 8192)
     with pytest.raises(SizingError, match="webstack:serverArch=x86_64"):
         size(reference("x86_64", instance_type="t4g.medium"), REGION, catalog_loader=loader)
+
+
+@pytest.fixture
+def stack_config() -> Any:
+    """Sets the program's raw `aws:*` config as the Pulumi CLI would; cleared after."""
+    from pulumi.runtime import set_all_config
+
+    yield lambda config: set_all_config(dict(config), [])
+    set_all_config({}, [])
+
+
+def test_catalog_is_read_as_the_provider_s_role(aws_env: str, tmp_path: Path,
+                                                stack_config: Any) -> None:
+    role = "arn:aws:iam::111111111111:role/deploy"
+    stack_config({"aws:region": REGION, "aws:assumeRoles": json.dumps([
+        {"roleArn": role, "sessionName": "webstack-sizing"}])})
+    signed: list[str] = []
+    from botocore import session as core_session
+
+    original = core_session.Session.create_client
+
+    def recording(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, name, *args, **kwargs)
+        client.meta.events.register(
+            "before-sign.ec2.DescribeInstanceTypes",
+            lambda **_: signed.append(client._request_signer._credentials.access_key))
+        client.meta.events.register(
+            "provide-client-params.sts.AssumeRole",
+            lambda params, **_: signed.append(f"assume {params['RoleArn']}"))
+        return client
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(core_session.Session, "create_client", recording)
+        catalog = fetch_catalog(REGION, "x86_64", cache_dir=tmp_path)
+        again = fetch_catalog(REGION, "x86_64", cache_dir=tmp_path)  # the cache: no STS call
+    assert catalog == again and len(catalog) > 500
+    assert signed[0] == f"assume {role}" and len(signed) == 2
+    assert signed[1].startswith("ASIA")  # the role's temporary key, not the environment's
+
+
+def test_a_profile_the_files_lack_is_a_sizing_error_naming_it(aws_env: str, tmp_path: Path,
+                                                              stack_config: Any) -> None:
+    (tmp_path / "config").write_text("[profile other]\n")
+    stack_config({"aws:region": REGION, "aws:profile": "deploy",
+                  "aws:sharedConfigFiles": json.dumps([str(tmp_path / "config")])})
+    with pytest.raises(SizingError, match="aws:profile 'deploy' is not in the shared config"):
+        fetch_catalog(REGION, "x86_64", cache_dir=tmp_path)

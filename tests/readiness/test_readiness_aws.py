@@ -4,6 +4,7 @@ console path is the one exercised here, as on Debian's AMIs)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -226,3 +227,54 @@ def test_unknown_or_empty_group_is_explained(aws_env: str) -> None:
     name, _ = make_group(aws_env, 0)
     run = check(*FAST, "--asg-name", name, "--timeout", "10")
     assert run.code == 1 and "has no pending or in-service servers" in run.err
+
+
+def script_refreshes(refresh_dir: Path, group: str, *refreshes: dict[str, Any]) -> None:
+    (refresh_dir / f"{group}.json").write_text(json.dumps(list(refreshes)))
+
+
+def test_group_gate_waits_for_the_instance_refresh(aws_env: str, console_dir: Path,
+                                                   refresh_dir: Path) -> None:
+    """The real CLI over HTTP: it holds while the refresh runs and checks the servers after."""
+    name, asg = make_group(aws_env, 1)
+    [iid] = [i["InstanceId"] for i in asg.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["Instances"]]
+    boot(console_dir, iid, "console-debian12-done.txt")
+    running = {"InstanceRefreshId": "r-1", "AutoScalingGroupName": name,
+               "Status": "InProgress", "PercentageComplete": 0,
+               "StartTime": "2025-05-01T12:00:00+00:00"}
+    script_refreshes(refresh_dir, name, running)
+    proc = subprocess.Popen([sys.executable, "-m", "components.readiness_check", *FAST,
+                             "--asg-name", name, "--launch-template-version", "1",
+                             "--timeout", "30"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith(f"[group {name}] instance refresh r-1: InProgress, 0% done"), \
+            first
+        script_refreshes(refresh_dir, name, {**running, "Status": "Successful",
+                                             "PercentageComplete": 100})
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert f"[group {name}] servers of launch template version 1: {iid}" in out
+    assert f"[{iid}] cloud-init: done" in out
+
+
+def test_group_gate_fails_on_a_rolled_back_refresh(aws_env: str, refresh_dir: Path) -> None:
+    name, _ = make_group(aws_env, 1)
+    script_refreshes(refresh_dir, name, {
+        "InstanceRefreshId": "r-2", "AutoScalingGroupName": name,
+        "Status": "RollbackSuccessful", "PercentageComplete": 50,
+        "StatusReason": "The instance refresh was rolled back.",
+        "StartTime": "2025-05-01T12:00:00+00:00",
+        "RollbackDetails": {"RollbackReason": "ELB health checks failed"}})
+    run = check_cli(*FAST, "--asg-name", name, "--launch-template-version", "1",
+                    "--timeout", "20")
+    assert run.code == 1, run.out
+    assert ("  instance refresh r-2: RollbackSuccessful, 50% done (The instance refresh was "
+            "rolled back.)") in run.err.splitlines()
+    assert "  rolled back: ELB health checks failed" in run.err.splitlines()

@@ -255,7 +255,7 @@ def test_impossible_spec_registers_nothing(aws_env_module):
 
 GATE = "command:local:Command"
 GATE_FLAGS = {"--region", "--timeout", "--interval", "--name", "--instance-id", "--asg-name",
-              "--target-group-arn", "--url"}
+              "--target-group-arn", "--url", "--launch-template-version", "--account"}
 
 
 def _gates(run: MockRun) -> tuple[Registration, Registration]:
@@ -281,7 +281,9 @@ def test_gates_for_the_servers_and_the_url(runs, key):
         group = run.outputs["autoScalingGroupName"]
         assert "aws:autoscaling/group:Group" in server_deps
         assert servers.inputs["triggers"] == [group, 1, digest, ref]  # + template version
-        assert f"--asg-name {group}" in servers.inputs["create"]
+        assert f"--asg-name {group} " in servers.inputs["create"]
+        assert "--launch-template-version 1 " in servers.inputs["create"]
+    assert servers.inputs["create"].endswith(" --account 123456789012")  # the provider's
     assert servers.inputs["create"].startswith(".venv/bin/python -m components.readiness_check")
     deps = {by_urn[u].type for u in url_gate.dependencies if u in by_urn}
     assert GATE in deps  # waits for the servers' gate
