@@ -376,8 +376,8 @@ def test_rollout_runs_only_when_the_ref_changes():
                                 target_group_arn=pulumi.Output.from_input("arn:tg")))
     (cmd,) = run.of_type("command:local:Command")
     assert cmd.inputs["triggers"] == ["v2.0.0"]
-    assert cmd.inputs["create"] == rollout_command(cfg, group_name="asg-1",
-                                                   target_group_arn="arn:tg")
+    assert cmd.inputs["create"] == rollout_command(
+        cfg, aws_args=["--account", ACCOUNT_ID], group_name="asg-1", target_group_arn="arn:tg")
     assert "--asg-name asg-1 --target-group-arn arn:tg" in cmd.inputs["create"]
     assert "--ref v2.0.0" in cmd.inputs["create"]
 
