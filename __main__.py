@@ -93,26 +93,31 @@ else:
     assert server is not None
     url = server.public_ip.apply(lambda ip: f"{scheme}://{ip}/")
 
-gates = []
+# Servers ready (after the listeners their health checks need) → the Elastic IP moves to a
+# ready server → the release rolls out → the public URL is checked, vouching for that release.
+readiness = None
 if cfg.readiness.enabled:
     readiness = Readiness(
         name, cfg, servers=servers, instance_id=instance_id, group_name=group_name,
         launch_version=fleet.launch_template_version if fleet else None,
         user_data_sha256=user_data.sha256, target_group_arn=target_group_arn,
-        # a self-signed certificate cannot be verified from here: servers are gated alone
-        public_url=None if cfg.tls.mode == "selfsigned" else url,
-        url_depends_on=[*([server.address] if server and server.address else []),
-                        *(dns.records if dns else []),
-                        *([certificate.validation] if certificate else []),
-                        *(alb.listeners if alb else [])])
-    gates = [readiness.server_gate, *([readiness.url_gate] if readiness.url_gate else [])]
+        servers_after=alb.listeners if alb else [])
+server_gate = [readiness.server_gate] if readiness else []
 if server is not None:
-    server.attach_address(after=gates[:1])
+    server.attach_address(after=server_gate)
 
+rollout = None
 if not cfg.app.bundled:
-    Rollout(name, cfg, instance_id=instance_id, group_name=group_name,
-            target_group_arn=target_group_arn,
-            depends_on=[servers, *parameters.parameters, *gates])
+    rollout = Rollout(name, cfg, instance_id=instance_id, group_name=group_name,
+                      target_group_arn=target_group_arn,
+                      depends_on=[servers, *parameters.parameters, *server_gate])
+
+# a self-signed certificate cannot be verified from here: servers are gated alone
+if readiness is not None and cfg.tls.mode != "selfsigned":
+    readiness.check_url(url, after=[
+        *([server.association] if server and server.association else []),
+        *(dns.records if dns else []), *([certificate.validation] if certificate else []),
+        *(alb.listeners if alb else []), *([rollout.command] if rollout else [])])
 
 monitoring = Monitoring(
     name, cfg, servers=servers_id,

@@ -96,13 +96,19 @@ class Readiness(pulumi.ComponentResource):
                  instance_id: pulumi.Output[str] | None = None,
                  group_name: pulumi.Output[str] | None = None,
                  launch_version: pulumi.Output[int] | None = None,
-                 user_data_sha256: str, public_url: pulumi.Input[str] | None,
+                 user_data_sha256: str,
                  target_group_arn: pulumi.Output[str] | None = None,
-                 url_depends_on: Sequence[pulumi.Resource] = (),
+                 servers_after: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None):
         """`servers` is the single instance (with `instance_id`) or the Auto Scaling group
-        (with `group_name` and `launch_version`, whose change rolls new servers in)."""
+        (with `group_name` and `launch_version`, whose change rolls new servers in).
+        `servers_after`: the load balancer's listeners — its targets get no health checks
+        before a listener forwards to them (the HTTPS one waits for the certificate)."""
         super().__init__("webstack:readiness:Readiness", name, None, opts)
+        self._name, self._cfg = name, cfg
+        # what the URL gate vouches for besides the URL: these servers and their release
+        self._vouches = [instance_id or group_name, launch_version or 0, user_data_sha256,
+                         cfg.app.ref]
         r = cfg.readiness
         identity = AwsIdentity(pulumi.InvokeOutputOptions(parent=self))
         ids = pulumi.Output.all(instance_id, group_name, target_group_arn, launch_version,
@@ -114,23 +120,28 @@ class Readiness(pulumi.ComponentResource):
                 name=cfg.prefix, aws_args=a[4], instance_ids=[a[0]] if a[0] else [],
                 group_name=a[1], launch_version=a[3], target_group_arn=a[2])),
             environment=identity.environment,
-            triggers=[instance_id or group_name, launch_version or 0, user_data_sha256,
-                      cfg.app.ref],
+            # not the app ref: a new ref is a release on these same servers (the rollout)
+            triggers=self._vouches[:3],
             logging=command.local.Logging.STDOUT_AND_STDERR,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[servers]))
-
-        self.url_gate = None
-        if public_url is not None:
-            url = pulumi.Output.from_input(public_url).apply(
-                lambda u: health_url(u, cfg.app.health_path))
-            self.url_gate = command.local.Command(
-                f"{name}-url",
-                create=url.apply(lambda u: gate_command(
-                    region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
-                    name=f"{cfg.prefix} {u}", aws_args=[], url=u)),
-                triggers=[url, instance_id or group_name, launch_version or 0,
-                          user_data_sha256, cfg.app.ref],
-                logging=command.local.Logging.STDOUT_AND_STDERR,
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[self.server_gate, *url_depends_on]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[servers, *servers_after]))
+        self.url_gate: command.local.Command | None = None
         self.register_outputs({})
+
+    def check_url(self, public_url: pulumi.Input[str],
+                  after: Sequence[pulumi.Resource]) -> command.local.Command:
+        """The public health URL answers 200, checked after `after`: the address, DNS,
+        certificate and listeners that make the URL reach the servers, and the rollout, so
+        that on an `appRef` change it vouches for the new release, not the old one."""
+        cfg, r = self._cfg, self._cfg.readiness
+        url = pulumi.Output.from_input(public_url).apply(
+            lambda u: health_url(u, cfg.app.health_path))
+        self.url_gate = command.local.Command(
+            f"{self._name}-url",
+            create=url.apply(lambda u: gate_command(
+                region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
+                name=f"{cfg.prefix} {u}", aws_args=[], url=u)),
+            triggers=[url, *self._vouches],
+            logging=command.local.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[self.server_gate, *after]))
+        return self.url_gate

@@ -275,25 +275,30 @@ def test_gates_for_the_servers_and_the_url(runs, key):
     if "instanceIds" in run.outputs:
         (instance_id,) = run.outputs["instanceIds"]
         assert "aws:ec2/instance:Instance" in server_deps
-        assert servers.inputs["triggers"] == [instance_id, 0, digest, ref]
+        assert servers.inputs["triggers"] == [instance_id, 0, digest]  # a new ref: a rollout
         assert f"--instance-id {instance_id}" in servers.inputs["create"]
     else:
         group = run.outputs["autoScalingGroupName"]
         assert "aws:autoscaling/group:Group" in server_deps
-        assert servers.inputs["triggers"] == [group, 1, digest, ref]  # + template version
+        assert servers.inputs["triggers"] == [group, 1, digest]  # + template version
         assert f"--asg-name {group} " in servers.inputs["create"]
         assert "--launch-template-version 1 " in servers.inputs["create"]
     assert servers.inputs["create"].endswith(" --account 123456789012")  # the provider's
     assert servers.inputs["create"].startswith(".venv/bin/python -m components.readiness_check")
+    if "albDnsName" in run.outputs:  # no target is health-checked before its listener
+        assert "aws:lb/listener:Listener" in server_deps
+    assert url_gate.inputs["triggers"][1:] == servers.inputs["triggers"] + [ref]
     deps = {by_urn[u].type for u in url_gate.dependencies if u in by_urn}
-    assert GATE in deps  # waits for the servers' gate
+    assert GATE in deps  # waits for the servers' gate (and the rollout: below)
     if run.outputs.get("dnsNames"):
         assert "aws:route53/record:Record" in deps
     if "certificateArn" in run.outputs:
         assert "aws:acm/certificateValidation:CertificateValidation" in deps
         assert "aws:lb/listener:Listener" in deps
-    if "albDnsName" not in run.outputs:
-        assert "aws:ec2/eip:Eip" in deps
+    if "albDnsName" not in run.outputs:  # the address moves to the server once it is ready
+        assert "aws:ec2/eipAssociation:EipAssociation" in deps
+        (association,) = run.of_type("aws:ec2/eipAssociation:EipAssociation")
+        assert servers.urn in association.dependencies
     assert f"--url {run.outputs['url'].rstrip('/')}/healthz" in url_gate.inputs["create"]
 
 
@@ -345,6 +350,11 @@ def test_rollout_only_for_a_git_app_after_the_gates(runs):
     by_urn = runs["git-app-secrets-alerts"].by_urn()
     deps = {by_urn[u].type for u in rollout.dependencies if u in by_urn}
     assert {GATE, "aws:ssm/parameter:Parameter", "aws:autoscaling/group:Group"} <= deps
+    servers, url_gate = _gates(runs["git-app-secrets-alerts"])
+    # the release follows the servers' gate; the URL is checked after it, so that on an appRef
+    # change it vouches for the new release
+    assert servers.urn in rollout.dependencies and url_gate.urn not in rollout.dependencies
+    assert rollout.urn in url_gate.dependencies
     assert rollout.inputs["triggers"] == ["v3.1.0"] and "--ref v3.1.0" in rollout.inputs["create"]
 
 
