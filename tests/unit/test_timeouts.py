@@ -28,9 +28,10 @@ def test_nginx_outlives_the_load_balancers_idle_connections(timeout):
     cfg = _cfg(**GOOD_ZONE, **{"webstack:tlsMode": "acm", "webstack:appTimeoutSeconds": timeout})
     site = render(cfg).files["/etc/nginx/conf.d/hello.conf"]
     (keepalive,) = re.findall(r"keepalive_timeout (\d+)s;", site)
-    run = run_program("test", {"aws:region": "us-east-1"}, program=lambda: LoadBalancer(
-        "lb-t", cfg, vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"],
-        security_group_id="sg-1", instance_ids=[], certificate_arn="arn:cert"))
+    def program() -> None:
+        LoadBalancer(f"lb-{timeout}", cfg, vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"],
+                     security_group_id="sg-1", instance_ids=[], certificate_arn="arn:cert")
+    run = run_program("test", {"aws:region": "us-east-1"}, program=program)
     assert run.error is None, run.error
     idle = run.one("aws:lb/loadBalancer:LoadBalancer").inputs["idleTimeout"]
     assert int(timeout) < idle <= ALB_MAX_IDLE  # a request may run its whole timeout
