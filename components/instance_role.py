@@ -38,11 +38,18 @@ def readable_parameters(cfg: StackConfig) -> list[str]:
 
 
 def parameters_policy(region: str, account: str, names: list[str]) -> str:
-    """Read exactly these parameters; aws/ssm-key decryption is granted via SSM itself."""
-    return json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Sid": "ReadAppParameters", "Effect": "Allow",
-        "Action": ["ssm:GetParameter", "ssm:GetParameters"],
-        "Resource": sorted(parameter_arn(region, account, n) for n in names)}]})
+    """Read exactly these parameters. Decrypting them: the aws/ssm key's own policy allows it
+    through SSM; a SecureString of `appSecrets` may use a customer-managed key, which needs
+    kms:Decrypt — granted only through SSM and only for these parameters (SSM encrypts each
+    with the encryption context PARAMETER_ARN), whichever key it is."""
+    arns = sorted(parameter_arn(region, account, n) for n in names)
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadAppParameters", "Effect": "Allow",
+         "Action": ["ssm:GetParameter", "ssm:GetParameters"], "Resource": arns},
+        {"Sid": "DecryptAppParameters", "Effect": "Allow", "Action": "kms:Decrypt",
+         "Resource": "*",  # the keys are the user's choice; the conditions pin the use
+         "Condition": {"StringEquals": {"kms:ViaService": f"ssm.{region}.amazonaws.com",
+                                        "kms:EncryptionContext:PARAMETER_ARN": arns}}}]})
 
 
 def agent_policy(region: str, account: str, cfg: StackConfig) -> str:

@@ -214,7 +214,9 @@ def test_role_has_only_ssm_and_cloudwatch_and_exact_parameters():
     policies = {r.name.removeprefix("role-b-"): json.loads(r.inputs["policy"])
                 for r in run.of_type("aws:iam/rolePolicy:RolePolicy")}
     assert set(policies) == {"parameters", "cloudwatch-agent"}
-    (statement,) = policies["parameters"]["Statement"]
+    statement, decrypt = policies["parameters"]["Statement"]
+    assert decrypt["Condition"]["StringEquals"]["kms:EncryptionContext:PARAMETER_ARN"] == (
+        statement["Resource"])
     assert statement["Action"] == ["ssm:GetParameter", "ssm:GetParameters"]
     assert statement["Resource"] == sorted(
         parameter_arn("us-east-1", ACCOUNT_ID, n)

@@ -409,10 +409,15 @@ def test_role_reads_exactly_the_stacks_parameters(runs):
     run = runs["git-app-secrets-alerts"]
     (policy,) = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy")
                  if r.name.endswith("-parameters")]
-    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
-    assert statement["Resource"] == [
-        f"arn:aws:ssm:us-east-1:123456789012:parameter/webstack/prod/hello/{n}"
-        for n in ("release-ref", "secrets/API_KEY", "secrets/SESSION_KEY")]
+    read, decrypt = json.loads(policy.inputs["policy"])["Statement"]
+    arns = [f"arn:aws:ssm:us-east-1:123456789012:parameter/webstack/prod/hello/{n}"
+            for n in ("release-ref", "secrets/API_KEY", "secrets/SESSION_KEY")]
+    assert read["Resource"] == arns
+    # a customer-managed key's Decrypt: only through SSM, only for these parameters
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Condition"] == {"StringEquals": {
+        "kms:ViaService": "ssm.us-east-1.amazonaws.com",
+        "kms:EncryptionContext:PARAMETER_ARN": arns}}
 
 
 def test_every_stack_has_alarms_on_a_topic(runs):
