@@ -16,8 +16,9 @@ from devtools.vm import Ports, Vm, VmError, choose_accel, failed_modules, write_
 from devtools.vm_image import Image
 from devtools.vm_up import vm_config
 from scripts.bench_converge import floor_user_data
+from tests.cases import ssh_key
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVtdZ8wkVbB harness@test"
+KEY = ssh_key(comment="harness@test")
 
 
 def test_vm_config_is_the_stack_with_local_overrides() -> None:
