@@ -417,6 +417,10 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         # the running servers, never new servers.
         "ref_parameter": (naming.release_ref_parameter(cfg)
                           if target.ec2 and not app.bundled else ""),
+        # Let's Encrypt: the SSM parameter where the server keeps its certificate across
+        # replacements; used where ssm-get is installed (EC2, or a stack that reads secrets)
+        "tls_parameter": naming.tls_parameter(cfg),
+        "tls_tier": naming.TLS_PARAMETER_TIER,
         "ubuntu": cfg.server.os.startswith("ubuntu"),
         "env_lines": [env_line(k, v) for k, v in sorted(app.env.items())],
         "secrets_json": json.dumps(dict(sorted(app.secrets.items())), indent=2) + "\n",
@@ -457,7 +461,8 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
         files.append(_File(f"{p.lib}/fetch-uv", "files/fetch-uv.py.j2", 0o755))
     if cfg.app.repo:
         files.append(_File(f"{p.lib}/fetch-app", "files/fetch-app.sh.j2", 0o755))
-    if cfg.app.secrets or (target.ec2 and cfg.app.repo):  # secrets, or the release ref
+    # secrets, the release ref, or the Let's Encrypt certificate kept in SSM
+    if cfg.app.secrets or (target.ec2 and (cfg.app.repo or cfg.tls.mode == "letsencrypt")):
         files.append(_File(f"{p.lib}/ssm-get", "files/ssm-get.py.j2", 0o755))
     if cfg.app.secrets:
         files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", 0o600),
@@ -468,8 +473,8 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     if cfg.tls.mode in ("selfsigned", "letsencrypt"):
         files.append(_File(f"{p.lib}/tls", "files/tls.sh.j2", 0o755))
     if cfg.tls.mode == "letsencrypt":
-        files.append(_File(f"{p.lib}/certbot-deploy-hook", "files/certbot-deploy-hook.sh.j2",
-                           0o755))
+        files += [_File(f"{units}/{unit}-tls.service", "files/tls.service.j2"),
+                  _File(f"{units}/{unit}-tls.timer", "files/tls.timer.j2")]
     return files
 
 

@@ -1,6 +1,6 @@
 """What a server may do in AWS: SSM (Session Manager, Run Command), ship metrics to our namespace
-and logs to our log groups, and read exactly the app's own SSM parameters. Shared by the single
-server and the fleet."""
+and logs to our log groups, read exactly the app's own SSM parameters and keep its Let's Encrypt
+certificate in one. Shared by the single server and the fleet."""
 
 from __future__ import annotations
 
@@ -52,6 +52,16 @@ def parameters_policy(region: str, account: str, names: list[str]) -> str:
                                         "kms:EncryptionContext:PARAMETER_ARN": arns}}}]})
 
 
+def tls_store_policy(region: str, account: str, name: str) -> str:
+    """Read and write exactly the certificate slot (tlsMode letsencrypt): the server stores each
+    certificate it gets and restores it when replaced. Its key is aws/ssm, whose own policy
+    allows encryption through SSM."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "StoreTlsCertificate", "Effect": "Allow",
+        "Action": ["ssm:GetParameter", "ssm:PutParameter"],
+        "Resource": parameter_arn(region, account, name)}]})
+
+
 def agent_policy(region: str, account: str, cfg: StackConfig) -> str:
     """The CloudWatch agent's needs, narrower than AWS's CloudWatchAgentServerPolicy: our
     metric namespace, streams in our log groups only (it may not create groups, so retention is
@@ -97,6 +107,12 @@ class InstanceRole(pulumi.ComponentResource):
             self.policies.append(aws.iam.RolePolicy(
                 logical(_POLICY, f"{name}-parameters"), role=role.id,
                 policy=account.apply(lambda acct: parameters_policy(cfg.region, acct, names)),
+                opts=child))
+        if cfg.tls.mode == "letsencrypt":
+            slot = naming.tls_parameter(cfg)
+            self.policies.append(aws.iam.RolePolicy(
+                logical(_POLICY, f"{name}-tls-store"), role=role.id,
+                policy=account.apply(lambda acct: tls_store_policy(cfg.region, acct, slot)),
                 opts=child))
         profile = aws.iam.InstanceProfile(
             logical("aws:iam/instanceProfile:InstanceProfile", f"{name}-profile"),

@@ -13,6 +13,9 @@ if TYPE_CHECKING:  # config imports this module: names only, no cycle at run tim
     from components.config import StackConfig
 
 METRICS_NAMESPACE = "CWAgent"  # the CloudWatch agent's default
+# Let's Encrypt's default ECDSA chain (leaf, intermediate, cross-signed roots) and its P-256 key
+# measure about 5.5 KB: over the Standard tier's 4 KB, within the Advanced tier's 8 KB.
+TLS_PARAMETER_TIER = "Advanced"
 
 
 def app_path(project: str, stack: str, app: str) -> str:
@@ -28,6 +31,12 @@ def secret_parameter(project: str, stack: str, app: str, key: str) -> str:
 def release_ref_parameter(cfg: StackConfig) -> str:
     """Holds the git ref servers deploy: read at boot, so a ref change needs no new servers."""
     return f"{app_path(cfg.project, cfg.stack, cfg.app.name)}/release-ref"
+
+
+def tls_parameter(cfg: StackConfig) -> str:
+    """Holds the server's Let's Encrypt certificate and key (SecureString, written by the server
+    after each issue): a replacement restores it instead of asking for a duplicate (5 a week)."""
+    return f"{app_path(cfg.project, cfg.stack, cfg.app.name)}/tls/letsencrypt"
 
 
 def log_groups(cfg: StackConfig) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The app's SSM parameters: the release ref servers deploy, and the secrets the program stores.
+"""The app's SSM parameters: the release ref servers deploy, the secrets the program stores,
+and (tlsMode letsencrypt) the slot where the server keeps its certificate.
 
 Servers read them at boot (the instance role may read exactly these), so they exist before any
 server. Secret values arrive as Pulumi secrets and stay encrypted in state; outputs carry names.
@@ -13,6 +14,10 @@ import pulumi_aws as aws
 
 from components import naming
 from components.config import StackConfig
+
+# The certificate slot's value until the server's first certificate: not a PEM, so the server
+# finds nothing to restore. The server owns the content (`ignore_changes`), never the program.
+TLS_PLACEHOLDER = "none"
 
 
 class AppParameters(pulumi.ComponentResource):
@@ -39,4 +44,11 @@ class AppParameters(pulumi.ComponentResource):
                 type="SecureString", value=pulumi.Output.secret(secret_values[key]),
                 description=f"{key} of {cfg.prefix}", tags=cfg.tags, opts=child))
             self.secret_names.append(parameter_name)
+        if cfg.tls.mode == "letsencrypt":
+            self.parameters.append(aws.ssm.Parameter(
+                f"{name}-tls", name=naming.tls_parameter(cfg), type="SecureString",
+                tier=naming.TLS_PARAMETER_TIER, value=pulumi.Output.secret(TLS_PLACEHOLDER),
+                description=f"Let's Encrypt certificate and key of {cfg.prefix}, kept by its "
+                "server across replacements", tags=cfg.tags,
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"])))
         self.register_outputs({"secret_names": self.secret_names})
