@@ -181,6 +181,44 @@ def test_a_git_apps_ref_is_read_from_ssm_on_ec2_and_inline_locally() -> None:
     assert "/usr/local/lib/webstack/hello/ssm-get" not in bundled.files
 
 
+def test_letsencrypt_keeps_its_certificate_in_ssm_and_retries_from_a_timer() -> None:
+    cfg = make_cfg(VARIANTS["letsencrypt"])
+    files = render(cfg).files
+    lib, units = "/usr/local/lib/webstack/hello", UNIT_DIR
+    tls = files[f"{lib}/tls"]
+    assert naming.tls_parameter(cfg) == "/webstack/dev/hello/tls/letsencrypt"
+    assert "slot=/webstack/dev/hello/tls/letsencrypt\n" in tls
+    assert 'ssm=("$lib/ssm-get" --region us-east-1)' in tls
+    assert '--deploy-hook "$lib/tls deployed"' in tls
+    ssm_get = files[f"{lib}/ssm-get"]
+    assert '"Type": "SecureString",\n              "Tier": "Advanced", "Overwrite": True}' \
+        in ssm_get
+    # setup asks once and goes on: the timer retries, no boot fails for a certificate
+    setup = files[f"{lib}/setup"]
+    assert "certbot" not in setup.replace("certbot.timer", "")
+    assert '"$lib/tls" issue || log ' in setup
+    assert 'systemctl enable --now --quiet certbot.timer "$unit-tls.timer"' in setup
+    service = files[f"{units}/webstack-hello-tls.service"]
+    assert f"ExecStart={lib}/tls issue\n" in service and "TimeoutStartSec=10min" in service
+    timer = files[f"{units}/webstack-hello-tls.timer"]
+    assert re.findall(r"^OnActiveSec=(\d+)min$", timer, re.M) == [str(m) for m in range(2, 31, 2)]
+    assert re.findall(r"^On\w+=.*$", timer, re.M)[-1] == "OnCalendar=hourly"
+    assert "WantedBy=timers.target" in timer
+    assert not [p for p in files if "certbot-deploy-hook" in p]
+
+
+def test_ssm_get_carries_only_the_modes_the_stack_uses() -> None:
+    lib = "/usr/local/lib/webstack"
+    le = render(make_cfg(VARIANTS["letsencrypt"])).files[f"{lib}/hello/ssm-get"]
+    assert 'mode.add_argument("--put"' in le and "def write_secrets" not in le
+    full = render(make_cfg(VARIANTS["full"])).files[f"{lib}/shop/ssm-get"]
+    assert "def write_secrets" in full and "--put" not in full and "PutParameter" not in full
+    # a local run has no SSM: nothing to read or write the certificate with
+    local = render(make_cfg(VARIANTS["letsencrypt"]),
+                   Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
+    assert f"/tmp/x{lib}/hello/ssm-get" not in local.files
+
+
 def test_release_script_and_the_service_agree_on_the_layout() -> None:
     files = render(make_cfg({"webstack:appReleasesKept": "3"})).files
     release = files["/usr/local/lib/webstack/hello/release"]

@@ -16,12 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from unittest import mock
 
+import boto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from components import naming
 from components.bootstrap import SAMPLE_APP_DIR, Paths, Target, install, read_env_file, render
+from components.parameters import TLS_PLACEHOLDER
 from tests.bootstrap.stacks import ZONE, make_cfg
 
 pytestmark = pytest.mark.realtools
@@ -316,3 +319,83 @@ def test_ssm_get_reads_the_release_ref_with_get_parameter(fake_aws: str, tmp_pat
     assert missing.returncode != 0 and missing.stdout == ""
     assert "SSM answered 400 to GetParameter" in missing.stderr
     assert "ParameterNotFound" in missing.stderr
+
+
+# --- the Let's Encrypt certificate slot, against moto ------------------------------------------
+
+def le_like_chain(tmp: Path) -> str:
+    """Fullchain + key shaped like Let's Encrypt's default ECDSA chain (EE <- YE1 <- Root YE <-
+    ISRG Root X2 <- ISRG Root X1): a P-256 leaf for two names, P-384 CAs, X2 cross-signed by
+    the RSA-4096 X1, with the extensions such certificates carry (key ids, issuer and CRL URLs,
+    policy; the leaf's two SCTs as 240 random bytes)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=120)
+
+    common = ("subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+              "authorityInfoAccess=caIssuers;URI:http://x1.i.lencr.org/\n"
+              "crlDistributionPoints=URI:http://x1.c.lencr.org/\ncertificatePolicies=2.23.140.1.2.1\n")
+    ext = tmp / "ca.ext"
+    ext.write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                   + common)
+    leaf_ext = tmp / "leaf.ext"
+    leaf_ext.write_text("subjectAltName=DNS:app.example.com,DNS:www.example.com\n"
+                        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                        "extendedKeyUsage=serverAuth\n" + common
+                        + "1.3.6.1.4.1.11129.2.4.2=DER:0481F0" + os.urandom(240).hex() + "\n")
+    openssl("req", "-x509", "-newkey", "rsa:4096", "-nodes", "-days", "30", "-subj",
+            "/C=US/O=Internet Security Research Group/CN=ISRG Root X1",
+            "-keyout", str(tmp / "x1.key"), "-out", str(tmp / "x1.pem"))
+    issuer = "x1"
+    for name, curve, subject in [
+            ("x2", "P-384", "/C=US/O=Internet Security Research Group/CN=ISRG Root X2"),
+            ("ye", "P-384", "/C=US/O=ISRG/CN=Root YE"), ("ye1", "P-384", "/C=US/O=ISRG/CN=YE1"),
+            ("leaf", "P-256", "/CN=app.example.com")]:
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", f"ec_paramgen_curve:{curve}",
+                "-nodes", "-subj", subject, "-keyout", str(tmp / f"{name}.key"),
+                "-out", str(tmp / f"{name}.csr"))
+        openssl("x509", "-req", "-in", str(tmp / f"{name}.csr"), "-CA", str(tmp / f"{issuer}.pem"),
+                "-CAkey", str(tmp / f"{issuer}.key"), "-set_serial", "0x" + os.urandom(16).hex(),
+                "-days", "30", "-extfile", str(leaf_ext if name == "leaf" else ext),
+                "-out", str(tmp / f"{name}.pem"))
+        issuer = name
+    chain = [(tmp / f"{n}.pem").read_text() for n in ("leaf", "ye1", "ye", "x2")]
+    return "".join(chain) + (tmp / "leaf.key").read_text()
+
+
+def test_ssm_get_puts_and_gets_the_certificate_slot_on_moto(
+        fake_aws: str, moto_url: str, tmp_path: Path) -> None:
+    """The server's own client (IMDSv2 credentials from the fake, SSM from moto) stores the
+    certificate as Pulumi's parameter expects and reads it back whole; the value never shows."""
+    cfg = make_cfg({**ZONE, "webstack:tlsMode": "letsencrypt",
+                    "webstack:domainExtraNames": json.dumps(["www.example.com"]),
+                    "webstack:tlsEmail": "ops@example.com"}, stack="slot")
+    target = Target(root=str(tmp_path / "root"))  # an EC2 target, under a root
+    install(render(cfg, target), target)
+    lib = Paths(target.root, "hello").lib
+    slot = naming.tls_parameter(cfg)
+    ssm = boto3.client("ssm", endpoint_url=moto_url, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    ssm.put_parameter(Name=slot, Type="SecureString", Value=TLS_PLACEHOLDER,  # as Pulumi does
+                      Tier=naming.TLS_PARAMETER_TIER)
+    blob = le_like_chain(tmp_path)
+    # over the Standard tier's 4 KB even without the real extensions: why the slot is Advanced
+    assert 4096 < len(blob.encode()) < 8192 and naming.TLS_PARAMETER_TIER == "Advanced"
+
+    def ssm_get(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["/usr/bin/python3", f"{lib}/ssm-get", "--region", "us-east-1",
+                               "--imds", fake_aws, "--endpoint", moto_url, *args], input=stdin,
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env={"PATH": os.environ["PATH"]})
+
+    put = ssm_get("--put", slot, stdin=blob)
+    assert (put.returncode, put.stdout) == (0, ""), put.stderr
+    assert "PRIVATE KEY" not in put.stderr
+    stored = ssm.get_parameter(Name=slot, WithDecryption=True)["Parameter"]
+    assert (stored["Value"], stored["Type"], stored["Version"]) == (blob, "SecureString", 2)
+    (described,) = ssm.describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Values": [slot]}])["Parameters"]
+    assert described["Tier"] == "Advanced"
+    got = ssm_get("--get", slot)
+    assert (got.returncode, got.stdout) == (0, blob + "\n"), got.stderr
+    missing = ssm_get("--get", slot + "-nope")
+    assert missing.returncode != 0 and "ParameterNotFound" in missing.stderr

@@ -17,7 +17,7 @@ from components.instance_role import MANAGED_POLICIES, InstanceRole, agent_polic
 from components.loadbalancer import TLS_POLICY, LoadBalancer
 from components.monitoring import LogGroups, Monitoring
 from components.network import Network, subnet_cidrs
-from components.parameters import AppParameters
+from components.parameters import TLS_PLACEHOLDER, AppParameters
 from components.placement import Image, Placement, ami_query, lookup_image
 from components.release import Rollout, rollout_command
 from components.webserver import WebServer
@@ -367,6 +367,49 @@ def test_parameters_store_secrets_encrypted_and_the_release_ref():
     envelope = secret["value"]  # a Pulumi secret: encrypted in state, masked in output
     assert isinstance(envelope, dict) and envelope["value"] == "s3cr3t-value"
     assert set(envelope) == {"4dabf18193072939515e22adb298388d", "value"}
+
+
+LETSENCRYPT = {**GOOD_ZONE, "webstack:tlsMode": "letsencrypt",
+               "webstack:tlsEmail": "ops@example.com"}
+
+
+def test_letsencrypt_gets_a_certificate_slot_the_server_owns():
+    cfg = cfg_of(**LETSENCRYPT)
+    run = build(lambda: AppParameters("params-le", cfg, secret_values={}))
+    (slot,) = [r for r in run.of_type("aws:ssm/parameter:Parameter")
+               if r.inputs["name"] == naming.tls_parameter(cfg)]
+    assert slot.inputs["name"] == "/webstack/dev/hello/tls/letsencrypt"
+    assert (slot.inputs["type"], slot.inputs["tier"]) == ("SecureString", "Advanced")
+    # a placeholder, as a secret; the server's certificate never diffs and never enters state
+    envelope = slot.inputs["value"]
+    assert set(envelope) == {"4dabf18193072939515e22adb298388d", "value"}
+    assert envelope["value"] == TLS_PLACEHOLDER == "none"
+    assert slot.ignore_changes == ["value"]
+    assert slot in children_of(run, "webstack:parameters:AppParameters")
+    plain = build(lambda: AppParameters("params-no-le", cfg_of(), secret_values={}))
+    assert not [r for r in plain.of_type("aws:ssm/parameter:Parameter")
+                if "/tls/" in r.inputs["name"]]
+
+
+def test_letsencrypt_server_may_read_and_write_exactly_its_certificate_slot():
+    cfg = cfg_of(**LETSENCRYPT)
+    run = _role(cfg, "role-le")
+    policies = {r.name.removeprefix("role-le-"): json.loads(r.inputs["policy"])
+                for r in run.of_type("aws:iam/rolePolicy:RolePolicy")}
+    assert set(policies) == {"cloudwatch-agent", "tls-store"}
+    (statement,) = policies["tls-store"]["Statement"]
+    assert statement == {
+        "Sid": "StoreTlsCertificate", "Effect": "Allow",
+        "Action": ["ssm:GetParameter", "ssm:PutParameter"],
+        "Resource": f"arn:aws:ssm:us-east-1:{ACCOUNT_ID}:parameter/webstack/dev/hello/tls/"
+                    "letsencrypt"}
+    assert statement["Resource"] == parameter_arn("us-east-1", ACCOUNT_ID,
+                                                  naming.tls_parameter(cfg))
+    # nothing else may put a parameter
+    others = [s for name, p in policies.items() if name != "tls-store" for s in p["Statement"]]
+    assert not [s for s in others if "ssm:PutParameter" in s["Action"]]
+    assert "tls-store" not in {r.name.removeprefix("role-p-") for r in
+                               _role(cfg_of(), "role-p").of_type("aws:iam/rolePolicy:RolePolicy")}
 
 
 def test_rollout_runs_only_when_the_ref_changes():
