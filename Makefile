@@ -5,7 +5,8 @@ BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 STACK    ?= dev
 
-.PHONY: demo demo-down demo-local test lint system venv bench bench-converge docs clean
+.PHONY: demo demo-down demo-local test lint system venv bench bench-converge docs clean \
+	test-unit test-aws test-bootstrap test-readiness test-release test-vm
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,10 +23,19 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/pyright
 
-# The VM tier runs last and alone: a TCG guest needs both cores.
+# The VM tier runs last and alone: a TCG guest needs both cores. The slowest tests are listed.
+PYTEST := $(BIN)/python -m pytest --durations=5
 test: system venv lint
-	$(BIN)/python -m pytest -m "not vm"
-	$(BIN)/python -m pytest -m vm tests/vm
+	$(PYTEST) -m "not vm"
+	$(PYTEST) -m vm tests/vm
+
+# One tier at a time, for the part you touched (tests/<tier>; the README's table says what each
+# proves).
+test-unit test-aws test-bootstrap test-readiness test-release: system venv
+	$(PYTEST) -m "not vm" tests/$(@:test-%=%)
+
+test-vm: system venv
+	$(PYTEST) -m vm tests/vm
 
 # The stack's server converged in a local qemu VM from its own user-data; prints the URL.
 demo: system venv
