@@ -16,7 +16,6 @@ unprivileged 127.0.0.1 ports, the developer's venv).
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
 import os
@@ -87,7 +86,7 @@ class RenderedBootstrap:
     def sha256(self) -> str:
         return hashlib.sha256(self.user_data.encode()).hexdigest()
 
-    @functools.cached_property
+    @property
     def ec2_user_data_base64(self) -> str:
         """What EC2 receives: plain when it fits in 16 KiB, else gzip (cloud-init inflates it),
         from our own encoder: the same bytes whichever OS or zlib runs `pulumi up`."""

@@ -43,7 +43,6 @@ def ami_query(server: ServerConfig) -> AmiQuery:
 @dataclass(frozen=True)
 class Image:
     id: str
-    name: str
     root_device_name: str
     pinned: bool  # serverImage set: a change replaces servers; unset: kept once created
 
@@ -60,14 +59,14 @@ def lookup_image(cfg: StackConfig) -> Image:
                  f"webstack:serverOs = {cfg.server.os!r}: expected an official image in "
                  f"{cfg.region} for {cfg.server.arch}")
         raise ConfigError([f"{where} ({_first_line(err)})"]) from None
-    return Image(id=ami.id, name=ami.name, root_device_name=ami.root_device_name,
+    return Image(id=ami.id, root_device_name=ami.root_device_name,
                  pinned=bool(cfg.server.image))
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Zones and subnets. `subnets` maps the default VPC's subnet ids to their zones (empty when
-    the stack creates its VPC: `zones` then names the zone of each subnet it creates)."""
+    """Zones and subnets. `zones` is the zone of each subnet, in order; `subnets` maps the
+    default VPC's subnet ids to theirs (empty when the stack creates its VPC and subnets)."""
 
     vpc_id: str  # "" when the stack creates its VPC
     vpc_cidr: str
@@ -77,8 +76,7 @@ class Placement:
 
     def server_zones(self) -> list[str]:
         """The zones, in subnet order, where servers may run."""
-        zones = list(self.subnets.values()) if self.subnets else list(self.zones)
-        return [z for z in zones if z in self.offered]
+        return [z for z in self.zones if z in self.offered]
 
 
 def created_vpc_zones(available: Sequence[str], count: int) -> tuple[str, ...]:
@@ -89,7 +87,7 @@ def created_vpc_zones(available: Sequence[str], count: int) -> tuple[str, ...]:
 
 def check_servers_fit(placement: Placement, instance_type: str, *, load_balanced: bool) -> None:
     """Servers need a zone that offers their type; the load balancer spans every subnet."""
-    zones = list(placement.subnets.values()) if placement.subnets else list(placement.zones)
+    zones = placement.zones
     if not placement.server_zones():
         raise ConfigError([
             f"instance type {instance_type} is not offered in any zone of the stack's subnets "

@@ -106,9 +106,8 @@ class Readiness(pulumi.ComponentResource):
         before a listener forwards to them (the HTTPS one waits for the certificate)."""
         super().__init__("webstack:readiness:Readiness", name, None, opts)
         self._name, self._cfg = name, cfg
-        # what the URL gate vouches for besides the URL: these servers and their release
-        self._vouches = [instance_id or group_name, launch_version or 0, user_data_sha256,
-                         cfg.app.ref]
+        # what the server gate vouches for: these servers, booted from this user-data
+        self._servers = [instance_id or group_name, launch_version or 0, user_data_sha256]
         r = cfg.readiness
         identity = AwsIdentity(pulumi.InvokeOutputOptions(parent=self))
         ids = pulumi.Output.all(instance_id, group_name, target_group_arn, launch_version,
@@ -121,7 +120,7 @@ class Readiness(pulumi.ComponentResource):
                 group_name=a[1], launch_version=a[3], target_group_arn=a[2])),
             environment=identity.environment,
             # not the app ref: a new ref is a release on these same servers (the rollout)
-            triggers=self._vouches[:3],
+            triggers=self._servers,
             logging=command.local.Logging.STDOUT_AND_STDERR,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[servers, *servers_after]))
         self.url_gate: command.local.Command | None = None
@@ -140,7 +139,7 @@ class Readiness(pulumi.ComponentResource):
             create=url.apply(lambda u: gate_command(
                 region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
                 name=f"{cfg.prefix} {u}", aws_args=[], url=u)),
-            triggers=[url, *self._vouches],
+            triggers=[url, *self._servers, cfg.app.ref],  # and the release they serve
             logging=command.local.Logging.STDOUT_AND_STDERR,
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[self.server_gate, *after]))

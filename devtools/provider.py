@@ -129,8 +129,19 @@ def diff(before: MockRun, after: MockRun) -> tuple[set[str], set[str], list[Chan
     return set(old) - set(new), set(new) - set(old), changes
 
 
-_SERVER_TYPES = ("aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate")
 _EFFECTS = ("none", "release", "in place", "rolling", "replaced", "new")  # mildest first
+
+
+def _effect(change: Change) -> str:
+    if change.type == "aws:ec2/instance:Instance":
+        return "replaced" if change.replaces else "in place"
+    if change.type == "aws:ec2/launchTemplate:LaunchTemplate":
+        return "rolling"
+    if change.type == "aws:autoscaling/group:Group":
+        return "in place"
+    if change.type == "command:local:Command" and change.urn.endswith("-rollout"):
+        return "release"
+    return "none"
 
 
 def server_effect(before: MockRun, after: MockRun) -> str:
@@ -140,24 +151,11 @@ def server_effect(before: MockRun, after: MockRun) -> str:
     version: the instance refresh), `in place` (the running servers are updated), `release`
     (only the app's release: the rollout), `none`."""
     deleted, created, changes = diff(before, after)
-    gone = {u.split("::")[-2].rsplit("$", 1)[-1] for u in deleted | created}
-    effect = "none"
-
-    def worse(kind: str) -> None:
-        nonlocal effect
-        effect = max(effect, kind, key=_EFFECTS.index)
-    if "aws:ec2/vpc:Vpc" in gone or any(c.type == "aws:ec2/vpc:Vpc" and c.replaces
-                                        for c in changes):
+    moved = {urn.split("::")[-2].rsplit("$", 1)[-1] for urn in deleted | created}
+    if "aws:ec2/vpc:Vpc" in moved or any(c.type == "aws:ec2/vpc:Vpc" and c.replaces
+                                         for c in changes):
         return "new"
-    if "aws:ec2/instance:Instance" in gone:
-        worse("replaced")
-    for c in changes:
-        if c.type == "aws:ec2/instance:Instance":
-            worse("replaced" if c.replaces else "in place")
-        elif c.type == "aws:ec2/launchTemplate:LaunchTemplate":
-            worse("rolling")
-        elif c.type == "aws:autoscaling/group:Group":
-            worse("in place")
-        elif c.type == "command:local:Command" and c.urn.endswith("-rollout"):
-            worse("release")
-    return effect
+    effects = {_effect(c) for c in changes} | {"none"}
+    if "aws:ec2/instance:Instance" in moved:
+        effects.add("replaced")
+    return max(effects, key=_EFFECTS.index)

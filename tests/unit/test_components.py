@@ -25,8 +25,7 @@ from devtools.mockrun import ACCOUNT_ID, MockRun, run_program, stack_config
 from tests.cases import ED25519_KEY, GOOD_ZONE, arr
 
 REGIONS = ("us-east-1",)
-IMAGE = Image(id="ami-0123456789abcdef0", name="debian-12-amd64-20261101-1234",
-              root_device_name="/dev/xvda", pinned=False)
+IMAGE = Image(id="ami-0123456789abcdef0", root_device_name="/dev/xvda", pinned=False)
 
 
 def cfg_of(stack: str = "dev", **overrides: str) -> config.StackConfig:
@@ -185,8 +184,7 @@ def test_single_server_hardening_and_elastic_ip():
 
 
 def test_a_pinned_image_is_used_as_given_and_its_change_replaces():
-    pinned = Image(id="ami-0fedcba9876543210", name="mine", root_device_name="/dev/xvda",
-                   pinned=True)
+    pinned = Image(id="ami-0fedcba9876543210", root_device_name="/dev/xvda", pinned=True)
     run = _server(cfg_of(), "srv-pinned", image=pinned)
     instance = run.one("aws:ec2/instance:Instance")
     assert instance.inputs["ami"] == pinned.id and instance.ignore_changes == []

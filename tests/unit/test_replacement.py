@@ -10,7 +10,8 @@ import gzip
 import os
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,29 +56,39 @@ def _other_compressor(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(zlib, "compressobj", lambda level=-1, *a, **k: real_obj(1, *a, **k))
 
 
-def _another_machine(mp: pytest.MonkeyPatch, tmp: Path) -> None:
+@contextmanager
+def _another_machine(mp: pytest.MonkeyPatch, tmp: Path) -> Iterator[None]:
     _other_compressor(mp)
     mp.setenv("HOME", str(tmp / "elsewhere"))
     mp.setenv("XDG_CACHE_HOME", str(tmp / "cold-cache"))  # nothing cached from the first run
     mp.setenv("TZ", "Pacific/Chatham")
     mp.setenv("LC_ALL", "tr_TR.UTF-8")
+    mp.chdir(tmp)  # the program must not depend on where it is started from
     time.tzset()
     old = os.umask(0o077)
-    mp.setattr(os, "umask", os.umask)  # restored below
-    mp.chdir(tmp)  # the program must not depend on where it is started from
-    mp.undo_hooks = [lambda: os.umask(old), time.tzset]  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
-def _later_day(mp: pytest.MonkeyPatch, tmp: Path) -> None:
+@contextmanager
+def _later_day(mp: pytest.MonkeyPatch, tmp: Path) -> Iterator[None]:
     real = time.time
     mp.setattr(time, "time", lambda: real() + 400 * 86400)
     mp.setenv("XDG_CACHE_HOME", str(tmp / "later-cache"))
+    yield
 
 
-CIRCUMSTANCES: dict[str, Callable[[pytest.MonkeyPatch, Path], None]] = {
+@contextmanager
+def _newer_image(mp: pytest.MonkeyPatch, tmp: Path) -> Iterator[None]:
+    yield  # the mocks publish it, below
+
+
+CIRCUMSTANCES: dict[str, Callable[[pytest.MonkeyPatch, Path], AbstractContextManager[None]]] = {
     "another-machine": _another_machine,
     "a-later-day": _later_day,
-    "a-newer-image-published": lambda mp, tmp: None,  # the mocks publish it, below
+    "a-newer-image-published": _newer_image,
 }
 
 
@@ -87,13 +98,11 @@ def test_a_second_run_changes_nothing(baseline, key, circumstance, tmp_path):
     mocks = RecordingMocks(region="us-east-1")
     if circumstance == "a-newer-image-published":
         mocks.images = 2
-    with pytest.MonkeyPatch.context() as mp:
-        CIRCUMSTANCES[circumstance](mp, tmp_path)
-        try:
+    try:
+        with pytest.MonkeyPatch.context() as mp, CIRCUMSTANCES[circumstance](mp, tmp_path):
             again = _run(key, mocks)
-        finally:
-            for hook in getattr(mp, "undo_hooks", []):
-                hook()
+    finally:
+        time.tzset()  # TZ is restored by now: the process's zone follows it again
     deleted, created, changes = diff(baseline[key], again)
     assert not deleted and not created, (deleted, created)
     assert not changes, [f"{c.type} {c.prop}{' (REPLACES it)' if c.replaces else ''}"
