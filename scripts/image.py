@@ -27,6 +27,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from components import aws_session
 from components.aws_cli import AWS_CONFIG, UsageError, aws_error, short_error
 from components.config import (
     PROJECT_DIR,
@@ -53,12 +54,20 @@ def pin_command(stack: str, image_id: str) -> list[str]:
     return ["pulumi", "config", "set", "--stack", stack, KEY, image_id]
 
 
-def _client(stack: str, cfg: StackConfig, project_dir: Path) -> Any:
-    """EC2 in the stack's region, as the stack's `aws:profile` (if any) sees it."""
-    import boto3
-    profile = stack_file_settings(stack, project_dir).get("aws:profile")
-    return boto3.Session(profile_name=profile, region_name=cfg.region).client(
-        "ec2", config=AWS_CONFIG)
+# The provider settings a stack file holds in the clear; its encrypted keys need the Pulumi
+# CLI to read, so without them the environment's credentials are used, as boto3 does.
+_PLAIN_PROVIDER_KEYS = ("aws:region", "aws:profile", "aws:sharedConfigFiles",
+                        "aws:sharedCredentialsFiles", "aws:assumeRoles")
+
+
+def _client(stack: str, project_dir: Path) -> Any:
+    """EC2 as the stack's provider would call it: its region, profile and assumed roles."""
+    raw = stack_file_settings(stack, project_dir)
+    try:
+        settings = aws_session.parse({k: raw.get(k) for k in _PLAIN_PROVIDER_KEYS})
+    except aws_session.SettingsError as exc:
+        raise UsageError("; ".join(exc.problems)) from None
+    return aws_session.session(settings).client("ec2", config=AWS_CONFIG)
 
 
 def main(argv: Sequence[str] | None = None, *, ec2: Any = None,
@@ -75,9 +84,8 @@ def main(argv: Sequence[str] | None = None, *, ec2: Any = None,
             parse_stack(args.stack, {KEY: args.pin}, project_dir=args.project_dir)
         image = None
         if args.pin in (None, "newest"):
-            client = ec2 or _client(args.stack, cfg, args.project_dir)
             try:
-                image = newest_official(client, cfg)
+                image = newest_official(ec2 or _client(args.stack, args.project_dir), cfg)
             except (BotoCoreError, ClientError) as exc:
                 raise aws_error(exc, "describe-images") or UsageError(
                     f"describe-images failed: {short_error(exc)}") from None

@@ -44,8 +44,8 @@ def ec2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
                            aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
-def _project(tmp_path: Path, image_id: str = "") -> Path:
-    lines = ["config:", "  aws:region: us-east-1", "  webstack:appName: hello"]
+def _project(tmp_path: Path, image_id: str = "", *extra: str) -> Path:
+    lines = ["config:", "  aws:region: us-east-1", "  webstack:appName: hello", *extra]
     if image_id:
         lines.append(f"  webstack:serverImage: {image_id}")
     (tmp_path / "Pulumi.prod.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -94,6 +94,13 @@ def test_pin_of_a_malformed_id_names_the_setting(tmp_path, capsys):
                        "--pin", "debian"], run=run) == 2
     assert "webstack:serverImage = 'debian'" in capsys.readouterr().err
     assert run.calls == []
+
+
+def test_the_lookup_uses_the_stacks_provider_profile(aws_env, tmp_path, capsys):
+    """The stack's aws:profile is the provider's, so it is ours: one it lacks is exit 2."""
+    project = _project(tmp_path, "", "  aws:profile: nosuch-profile")
+    assert image.main(["--stack", "prod", "--project-dir", str(project)]) == 2
+    assert "nosuch-profile" in capsys.readouterr().err
 
 
 def test_a_failing_pulumi_cli_is_exit_2(ec2, tmp_path, capsys):
