@@ -4,7 +4,8 @@ or pass too early on the next `pulumi up`.
 
 One row per waiting resource or gate, and for the one that deliberately waits for nothing (the
 Auto Scaling group); `proof` names pytest node ids (file::test) whose failure would show the
-update path broken.
+update path broken. Every other type the program creates is in `SHORT_WAITS`, with what its
+create and update amount to; tests/unit/test_names.py fails on a type in neither.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class Wait:
     on_create: str
     on_update: str
     proof: tuple[str, ...]
+    type: str = "command:local:Command"  # the resource type it is
 
 
 WAITS: tuple[Wait, ...] = (
@@ -87,6 +89,7 @@ WAITS: tuple[Wait, ...] = (
         )),
     Wait(
         thing="Auto Scaling group (aws:autoscaling/group:Group, components/fleet.py)",
+        type="aws:autoscaling/group:Group",
         on_create=(
             "nothing: wait_for_capacity_timeout 0. The provider's ELB wait would count exactly "
             "N healthy servers, before any listener has health-checked them; the server gate "
@@ -104,6 +107,7 @@ WAITS: tuple[Wait, ...] = (
         )),
     Wait(
         thing="certificate validation (aws:acm/certificateValidation, components/certificate.py)",
+        type="aws:acm/certificateValidation:CertificateValidation",
         on_create=(
             "ACM says ISSUED for the DNS records we create (the provider's default create "
             "timeout, 75 minutes); the HTTPS listener takes the certificate from it, so no "
@@ -117,6 +121,7 @@ WAITS: tuple[Wait, ...] = (
         )),
     Wait(
         thing="Elastic IP association (aws:ec2/eipAssociation, components/webserver.py)",
+        type="aws:ec2/eipAssociation:EipAssociation",
         on_create=(
             "waits for nothing itself; created after the server gate, so the address reaches "
             "a server only once it is ready."),
@@ -124,4 +129,55 @@ WAITS: tuple[Wait, ...] = (
             "a new server replaces the association (delete before create: seconds without the "
             "address), after the new server's gate passed; the old server is deleted after."),
         proof=("tests/unit/test_program.py::test_gates_for_the_servers_and_the_url",)),
+    Wait(
+        thing="single server (aws:ec2/instance:Instance, components/webserver.py)",
+        type="aws:ec2/instance:Instance",
+        on_create=(
+            "the provider waits until EC2 says `running` (not until it has booted: the server "
+            "gate waits for that)."),
+        on_update=(
+            "an instance-type change stops the server, changes it and waits until it runs "
+            "again (the README's table: in place, a minute or two down); a disk size change "
+            "waits for the volume modification; anything forcing a new instance is a create."),
+        proof=("tests/unit/test_change_effects.py::test_the_readme_says_what_the_change_does",)),
+    Wait(
+        thing="load balancer (aws:lb/loadBalancer:LoadBalancer, components/loadbalancer.py)",
+        type="aws:lb/loadBalancer:LoadBalancer",
+        on_create="the provider waits until the ALB is `active` (minutes).",
+        on_update=(
+            "a change of subnets or security groups waits until it is `active` again; a no-op "
+            "`up` changes neither (so it waits for nothing)."),
+        proof=("tests/unit/test_replacement.py::test_a_second_run_changes_nothing",)),
 )
+
+# Types whose create and update wait at most for AWS to show the resource (seconds), alike on
+# create and update, and for nothing the program or the servers do.
+SHORT_WAITS: dict[str, str] = {
+    "aws:acm/certificate:Certificate": "RequestCertificate returns at once; validation waits",
+    "aws:autoscaling/policy:Policy": "PutScalingPolicy",
+    "aws:cloudwatch/dashboard:Dashboard": "PutDashboard",
+    "aws:cloudwatch/logGroup:LogGroup": "CreateLogGroup, PutRetentionPolicy",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "PutMetricAlarm",
+    "aws:ec2/eip:Eip": "AllocateAddress",
+    "aws:ec2/internetGateway:InternetGateway": "create and attach",
+    "aws:ec2/keyPair:KeyPair": "ImportKeyPair",
+    "aws:ec2/launchTemplate:LaunchTemplate": "a new version; the group's refresh waits",
+    "aws:ec2/routeTable:RouteTable": "the provider polls until the table is visible (seconds)",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "AssociateRouteTable",
+    "aws:ec2/securityGroup:SecurityGroup": "CreateSecurityGroup (visible in seconds)",
+    "aws:ec2/subnet:Subnet": "the provider polls until `available` (seconds)",
+    "aws:ec2/vpc:Vpc": "the provider polls until `available` (seconds)",
+    "aws:iam/instanceProfile:InstanceProfile": "the provider retries until IAM shows it",
+    "aws:iam/role:Role": "CreateRole; IAM propagation is seconds, the first boot retries",
+    "aws:iam/rolePolicy:RolePolicy": "PutRolePolicy; servers are created after it",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "AttachRolePolicy; as above",
+    "aws:lb/listener:Listener": "CreateListener (after the certificate validation)",
+    "aws:lb/targetGroup:TargetGroup": "CreateTargetGroup",
+    "aws:lb/targetGroupAttachment:TargetGroupAttachment": "RegisterTargets",
+    "aws:route53/record:Record": "the provider waits for the change to be INSYNC (seconds)",
+    "aws:sns/topic:Topic": "CreateTopic",
+    "aws:sns/topicSubscription:TopicSubscription": "Subscribe; an e-mail confirms later",
+    "aws:ssm/parameter:Parameter": "PutParameter; servers are created after it",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "AuthorizeSecurityGroupIngress",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "AuthorizeSecurityGroupEgress",
+}

@@ -8,6 +8,8 @@ import pytest
 
 from components.aws_names import AUTONAME_SUFFIX, RULES, NameRule, fit, rule_for
 from devtools.mockrun import MockRun, run_program, stack_config
+from devtools.provider import REPLACES
+from devtools.waits import SHORT_WAITS, WAITS
 from tests.cases import ED25519_KEY, arr
 
 # Types that carry no physical name of ours (AWS gives them an id), with what does name them.
@@ -99,6 +101,18 @@ def test_tags_fit_aws_limits(runs, key):
         for k, v in pairs:
             assert len(k) <= 128 and len(str(v)) <= 256, (reg.type, k)
     assert tagged >= 10
+
+
+def test_every_type_has_its_rows_in_the_provider_model(runs):
+    """A new resource type comes with its name rules, its replacement-forcing inputs and what
+    it waits for (components/aws_names.py, devtools/provider.py, devtools/waits.py)."""
+    types = {r.type for run in runs.values() for r in run.resources if r.custom}
+    waits = {w.type for w in WAITS} | set(SHORT_WAITS)
+    assert len(types) >= 25
+    assert not types - set(RULES) - UNNAMED, "no name rules"
+    assert not types - set(REPLACES), "no replacement row"
+    assert not types - waits, "no wait row"
+    assert not set(SHORT_WAITS) & {w.type for w in WAITS}
 
 
 def test_the_matrix_reaches_every_named_type(runs):
