@@ -5,6 +5,7 @@ certificate in one. Shared by the single server and the fleet."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pulumi
 import pulumi_aws as aws
@@ -99,21 +100,20 @@ class InstanceRole(pulumi.ComponentResource):
             for arn in MANAGED_POLICIES]
         account = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)).account_id
-        self.policies.append(aws.iam.RolePolicy(
-            logical(_POLICY, f"{name}-cloudwatch-agent"), role=role.id,
-            policy=account.apply(lambda acct: agent_policy(cfg.region, acct, cfg)), opts=child))
+
+        def grant(suffix: str, policy: Callable[[str], str]) -> None:
+            """An inline policy of the role, written once the account id is known."""
+            self.policies.append(aws.iam.RolePolicy(
+                logical(_POLICY, f"{name}-{suffix}"), role=role.id,
+                policy=account.apply(policy), opts=child))
+
+        grant("cloudwatch-agent", lambda acct: agent_policy(cfg.region, acct, cfg))
         names = readable_parameters(cfg)
         if names:
-            self.policies.append(aws.iam.RolePolicy(
-                logical(_POLICY, f"{name}-parameters"), role=role.id,
-                policy=account.apply(lambda acct: parameters_policy(cfg.region, acct, names)),
-                opts=child))
+            grant("parameters", lambda acct: parameters_policy(cfg.region, acct, names))
         if cfg.tls.mode == "letsencrypt":
             slot = naming.tls_parameter(cfg)
-            self.policies.append(aws.iam.RolePolicy(
-                logical(_POLICY, f"{name}-tls-store"), role=role.id,
-                policy=account.apply(lambda acct: tls_store_policy(cfg.region, acct, slot)),
-                opts=child))
+            grant("tls-store", lambda acct: tls_store_policy(cfg.region, acct, slot))
         profile = aws.iam.InstanceProfile(
             logical("aws:iam/instanceProfile:InstanceProfile", f"{name}-profile"),
             role=role.name, tags=cfg.tags, opts=child)
