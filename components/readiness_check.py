@@ -247,8 +247,8 @@ class GroupCheck:
 
     The latest refresh is this deploy's: the provider cancels a refresh in progress and starts
     one whenever the launch template's version changes, and a gate re-run for the same version
-    (a new app ref) vouches for the refresh that rolled it in. A group without refreshes was
-    just created. Given no version (the health-check command), a finished refresh that failed
+    (new gate flags, say) vouches for the refresh that rolled it in. A group without refreshes
+    was just created. Given no version (the health-check command), a finished refresh that failed
     is history, not news: the servers in service are checked as they are."""
 
     def __init__(self, autoscaling: Any, name: str, region: str, version: str | None) -> None:
