@@ -115,8 +115,7 @@ def fit(text: str, rule: NameRule) -> str:
     """`text` when AWS accepts it (with room for the engine's suffix when auto-named); else
     its allowed characters, cut to fit, with a hash of the whole text: stable and distinct."""
     room = rule.limit - (AUTONAME_SUFFIX if rule.autonamed else 0)
-    probe = text + ("-abcdefg" if rule.autonamed else "")
-    if len(text) <= room and rule.problem(probe) is None:
+    if rule.problem(text + ("-abcdefg" if rule.autonamed else "")) is None:  # as AWS sees it
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:_HASH]
     clean = re.sub(f"[^{rule.allowed}]", "-", text)
