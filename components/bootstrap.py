@@ -8,9 +8,9 @@ by the filters below, or rejected with `BootstrapError` when the context has no 
 returned, so a file cloud-init would write differently from what `files` shows is a bug caught
 here rather than on a server.
 
-`Target` says where the files land: `SERVER` for real instances, `Target.local(...)` for the
-loopback tests, the benchmark and local runs (everything under one directory, nginx on
-unprivileged 127.0.0.1 ports, the developer's venv).
+`Target` says where the files land: `SERVER` for real instances; `devtools.localrun` makes
+the one for loopback runs (everything under one directory, nginx on unprivileged 127.0.0.1
+ports, the developer's venv).
 """
 
 from __future__ import annotations
@@ -18,23 +18,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import shlex
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import jinja2
 import yaml
 
 from components import deflate, naming
 from components.config import PROJECT_DIR, ConfigError, StackConfig
+from components.naming import Paths
 
 EC2_USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
 TEMPLATE_DIR = PROJECT_DIR / "cloud-init"
@@ -118,21 +111,6 @@ class Target:
     # read a git app's ref from SSM at release time (local runs keep it inline).
     ec2: bool = True
 
-    @staticmethod
-    def local(root: Path, http_port: int, https_port: int, venv: Path) -> Target:
-        """Everything under `root`, nginx on 127.0.0.1, the given (already built) venv, the
-        developer's uv."""
-        return Target(root=str(root), http_port=http_port, https_port=https_port,
-                      listen_hosts=("127.0.0.1",), venv=str(venv), uv=local_uv(),
-                      trusted_proxies=("127.0.0.1/32",), ec2=False)
-
-
-def local_uv() -> str:
-    """The uv of requirements-dev.txt (a development dependency: servers fetch their own)."""
-    from uv import find_uv_bin  # here: the Pulumi program never needs it
-
-    return find_uv_bin()
-
 
 SERVER = Target()
 
@@ -199,81 +177,8 @@ def plain_word(value: str, setting: str, expected: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Template context
 
-@dataclass(frozen=True)
-class Paths:
-    """Every server path the templates use, relative to the target's root."""
-
-    root: str
-    app: str
-
-    def _at(self, path: str) -> str:
-        return self.root + path
-
-    @property
-    def home(self) -> str:
-        return self._at(f"/srv/{self.app}")
-
-    @property
-    def releases(self) -> str:
-        return f"{self.home}/releases"
-
-    @property
-    def current(self) -> str:
-        """Symlink to the release that serves (releases/<id>): switched by the release script."""
-        return f"{self.home}/current"
-
-    @property
-    def src(self) -> str:
-        """The serving release's code."""
-        return f"{self.current}/src"
-
-    @property
-    def bundle(self) -> str:
-        """The bundled sample app as the user-data ships it; the release script copies it."""
-        return f"{self.lib}/bundle"
-
-    @property
-    def logs(self) -> str:
-        return self._at(f"/var/log/webstack/{self.app}")
-
-    @property
-    def etc(self) -> str:
-        return self._at(f"/etc/webstack/{self.app}")
-
-    @property
-    def lib(self) -> str:
-        return self._at(f"/usr/local/lib/webstack/{self.app}")
-
-    @property
-    def state(self) -> str:
-        return self._at(f"/var/lib/webstack/{self.app}")
-
-    @property
-    def secrets_dir(self) -> str:
-        return self._at(f"/run/webstack/{self.app}")
-
-    @property
-    def socket(self) -> str:
-        return self._at(f"/run/webstack/{self.app}.sock")
-
-    @property
-    def runtime(self) -> str:
-        return self._at(f"/run/{self.app}")
-
-    @property
-    def units(self) -> str:
-        return self._at("/etc/systemd/system")
-
-    @property
-    def nginx(self) -> str:
-        return self._at("/etc/nginx")
-
-    @property
-    def nginx_logs(self) -> str:
-        return self._at("/var/log/nginx")
-
-
-def _unit(cfg: StackConfig) -> str:
+def unit_name(cfg: StackConfig) -> str:
+    """The systemd unit prefix of the app's units."""
     return f"webstack-{cfg.app.name}"
 
 
@@ -385,7 +290,7 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     return {
         "cfg": cfg,
         "app": app,
-        "unit": _unit(cfg),
+        "unit": unit_name(cfg),
         "paths": paths,
         "app_dir": app_dir,
         "static_dir": f"{app_dir}/{app.static_dir}",
@@ -439,7 +344,7 @@ class _File:
 
 def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     """Every file the user-data writes (the bundled app's files aside), with its template."""
-    unit, units, app = _unit(cfg), p.units, cfg.app.name
+    unit, units, app = unit_name(cfg), p.units, cfg.app.name
     files = [
         _File(f"{p.lib}/setup", "files/setup.sh.j2", 0o755),
         _File(f"{p.lib}/release", "files/release.sh.j2", 0o755),
@@ -518,186 +423,3 @@ def _check_round_trip(user_data: str, files: dict[str, str]) -> None:
     if written != files:
         bad = sorted(p for p in set(written) | set(files) if written.get(p) != files.get(p))
         raise BootstrapError(f"rendered user-data would write different files: {bad}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Local runs: the rendered stack on this machine (loopback tests, benchmark, local demo).
-# gunicorn runs from the service's ExecStart on the socket unit's path, handed over by systemd's
-# own socket-activation tool; nginx runs the rendered site inside the distro's nginx.conf.
-
-def install(rendered: RenderedBootstrap, target: Target) -> None:
-    """Write every file as write_files would, under the target's root (owners aside)."""
-    for path, text in rendered.files.items():
-        if not path.startswith(target.root + "/"):
-            raise BootstrapError(f"{path} is outside the target root {target.root}")
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-        out.chmod(rendered.modes[path])
-
-
-def unit_value(unit_text: str, key: str) -> str:
-    """The last `key=` value of a unit file (systemd's rule for repeated single values)."""
-    values = [line.split("=", 1)[1].strip() for line in unit_text.splitlines()
-              if line.startswith(f"{key}=")]
-    if not values:
-        raise BootstrapError(f"unit has no {key}=")
-    return values[-1]
-
-
-def read_env_file(path: str) -> dict[str, str]:
-    """The variables of an EnvironmentFile as POSIX sh reads it (= systemd, for our quoting)."""
-    text = Path(path).read_text(encoding="utf-8")
-    keys = re.findall(r"^([A-Z_][A-Z0-9_]*)=", text, flags=re.MULTILINE)
-    out = subprocess.run(["bash", "-c", 'set -a; . "$1"; env -0', "bash", path],
-                         capture_output=True, check=True, timeout=10, env={}).stdout.decode()
-    env = dict(item.split("=", 1) for item in out.split("\0") if item)
-    return {k: env[k] for k in keys}
-
-
-def nginx_main_conf(site: str, prefix: Path, distro_conf: str) -> str:
-    """The distro's nginx.conf with its includes pointed at one site and its paths under prefix.
-
-    Keeps the distro's http-level settings (gzip, mime types, ssl defaults), so `nginx -t` and
-    the loopback run see the site in the context it has on a server. Workers run as the caller
-    (as root: root, since the temp tree is not readable by www-data).
-    """
-    out = [f"pid {prefix}/nginx.pid;", f"error_log {prefix}/error.log;"]
-    if os.geteuid() == 0:
-        out.insert(0, "user root;")
-    for line in distro_conf.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(("user ", "pid ", "access_log ", "error_log ",
-                                "include /etc/nginx/sites-enabled/")):
-            continue
-        if stripped.startswith("include /etc/nginx/conf.d/"):
-            out += [f"\taccess_log {prefix}/access.log;", f"\tinclude {site};"]
-            out += [f"\t{t}_temp_path {prefix}/{t};"
-                    for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")]
-            continue
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
-    """Poll `check` until true (True) or `timeout` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return False
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    """Poll `check` until true, or TimeoutError: every wait in local runs is bounded."""
-    if not wait_until(check, timeout, interval=0.05):
-        raise TimeoutError(f"{what} not ready within {timeout} s")
-
-
-def connects(family: socket.AddressFamily, address: str | tuple[str, int]) -> Callable[[], bool]:
-    def check() -> bool:
-        with socket.socket(family) as s:
-            try:
-                s.connect(address)
-            except OSError:
-                return False
-            return True
-    return check
-
-
-def stage_bundle(paths: Paths) -> str:
-    """The installed bundle as the release that serves, as the release script leaves it (with
-    the target's shared venv, so without building one): releases/<id>, `current` -> it."""
-    bundle = Path(paths.bundle)
-    files = {p.relative_to(bundle).as_posix(): p.read_bytes()
-             for p in bundle.rglob("*") if p.is_file()}
-    rid = bundle_id(files)
-    release = Path(paths.releases) / rid
-    if not (release / ".complete").exists():
-        shutil.rmtree(release, ignore_errors=True)
-        shutil.copytree(bundle, release / "src")
-        (release / ".complete").write_text(rid.removeprefix("bundle-") + "\n", encoding="ascii")
-        (release / ".released").touch()
-    link = Path(paths.home) / ".current.new"
-    link.unlink(missing_ok=True)
-    link.symlink_to(f"releases/{rid}")
-    link.replace(paths.current)
-    return rid
-
-
-@dataclass(frozen=True)
-class LocalRun:
-    target: Target
-    rendered: RenderedBootstrap
-    paths: Paths
-    base_url: str  # where the app answers: https when the stack has TLS
-    http_url: str
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate, then kill after 10 s: a stuck process never outlives its caller."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@contextmanager
-def run_local(cfg: StackConfig, root: Path, venv: Path,
-              distro_nginx_conf: Path = Path("/etc/nginx/nginx.conf"),
-              timeout: float = 30.0) -> Iterator[LocalRun]:
-    """Render for `root`, install there, and serve through nginx on free 127.0.0.1 ports."""
-    target = Target.local(root, free_port(), free_port(), venv)
-    rendered = render(cfg, target)
-    install(rendered, target)
-    paths = Paths(target.root, cfg.app.name)
-    if cfg.app.bundled:
-        stage_bundle(paths)
-    Path(paths.runtime).mkdir(parents=True, exist_ok=True)  # systemd's RuntimeDirectory=
-    Path(paths.logs).mkdir(parents=True, exist_ok=True)  # systemd's LogsDirectory=
-    Path(paths.nginx_logs).mkdir(parents=True, exist_ok=True)
-    if cfg.tls.mode in ("selfsigned", "letsencrypt"):
-        subprocess.run([f"{paths.lib}/tls"], check=True, timeout=60, capture_output=True)
-    unit = f"{paths.units}/{_unit(cfg)}"
-    argv = shlex.split(unit_value(rendered.files[f"{unit}.service"], "ExecStart"))
-    sock = unit_value(rendered.files[f"{unit}.socket"], "ListenStream")
-    Path(sock).parent.mkdir(parents=True, exist_ok=True)
-    env = read_env_file(f"{paths.etc}/app.env")
-    nginx_prefix = root / "nginx-run"
-    nginx_prefix.mkdir(exist_ok=True)
-    main_conf = nginx_prefix / "nginx.conf"
-    main_conf.write_text(nginx_main_conf(f"{paths.nginx}/conf.d/{cfg.app.name}.conf",
-                                         nginx_prefix,
-                                         distro_nginx_conf.read_text(encoding="utf-8")),
-                         encoding="utf-8")
-    procs: list[subprocess.Popen[bytes]] = []
-    with open(root / "gunicorn.log", "wb") as glog, open(root / "nginx.log", "wb") as nlog:
-        try:
-            procs.append(subprocess.Popen(
-                ["systemd-socket-activate", "--listen", sock,
-                 *[f"--setenv={k}={v}" for k, v in env.items()], *argv],
-                stdout=glog, stderr=subprocess.STDOUT, cwd=root))
-            wait_for(lambda: Path(sock).exists(), "gunicorn socket", timeout)
-            connects(socket.AF_UNIX, sock)()  # the first connection starts gunicorn
-            procs.append(subprocess.Popen(
-                ["nginx", "-c", str(main_conf), "-p", str(nginx_prefix), "-g", "daemon off;"],
-                stdout=nlog, stderr=subprocess.STDOUT))
-            http = f"http://127.0.0.1:{target.http_port}"
-            https = cfg.tls.mode in ("selfsigned", "letsencrypt")
-            wait_for(connects(socket.AF_INET, ("127.0.0.1", target.http_port)), "nginx",
-                      timeout)
-            yield LocalRun(target=target, rendered=rendered, paths=paths, http_url=http,
-                           base_url=f"https://127.0.0.1:{target.https_port}" if https else http)
-        finally:
-            for proc in reversed(procs):
-                stop(proc)

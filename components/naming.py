@@ -7,6 +7,7 @@ compute the same strings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # config imports this module: names only, no cycle at run time
@@ -45,3 +46,77 @@ def log_groups(cfg: StackConfig) -> dict[str, str]:
     base = app_path(cfg.project, cfg.stack, cfg.app.name)
     return {kind: f"{base}/{kind}" for kind in ("nginx-access", "nginx-error", "app",
                                                 "cloud-init")}
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every server path the templates use, relative to the target's root."""
+
+    root: str
+    app: str
+
+    def _at(self, path: str) -> str:
+        return self.root + path
+
+    @property
+    def home(self) -> str:
+        return self._at(f"/srv/{self.app}")
+
+    @property
+    def releases(self) -> str:
+        return f"{self.home}/releases"
+
+    @property
+    def current(self) -> str:
+        """Symlink to the release that serves (releases/<id>): switched by the release script."""
+        return f"{self.home}/current"
+
+    @property
+    def src(self) -> str:
+        """The serving release's code."""
+        return f"{self.current}/src"
+
+    @property
+    def bundle(self) -> str:
+        """The bundled sample app as the user-data ships it; the release script copies it."""
+        return f"{self.lib}/bundle"
+
+    @property
+    def logs(self) -> str:
+        return self._at(f"/var/log/webstack/{self.app}")
+
+    @property
+    def etc(self) -> str:
+        return self._at(f"/etc/webstack/{self.app}")
+
+    @property
+    def lib(self) -> str:
+        return self._at(f"/usr/local/lib/webstack/{self.app}")
+
+    @property
+    def state(self) -> str:
+        return self._at(f"/var/lib/webstack/{self.app}")
+
+    @property
+    def secrets_dir(self) -> str:
+        return self._at(f"/run/webstack/{self.app}")
+
+    @property
+    def socket(self) -> str:
+        return self._at(f"/run/webstack/{self.app}.sock")
+
+    @property
+    def runtime(self) -> str:
+        return self._at(f"/run/{self.app}")
+
+    @property
+    def units(self) -> str:
+        return self._at("/etc/systemd/system")
+
+    @property
+    def nginx(self) -> str:
+        return self._at("/etc/nginx")
+
+    @property
+    def nginx_logs(self) -> str:
+        return self._at("/var/log/nginx")

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from components.bootstrap import wait_until
+from devtools.localrun import wait_until
 from devtools.vm_image import Image, cache_dir
 
 QEMU = "qemu-system-x86_64"

@@ -32,8 +32,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.bootstrap import free_port, read_env_file, run_local, stop
 from components.config import parse
+from devtools.localrun import free_port, read_env_file, run_local, stop
 
 CONNECTIONS = 50
 IO_SECONDS = 0.020

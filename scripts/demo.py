@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from components import bootstrap, config  # noqa: E402
+from devtools import localrun  # noqa: E402
 from devtools.mockrun import MockRun, run_program, stack_config  # noqa: E402
 from devtools.motoserver import moto_server  # noqa: E402
 from scripts.render import write  # noqa: E402
@@ -109,7 +110,7 @@ def main() -> int:
     say("3/3 serve: the rendered gunicorn + nginx on 127.0.0.1")
     root = Path(tempfile.mkdtemp(prefix="wsdemo-", dir="/tmp"))  # short: unix socket paths
     try:
-        with bootstrap.run_local(cfg, root, venv=ROOT / ".venv") as served:
+        with localrun.run_local(cfg, root, venv=ROOT / ".venv") as served:
             ca = f"{served.paths.etc}/tls/fullchain.pem" if cfg.https else None
             status, headers, body = fetch(served.base_url + "/", ca)
             health, _, _ = fetch(served.base_url + cfg.app.health_path, ca)

@@ -17,16 +17,15 @@ import yaml
 
 from components.bootstrap import (
     BootstrapError,
-    Target,
     env_line,
     plain_word,
-    read_env_file,
     render,
     sh_word,
     yaml_block,
     yaml_str,
 )
 from components.config import ConfigError
+from devtools.localrun import local_target, read_env_file
 from tests.bootstrap.stacks import ZONE, make_cfg
 from tests.cases import ED25519_KEY
 
@@ -148,7 +147,7 @@ def test_hostile_git_ref_is_refused_or_one_shell_word(value: str) -> None:
         assert "webstack:appRef" in outcome
         return
     # On EC2 the ref is not in the user-data at all; local runs keep it as the default REF.
-    local = render(make_cfg(raw), Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/v")))
+    local = render(make_cfg(raw), local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/v")))
     script = local.files["/tmp/x/usr/local/lib/webstack/hello/release"]
     line = next(x for x in script.splitlines() if x.startswith("ref=${ref:-"))
     assert bash_words(line.removeprefix("ref=")) == [value.strip()]

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from components.bootstrap import LocalRun, run_local
 from components.config import StackConfig
+from devtools.localrun import LocalRun, run_local
 from tests.bootstrap.stacks import VARIANTS, make_cfg
 
 pytestmark = pytest.mark.realtools

@@ -32,6 +32,7 @@ from components.bootstrap import (
     render,
 )
 from components.config import PROJECT_DIR, StackConfig, parse_stack
+from devtools.localrun import local_target
 from tests.bootstrap.stacks import VARIANTS, all_configs, make_cfg
 
 UNIT_DIR = "/etc/systemd/system"
@@ -171,7 +172,7 @@ def test_a_git_apps_ref_is_read_from_ssm_on_ec2_and_inline_locally() -> None:
     assert naming.release_ref_parameter(cfg) == "/webstack/dev/shop/release-ref"
     assert ("--get /webstack/dev/shop/release-ref" in release
             and "/usr/local/lib/webstack/shop/ssm-get" in server.files)
-    local = render(cfg, Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
+    local = render(cfg, local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
     local_release = local.files["/tmp/x/usr/local/lib/webstack/shop/release"]
     assert "ref=${ref:-release-2031-07-unique}" in local_release
     assert "ssm-get" not in local_release
@@ -215,7 +216,7 @@ def test_ssm_get_carries_only_the_modes_the_stack_uses() -> None:
     assert "def write_secrets" in full and "--put" not in full and "PutParameter" not in full
     # a local run has no SSM: nothing to read or write the certificate with
     local = render(make_cfg(VARIANTS["letsencrypt"]),
-                   Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
+                   local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
     assert f"/tmp/x{lib}/hello/ssm-get" not in local.files
 
 
@@ -285,7 +286,7 @@ def test_uv_is_fetched_during_the_package_installs_and_again_by_setup() -> None:
                             f"{lib}/fetch-uv || true")
     assert ' || "$lib/fetch-uv"\n' in rendered.files[f"{lib}/setup"]
     assert 'fcntl.flock' in rendered.files[f"{lib}/fetch-uv"]
-    local = render(make_cfg({}), Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/v")))
+    local = render(make_cfg({}), local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/v")))
     assert "bootcmd" not in yaml.safe_load(local.user_data)  # local runs bring their own uv
 
 
@@ -353,7 +354,7 @@ def test_local_runs_use_the_server_files_but_for_root_ports_and_venv(
     """What nginx -t, systemd-analyze and the loopback run check is what servers get."""
     cfg = make_cfg(VARIANTS[name])
     server = render(cfg)
-    local = render(cfg, Target.local(tmp_path, 8080, 8443, Path("/opt/dev-venv")))
+    local = render(cfg, local_target(tmp_path, 8080, 8443, Path("/opt/dev-venv")))
     root = str(tmp_path)
     # EC2 alone reads a git app's ref from SSM (local runs keep it inline); servers fetch uv,
     # local runs use the developer's.
@@ -394,7 +395,7 @@ def test_ssm_agent_on_ec2_images_that_lack_it(os_name: str, arch: str,
     else:
         assert f"https://s3.us-east-1.amazonaws.com/amazon-ssm-us-east-1{expected}" in setup
         assert "curl" in render(cfg).user_data
-    local = render(cfg, Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
+    local = render(cfg, local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
     assert "amazon-ssm-agent" not in next(t for p, t in local.files.items()
                                           if p.endswith("/setup"))
 
@@ -475,7 +476,7 @@ def test_cloudwatch_agent_is_installed_and_started_on_ec2_only(os_name: str, arc
     block = re.search(r"^# >>> EC2 only: the CloudWatch agent.*?^# <<< EC2 only$", setup,
                       re.M | re.S)
     assert block is not None and url in block.group(0)
-    local = render(cfg, Target.local(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
+    local = render(cfg, local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
     assert "amazon-cloudwatch-agent" not in local.files["/tmp/x/usr/local/lib/webstack/hello/setup"]
 
 

@@ -23,8 +23,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from components import naming
-from components.bootstrap import SAMPLE_APP_DIR, Paths, Target, install, read_env_file, render
+from components.bootstrap import SAMPLE_APP_DIR, Target, render
+from components.naming import Paths
 from components.parameters import TLS_PLACEHOLDER
+from devtools.localrun import install, local_target, read_env_file
 from tests.bootstrap.stacks import ZONE, make_cfg
 
 pytestmark = pytest.mark.realtools
@@ -41,7 +43,7 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Comple
 
 def installed(raw: dict[str, str], root: Path) -> Paths:
     cfg = make_cfg(raw)
-    target = Target.local(root, 8080, 8443, root / "venv")
+    target = local_target(root, 8080, 8443, root / "venv")
     install(render(cfg, target), target)
     return Paths(target.root, cfg.app.name)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from components.bootstrap import LocalRun, run_local
+from devtools.localrun import LocalRun, run_local
 from tests.bootstrap.stacks import VARIANTS, make_cfg
 from tests.stubs import INSTALL_WITHOUT_OWNER, write_stubs
 

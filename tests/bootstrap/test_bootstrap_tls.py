@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from components import naming
-from components.bootstrap import LocalRun, run_local
+from devtools.localrun import LocalRun, run_local
 from tests.bootstrap.stacks import VARIANTS, make_cfg
 from tests.bootstrap.test_bootstrap_setup import STUBS
 from tests.stubs import write_stubs

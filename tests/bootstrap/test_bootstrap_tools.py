@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from components.bootstrap import Target, install, nginx_main_conf, render
+from components.bootstrap import Target, render
 from components.config import StackConfig
+from devtools.localrun import install, local_target, nginx_main_conf
 from tests.bootstrap.stacks import VARIANTS, all_configs, shell_scripts, stack_files
 
 pytestmark = pytest.mark.realtools
@@ -34,7 +35,7 @@ def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str
 
 def local_install(cfg: StackConfig, root: Path) -> tuple[Target, dict[str, str]]:
     """The rendered files written under root, as the loopback run uses them."""
-    target = Target.local(root, 8080, 8443, Path(sys.prefix))
+    target = local_target(root, 8080, 8443, Path(sys.prefix))
     rendered = render(cfg, target)
     install(rendered, target)
     return target, rendered.files

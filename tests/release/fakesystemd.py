@@ -24,7 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from components.bootstrap import read_env_file, unit_value
+from devtools.localrun import read_env_file, unit_value
 
 READY_TIMEOUT = 60.0
 

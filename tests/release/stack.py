@@ -29,19 +29,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.bootstrap import (
-    Paths,
-    Target,
+from components.bootstrap import Target, render
+from components.config import PROJECT_DIR, StackConfig
+from components.naming import Paths
+from devtools.localrun import (
     connects,
     free_port,
     install,
     local_uv,
     nginx_main_conf,
-    render,
     stop,
     wait_for,
 )
-from components.config import PROJECT_DIR, StackConfig
 from tests.stubs import INSTALL_WITHOUT_OWNER, write_stubs
 
 REPO_URL = "https://git.example.com/acme/shop.git"

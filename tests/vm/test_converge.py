@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from components.bootstrap import GUNICORN_VERSION, UV_VERSION, RenderedBootstrap, wait_until
+from components.bootstrap import GUNICORN_VERSION, UV_VERSION, RenderedBootstrap
 from components.config import PROJECT_DIR
 from components.readiness_check import probe_command
+from devtools.localrun import wait_until
 from devtools.vm import Vm, get, healthy
 from devtools.vm_up import UpResult, render_for_vm, up
 from tests.vm.conftest import say, vm_ports
