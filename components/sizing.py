@@ -21,13 +21,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from components.config import ConfigError, ServerConfig
+from components.config import ConfigError, ServerConfig, full_key
 
 PRICES_PATH = Path(__file__).resolve().parent / "data" / "prices.json"
 MIB_PER_GIB = 1024
 CACHE_FORMAT = 1
 
-_PIN_HINT = "or pin webstack:serverInstanceType to a type from the price table to skip the lookup"
+# The settings sizing's messages name, through config's records (never spelled here)
+_VCPUS, _MEMORY, _ARCH, _BURSTABLE, _TYPE = map(full_key, (
+    "serverVcpus", "serverMemoryGib", "serverArch", "serverBurstable", "serverInstanceType"))
+
+_PIN_HINT = f"or pin {_TYPE} to a type from the price table to skip the lookup"
 
 
 class SizingError(ConfigError):
@@ -119,9 +123,8 @@ def _gib(memory_mib: float) -> str:
 
 
 def _settings(spec: Spec) -> str:
-    return (f"webstack:serverVcpus={spec.vcpus}, webstack:serverMemoryGib={spec.memory_gib:g}, "
-            f"webstack:serverArch={spec.arch}, "
-            f"webstack:serverBurstable={str(spec.burstable_allowed).lower()}")
+    return (f"{_VCPUS}={spec.vcpus}, {_MEMORY}={spec.memory_gib:g}, {_ARCH}={spec.arch}, "
+            f"{_BURSTABLE}={str(spec.burstable_allowed).lower()}")
 
 
 def choose(spec: Spec, catalog: Iterable[InstanceType], prices: PriceTable,
@@ -147,25 +150,23 @@ def _nothing_fits(spec: Spec, allowed: list[tuple[InstanceType, float]], kind: s
             f"≥{spec.memory_gib:g} GiB ({_settings(spec)})")
     if not allowed:
         return (f"{head}; there are no priced {kind} types in {region} at all: "
-                f"change webstack:serverArch or webstack:serverBurstable, "
-                f"or pin webstack:serverInstanceType")
+                f"change {_ARCH} or {_BURSTABLE}, or pin {_TYPE}")
     most_cpu = max(allowed, key=lambda tp: (tp[0].vcpus, tp[0].memory_mib, tp[0].name))[0]
     most_mem = max(allowed, key=lambda tp: (tp[0].memory_mib, tp[0].vcpus, tp[0].name))[0]
     largest = {f"{t.name} ({t.vcpus} vCPU, {_gib(t.memory_mib)} GiB)" for t in (most_cpu, most_mem)}
     return (f"{head}; largest available: {' and '.join(sorted(largest))}: lower "
-            f"webstack:serverVcpus or webstack:serverMemoryGib, change webstack:serverArch"
-            f"{'' if spec.burstable_allowed else ' or allow webstack:serverBurstable'}, "
-            f"or pin webstack:serverInstanceType")
+            f"{_VCPUS} or {_MEMORY}, change {_ARCH}"
+            f"{'' if spec.burstable_allowed else f' or allow {_BURSTABLE}'}, or pin {_TYPE}")
 
 
 def pinned(instance_type: str, catalog: Iterable[InstanceType] | None, prices: PriceTable,
            region: str, arch: str) -> Choice:
-    """The `webstack:serverInstanceType` override: it must be priced, and match serverArch."""
+    """The serverInstanceType override: it must be priced, and match serverArch."""
     price = prices.instance_hourly(region, instance_type)
     if price is None:
         some = ", ".join(prices.priced_types(region)[:8]) or "none"
         raise SizingError([
-            f"webstack:serverInstanceType={instance_type} has no on-demand price for {region} in "
+            f"{_TYPE}={instance_type} has no on-demand price for {region} in "
             f"the shipped price table (as of {prices.as_of}): pick a priced type such as {some}, "
             f"or leave it empty to choose by spec"])
     found: InstanceType | None = None
@@ -174,12 +175,11 @@ def pinned(instance_type: str, catalog: Iterable[InstanceType] | None, prices: P
         found = next((t for t in catalog if t.name == instance_type), None)
         if found is None or found.arch != arch:
             raise SizingError([
-                f"webstack:serverInstanceType={instance_type} is not among the current-generation "
-                f"{arch} types EC2 offers in {region} (webstack:serverArch={arch}): pin a {arch} "
+                f"{_TYPE}={instance_type} is not among the current-generation {arch} types EC2 "
+                f"offers in {region} ({_ARCH}={arch}): pin a {arch} "
                 f"type such as {', '.join(_priced_in(catalog, prices, region)[:8]) or 'none'}, "
-                f"or change webstack:serverArch"])
-    reason = (f"{instance_type}: pinned by webstack:serverInstanceType, "
-              f"{_usd(price)}/h in {region}")
+                f"or change {_ARCH}"])
+    reason = f"{instance_type}: pinned by {_TYPE}, {_usd(price)}/h in {region}"
     return Choice(instance_type, price, found.vcpus if found else None,
                   found.memory_mib if found else None, reason, 1)
 

@@ -1,0 +1,167 @@
+"""The typed, validated settings the components read (`StackConfig` and its sections)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    name: str
+    repo: str
+    ref: str
+    path: str
+    wsgi: str
+    requirements: str
+    health_path: str
+    static_url: str
+    static_dir: str
+    workers: int
+    timeout_seconds: int
+    max_body_mib: int
+    env: dict[str, str]
+    secrets: dict[str, str]  # env var name -> SSM parameter name (both kinds below)
+    stored_secrets: tuple[str, ...]  # keys of appSecretValues: the program stores these
+    pre_start: tuple[str, ...]
+    releases_kept: int
+
+    @property
+    def bundled(self) -> bool:
+        return self.repo == ""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    vcpus: int
+    memory_gib: int
+    disk_gib: int
+    arch: str
+    burstable: bool
+    count: int
+    os: str
+    instance_type: str
+    image: str = ""  # "" = the newest official image at first create, then kept
+    min_count: int = 0
+    max_count: int = 0
+
+    @property
+    def autoscaling(self) -> bool:
+        """Several servers, or bounds to scale between: an Auto Scaling group runs them."""
+        return self.count > 1 or self.min_count > 0 or self.max_count > 0
+
+    @property
+    def floor(self) -> int:
+        return self.min_count or self.count
+
+    @property
+    def ceiling(self) -> int:
+        return self.max_count or self.count
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    cpu_target: int
+    refresh_min_healthy_percent: int
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    alert_emails: tuple[str, ...]
+    cpu_percent: int
+    memory_percent: int
+    disk_percent: int
+    http_5xx_percent: int
+    cert_expiry_days: int
+    log_retention_days: int
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    create_vpc: bool
+    cidr: str
+    az_count: int
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    admin_cidrs: tuple[str, ...]
+    ssh_public_key: str
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    zone: str
+    hostname: str
+    extra_names: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.hostname, *self.extra_names) if self.hostname else ()
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    mode: str
+    email: str
+
+
+@dataclass(frozen=True)
+class ReadinessConfig:
+    enabled: bool
+    timeout_seconds: int
+    interval_seconds: int
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    apt_mirror: str
+    pip_index_url: str
+    extra_ca_certs: tuple[str, ...]  # PEM texts, read at load time
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    stack: str
+    region: str
+    app: AppConfig
+    server: ServerConfig
+    network: NetworkConfig
+    access: AccessConfig
+    domain: DomainConfig
+    tls: TlsConfig
+    sources: SourcesConfig
+    readiness: ReadinessConfig
+    scaling: ScalingConfig
+    monitoring: MonitoringConfig
+    extra_tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def load_balanced(self) -> bool:
+        """An ALB fronts the servers when there are several, or when ACM terminates TLS."""
+        return self.server.autoscaling or self.tls.mode == "acm"
+
+    @property
+    def lb_idle_timeout(self) -> int:
+        """Seconds the load balancer keeps an idle connection: longer than a request may run."""
+        return max(60, self.app.timeout_seconds + 5)
+
+    @property
+    def https(self) -> bool:
+        return self.tls.mode != "none"
+
+    @property
+    def prefix(self) -> str:
+        """Resource-name prefix, unique per app and stack."""
+        return f"{self.app.name}-{self.stack}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        standard = {
+            "webstack:project": self.project,
+            "webstack:stack": self.stack,
+            "webstack:app": self.app.name,
+            "ManagedBy": "pulumi",
+        }
+        return {**self.extra_tags, **standard}
+

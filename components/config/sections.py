@@ -1,0 +1,319 @@
+"""One parser per section of the settings: each reads its keys through the `Reader` (which
+applies the records' bounds, choices and forms), adds the rules among its own keys, and
+returns its part of `StackConfig`. Rules that span sections are in `rules`."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import re
+from pathlib import Path
+
+from components import naming
+from components.config.model import (
+    AccessConfig,
+    AppConfig,
+    DomainConfig,
+    MonitoringConfig,
+    NetworkConfig,
+    ReadinessConfig,
+    ScalingConfig,
+    ServerConfig,
+    SourcesConfig,
+    TlsConfig,
+)
+from components.config.reader import ENV_KEY, Reader
+from components.config.settings import (
+    EMAIL,
+    MAX_VALUE,
+    NAMESPACE,
+    PAIR_FORM,
+    RSA_BITS,
+    VPC_PREFIX,
+)
+
+# Accounts that exist on Debian/Ubuntu cloud images: an app named like one would run as it.
+RESERVED_NAMES = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
+    "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "admin", "debian",
+    "ubuntu", "ec2-user", "sshd", "messagebus", "nginx", "polkitd", "syslog", "uuidd", "tss",
+    "landscape", "lxd", "tcpdump", "dnsmasq", "usbmux", "pollinate", "fwupd-refresh",
+})
+
+_SSM_NAME = re.compile(r"^(/[A-Za-z0-9_.\-]+)+$|^[A-Za-z0-9_.\-]+$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa) ([A-Za-z0-9+/]+={0,3})( [^\n\r]{0,200})?$")
+_TAG_TEXT = re.compile(r"^[\w .:/=+\-@]*$", re.UNICODE)
+_PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+"
+                        r"-----END CERTIFICATE-----")
+
+
+# --- app ---------------------------------------------------------------------------------------
+
+def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str]) -> AppConfig:
+    name = r.text("appName")
+    if name in RESERVED_NAMES:
+        r.bad("appName", name, "a name that is not a system account on Debian/Ubuntu (it names "
+                               "the app's user)")
+    repo = r.text("appRepo")
+    path = r.text("appPath")
+    if not repo and path:
+        r.bad("appPath", path, "it empty with the bundled sample app (appRepo empty), which sits "
+                               "at the repository's root")
+    env = r.pairs("appEnv", lambda v: v.isprintable() and len(v) <= MAX_VALUE,
+                  "a value of printable characters on one line")
+    secrets = r.pairs("appSecrets", lambda v: bool(_SSM_NAME.match(v)) and len(v) <= 1011,
+                      "KEY=/ssm/parameter/name (letters, digits, _ . - and /)")
+    stored = _stored_secrets(r, secret_keys)
+    for key in stored:
+        if key in secrets:
+            r.problem(f"{NAMESPACE}:appSecrets and {NAMESPACE}:appSecretValues both set {key}: "
+                      "expected each variable in one of them")
+        else:
+            secrets[key] = naming.secret_parameter(project, stack, name, key)
+    for dup in sorted(set(env) & set(secrets)):
+        r.problem(f"{NAMESPACE}:appEnv and {NAMESPACE}:appSecrets/appSecretValues both set "
+                  f"{dup}: expected each variable in one of them")
+    return AppConfig(
+        name=name, repo=repo, ref=r.text("appRef"), path=path, wsgi=r.text("appWsgi"),
+        requirements=r.text("appRequirements"), health_path=r.text("appHealthPath"),
+        static_url=r.text("appStaticUrl"), static_dir=r.text("appStaticDir"),
+        workers=r.number("appWorkers"), timeout_seconds=r.number("appTimeoutSeconds"),
+        max_body_mib=r.number("appMaxBodyMib"), env=env, secrets=secrets,
+        stored_secrets=tuple(stored), pre_start=tuple(_pre_start(r)),
+        releases_kept=r.number("appReleasesKept"))
+
+
+def _stored_secrets(r: Reader, secret_keys: frozenset[str]) -> list[str]:
+    """The KEYs of appSecretValues; problems name the entry by position, never its value."""
+    keys: list[str] = []
+    for i, item in enumerate(r.items("appSecretValues")):
+        key, sep, value = item.partition("=")
+        where = f"{NAMESPACE}:appSecretValues[{i}]"
+        if not sep or not ENV_KEY.match(key):
+            r.problem(f"{where} (value hidden): expected {PAIR_FORM}")
+        elif key in keys:
+            r.problem(f"{where}: expected each KEY once; {key} is given twice")
+        elif not 0 < len(value) <= MAX_VALUE:
+            r.problem(f"{where} ({key}): expected a value of 1-{MAX_VALUE} characters")
+        else:
+            keys.append(key)
+    if keys and f"{NAMESPACE}:appSecretValues" not in secret_keys:
+        r.problem(f"{NAMESPACE}:appSecretValues is stored in plaintext: expected it set with "
+                  "`pulumi config set --secret --path 'appSecretValues[0]' KEY=value` (and the "
+                  "plaintext removed from the stack file)")
+    return keys
+
+
+def _pre_start(r: Reader) -> list[str]:
+    commands = []
+    for cmd in r.items("appPreStart"):
+        if not cmd or not cmd.isprintable():
+            r.bad("appPreStart", cmd, "one non-empty command line per entry")
+        else:
+            commands.append(cmd)
+    return commands
+
+
+# --- server and scaling --------------------------------------------------------------------------
+
+def server(r: Reader) -> ServerConfig:
+    count = r.number("serverCount")
+    min_count = r.number("serverMinCount")
+    max_count = r.number("serverMaxCount")
+    if min_count and min_count > count:
+        r.problem(f"{NAMESPACE}:serverMinCount = {min_count} is above serverCount = {count}: "
+                  "expected serverMinCount <= serverCount")
+    if max_count and max_count < max(count, min_count):
+        r.problem(f"{NAMESPACE}:serverMaxCount = {max_count} is below serverCount = {count}: "
+                  "expected serverMaxCount >= serverCount")
+    return ServerConfig(
+        vcpus=r.number("serverVcpus"), memory_gib=r.number("serverMemoryGib"),
+        disk_gib=r.number("serverDiskGib"), arch=r.text("serverArch"),
+        burstable=r.flag("serverBurstable"), count=count, os=r.text("serverOs"),
+        instance_type=r.text("serverInstanceType"), image=r.text("serverImage"),
+        min_count=min_count, max_count=max_count)
+
+
+def scaling(r: Reader) -> ScalingConfig:
+    return ScalingConfig(cpu_target=r.number("scalingCpuTarget"),
+                         refresh_min_healthy_percent=r.number("refreshMinHealthyPercent"))
+
+
+# --- network and access --------------------------------------------------------------------------
+
+def network(r: Reader) -> NetworkConfig:
+    create_vpc = r.flag("networkCreateVpc")
+    cidr = r.text("networkCidr")
+    if create_vpc and not _is_private_cidr(cidr):
+        r.bad("networkCidr", cidr, "a private IPv4 CIDR (10/8, 172.16/12, 192.168/16) with "
+                                   f"prefix /{VPC_PREFIX[0]} to /{VPC_PREFIX[1]} and no host "
+                                   "bits, e.g. 10.42.0.0/16")
+    return NetworkConfig(create_vpc=create_vpc, cidr=cidr, az_count=r.number("networkAzCount"))
+
+
+def _is_private_cidr(text: str) -> bool:
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        return False
+    return (isinstance(net, ipaddress.IPv4Network) and net.is_private
+            and VPC_PREFIX[0] <= net.prefixlen <= VPC_PREFIX[1])
+
+
+def access(r: Reader) -> AccessConfig:
+    admin = r.items("adminCidrs")
+    for item in admin:
+        _check_ssh_cidr(r, item)
+    ssh_key = r.text("sshPublicKey")
+    if ssh_key and not _importable_key(ssh_key):
+        r.bad("sshPublicKey", ssh_key, "an OpenSSH public key line EC2 can import: ssh-ed25519, "
+                                       f"or ssh-rsa of {RSA_BITS[0]}-{RSA_BITS[1]} bits, e.g. "
+                                       "'ssh-ed25519 AAAA... me@host'")
+    return AccessConfig(admin_cidrs=tuple(admin), ssh_public_key=ssh_key)
+
+
+def _check_ssh_cidr(r: Reader, text: str) -> None:
+    key = "adminCidrs"
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as err:
+        hint = ""
+        with contextlib.suppress(ValueError):
+            hint = f"; did you mean {ipaddress.ip_network(text, strict=False)}?"
+        r.bad(key, text, f"an IPv4 or IPv6 CIDR such as 203.0.113.0/24 ({err}{hint})")
+        return
+    if net.prefixlen == 0:
+        r.bad(key, text, "a specific network: SSH from the whole internet is never allowed "
+                         "(use SSM Session Manager, or your office/VPN CIDR)")
+    elif (net.version == 4 and net.prefixlen < 8) or (net.version == 6 and net.prefixlen < 16):
+        r.bad(key, text, "at most /8 (IPv4) or /16 (IPv6) wide for SSH access")
+
+
+def _importable_key(line: str) -> bool:
+    """An ed25519 or RSA public key whose blob says the same type (what ImportKeyPair checks)."""
+    match = _SSH_KEY.match(line)
+    if not match:
+        return False
+    try:
+        blob = base64.b64decode(match.group(2), validate=True)
+    except ValueError:
+        return False
+    fields: list[bytes] = []
+    while blob and len(fields) < 4:
+        size = int.from_bytes(blob[:4], "big")
+        if len(blob) < 4 + size:
+            return False
+        fields.append(blob[4:4 + size])
+        blob = blob[4 + size:]
+    if blob or not fields or fields[0].decode("ascii", "replace") != match.group(1):
+        return False
+    if match.group(1) == "ssh-ed25519":
+        return len(fields) == 2 and len(fields[1]) == 32
+    if len(fields) != 3:  # ssh-rsa: exponent, modulus
+        return False
+    bits = int.from_bytes(fields[2], "big").bit_length()
+    return RSA_BITS[0] <= bits <= RSA_BITS[1]
+
+
+# --- domain and tls ------------------------------------------------------------------------------
+
+def domain(r: Reader) -> DomainConfig:
+    """Names are lowercased without the root dot. A valid DNS name (labels of a-z, 0-9 and '-')
+    is also a plain word, so names reach nginx's server_name as they are."""
+    zone = _lower_dns(r.text("domainZone"))
+    hostname = _lower_dns(r.text("domainHostname"))
+    extra = [_lower_dns(n) for n in r.items("domainExtraNames")]
+    if zone and not dns_name(zone):
+        r.bad("domainZone", zone, "a DNS zone such as example.com")
+    if (hostname or extra) and not zone:
+        r.problem(f"{NAMESPACE}:domainZone is empty but names are set: expected the Route53 "
+                  "hosted zone that holds domainHostname")
+    for key, names in (("domainHostname", [hostname] if hostname else []),
+                       ("domainExtraNames", extra)):
+        for n in names:
+            if not dns_name(n):
+                r.bad(key, n, "a fully-qualified DNS name such as app.example.com")
+            elif zone and not (n == zone or n.endswith("." + zone)):
+                r.bad(key, n, f"a name inside the zone {zone} (e.g. app.{zone})")
+    if extra and not hostname:
+        r.problem(f"{NAMESPACE}:domainExtraNames is set without domainHostname: expected "
+                  "domainHostname as the main name")
+    if hostname and len(set(extra) | {hostname}) != len(extra) + 1:
+        r.bad("domainExtraNames", extra, "names that differ from each other and domainHostname")
+    return DomainConfig(zone=zone, hostname=hostname, extra_names=tuple(extra))
+
+
+def dns_name(name: str) -> bool:
+    if len(name) > 253 or "." not in name:
+        return False
+    return all(_LABEL.match(label) for label in name.split("."))
+
+
+def _lower_dns(text: str) -> str:
+    return text.lower().rstrip(".")
+
+
+def tls(r: Reader) -> TlsConfig:
+    return TlsConfig(mode=r.text("tlsMode"), email=r.text("tlsEmail"))
+
+
+# --- sources, readiness, monitoring, tags --------------------------------------------------------
+
+def sources(r: Reader, base_dir: Path) -> SourcesConfig:
+    pems = []
+    for path in r.items("extraCaCertFiles"):
+        pem = _read_pem(path, base_dir)
+        if pem is None:
+            r.bad("extraCaCertFiles", path, "a readable PEM file holding one or more "
+                                            "'-----BEGIN CERTIFICATE-----' blocks")
+        else:
+            pems.append(pem)
+    return SourcesConfig(apt_mirror=r.text("aptMirror"), pip_index_url=r.text("pipIndexUrl"),
+                         extra_ca_certs=tuple(pems))
+
+
+def _read_pem(path: str, base_dir: Path) -> str | None:
+    """The certificate blocks of a PEM file, normalised; None when unreadable or not PEM."""
+    try:
+        text = (base_dir / path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    blocks = [b.replace("\r\n", "\n") for b in _PEM_BLOCK.findall(text)]
+    return "\n".join(blocks) + "\n" if blocks else None
+
+
+def readiness(r: Reader) -> ReadinessConfig:
+    return ReadinessConfig(enabled=r.flag("readinessCheck"),
+                           timeout_seconds=r.number("readinessTimeoutSeconds"),
+                           interval_seconds=r.number("readinessIntervalSeconds"))
+
+
+def monitoring(r: Reader) -> MonitoringConfig:
+    emails = r.items("alertEmails")
+    for item in emails:
+        if not EMAIL.match(item):
+            r.bad("alertEmails", item, "an e-mail address")
+    return MonitoringConfig(
+        alert_emails=tuple(emails), cpu_percent=r.number("alarmCpuPercent"),
+        memory_percent=r.number("alarmMemoryPercent"), disk_percent=r.number("alarmDiskPercent"),
+        http_5xx_percent=r.number("alarm5xxPercent"),
+        cert_expiry_days=r.number("alarmCertExpiryDays"),
+        log_retention_days=r.number("logRetentionDays"))
+
+
+def tags(r: Reader) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in r.items("tags"):
+        key, sep, value = item.partition("=")
+        if (not sep or not key or len(key) > 128 or len(value) > 256
+                or not _TAG_TEXT.match(key) or not _TAG_TEXT.match(value)):
+            r.bad("tags", item, "Key=Value (key 1-128, value 0-256 chars of letters, digits, "
+                                "spaces and _ . : / = + - @)")
+        elif key.lower().startswith(("aws:", "webstack:")) or key == "ManagedBy":
+            r.bad("tags", item, "a key not starting with aws: or webstack: and not ManagedBy "
+                                "(those are reserved)")
+        else:
+            out[key] = value
+    return out

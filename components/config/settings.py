@@ -1,0 +1,261 @@
+"""Every key as one record: its type, default, bounds, choices or form, and meaning.
+
+The checks (`reader`) and the docs (the README table and `Pulumi.yaml`, through `Setting.doc`)
+both read these records, so a range or a list of choices is written once, here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from components import gitref
+
+NAMESPACE = "webstack"
+
+OS_CHOICES = ("debian-12", "ubuntu-24.04")
+ARCH_CHOICES = ("x86_64", "arm64")
+TLS_CHOICES = ("none", "acm", "letsencrypt", "selfsigned")
+MAX_SERVERS = 50
+MAX_CERT_NAME = 64  # ACM and Let's Encrypt: a certificate's first name (the CN) fits in 64
+MAX_APP_NAME = 32
+MAX_VALUE = 4096  # any one string setting
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
+RSA_BITS = (2048, 4096)  # EC2 imports RSA and ED25519 only; RSA below 2048 bits is weak
+VPC_PREFIX = (16, 24)  # prefix lengths of a created VPC's CIDR
+PAIR_FORM = "KEY=value with KEY matching [A-Z_][A-Z0-9_]*"
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_SEGMENT = r"[A-Za-z0-9._\-]+"
+_REL_PATH = re.compile(rf"^(?!(.*/)?\.\.(/|$)){_SEGMENT}(/{_SEGMENT})*$")  # no '..' segment
+_URL_SEGMENT = r"[A-Za-z0-9._~\-]+"
+_GIT_HTTPS = r"^https://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9._~%+\-]+)+/?$"
+_GIT_SSH = (r"^(ssh://[A-Za-z0-9._\-]+@[A-Za-z0-9.\-]+(:\d+)?|"
+            r"[A-Za-z0-9._\-]+@[A-Za-z0-9.\-]+:)[A-Za-z0-9._~/\-]+$")
+EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
+_HTTP_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9._~%+\-/]*)?$")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key. `valid`/`form` check a string's shape (and name it in errors and docs);
+    `low`/`high` bound an integer; `choices` list the only values allowed."""
+
+    key: str
+    type: str  # Pulumi project-config type: string | integer | boolean | array
+    default: Any
+    description: str
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str | int, ...] = ()
+    valid: Callable[[str], object] | None = None
+    form: str = ""
+    empty_ok: bool = False  # "" is allowed besides what `valid` accepts
+    plain: bool = False  # reaches nginx/systemd unquoted: must also be a plain word
+    secret: bool = False  # never echoed in error messages
+
+    @property
+    def full_key(self) -> str:
+        return f"{NAMESPACE}:{self.key}"
+
+    @property
+    def expected(self) -> str:
+        """The accepted values, as an error message names them."""
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.low is not None:
+            return f"a whole number from {self.low} to {self.high}"
+        return self.form
+
+    def allows(self, number: int) -> bool:
+        """An integer setting's bounds or choices admit `number`."""
+        if self.choices:
+            return number in self.choices
+        return self.low is not None and self.high is not None and self.low <= number <= self.high
+
+    @property
+    def doc(self) -> str:
+        """The description with the constraints appended, for the README and Pulumi.yaml."""
+        if self.choices:
+            rule = "One of: " + ", ".join(map(str, self.choices))
+        elif self.low is not None:
+            rule = f"Range: {self.low}-{self.high}"
+        elif self.form:
+            rule = "Form: " + self.form
+        else:
+            return self.description
+        return f"{self.description} {rule}."
+
+
+def _number(key: str, default: int, low: int, high: int, description: str) -> Setting:
+    return Setting(key, "integer", default, description, low=low, high=high)
+
+
+def _percent(key: str, default: int, description: str, low: int = 1) -> Setting:
+    return _number(key, default, low, 100, description)
+
+
+def _shaped(key: str, default: str, description: str, pattern: str | re.Pattern[str], form: str,
+            *, empty_ok: bool = False, plain: bool = False) -> Setting:
+    return Setting(key, "string", default, description, valid=re.compile(pattern).match,
+                   form=form, empty_ok=empty_ok, plain=plain)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- app ---
+    _shaped("appName", "hello",
+            "App identifier: names the system user, /srv/<name> and AWS resources (so not a "
+            "system account such as root or www-data).",
+            rf"^[a-z][a-z0-9-]{{0,{MAX_APP_NAME - 1}}}$",
+            f"1-{MAX_APP_NAME} chars of a-z, 0-9 and '-', starting with a letter", plain=True),
+    _shaped("appRepo", "",
+            "Git URL of the app. Empty: the bundled sample app examples/hello-app, shipped "
+            "inside the user-data.", f"{_GIT_HTTPS}|{_GIT_SSH}",
+            "a git URL: https://host/path, ssh://user@host/path or user@host:path (no spaces, "
+            "quotes or shell characters)", empty_ok=True),
+    Setting("appRef", "string", "main",
+            "Git ref to deploy. Pin a tag or SHA in production.",
+            valid=gitref.valid, form=gitref.EXPECTED),
+    _shaped("appPath", "",
+            "Sub-directory of the repository that holds the app. Empty: the root (the bundled "
+            "sample app has no other).", _REL_PATH, "a relative path without '..', e.g. src/app",
+            empty_ok=True, plain=True),
+    _shaped("appWsgi", "app:application", "WSGI entry point.",
+            rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$",
+            "module:callable, e.g. mysite.wsgi:application", plain=True),
+    _shaped("appRequirements", "requirements.txt",
+            "Requirements file, relative to the app directory.", _REL_PATH,
+            "a relative file path without '..', e.g. requirements.txt", plain=True),
+    _shaped("appHealthPath", "/healthz",
+            "Path that answers 200 when the app is healthy; used by nginx, the ALB and readiness.",
+            rf"^/({_URL_SEGMENT}/?)*$", "a URL path such as /healthz", plain=True),
+    _shaped("appStaticUrl", "/static/",
+            "URL prefix nginx serves straight from appStaticDir (empty: no static files).",
+            rf"^/({_URL_SEGMENT}/)+$",
+            "a URL path ending in '/', other than '/' itself, e.g. /static/",
+            empty_ok=True, plain=True),
+    _shaped("appStaticDir", "static", "Directory of static files, relative to the app directory.",
+            _REL_PATH, "a relative path without '..', e.g. static", plain=True),
+    _number("appWorkers", 0, 0, 64,
+            "gunicorn worker processes; 0 derives 2 x vCPU + 1 on the server at boot."),
+    Setting("appEnv", "array", [],
+            f"Plain environment variables, each {PAIR_FORM}. Never secrets."),
+    Setting("appSecrets", "array", [],
+            "Secrets as KEY=/ssm/parameter/name: read from SSM Parameter Store at boot; "
+            "the instance role may read exactly these parameters."),
+    Setting("appPreStart", "array", [],
+            "Commands run in the app directory with the venv active before gunicorn starts "
+            "(e.g. 'python manage.py migrate --noinput'). One line each."),
+    Setting("appSecretValues", "array", [],
+            "Secrets the program stores for you as KEY=value, each in an SSM SecureString under "
+            "/<project>/<stack>/<app>/secrets/KEY. Set them with `pulumi config set --secret "
+            "--path 'appSecretValues[0]' KEY=value`: plaintext values are refused.", secret=True),
+    _number("appReleasesKept", 5, 1, 20, "Releases kept on each server for rollback."),
+    _number("appTimeoutSeconds", 30, 1, 3600,
+            "Request timeout in seconds for gunicorn workers and nginx's proxy."),
+    _number("appMaxBodyMib", 10, 1, 1024,
+            "Largest request body nginx accepts, in MiB (client_max_body_size)."),
+    # --- server ---
+    _number("serverVcpus", 2, 1, 192, "Minimum vCPUs per server."),
+    _number("serverMemoryGib", 4, 1, 1024, "Minimum memory per server in GiB."),
+    _number("serverDiskGib", 20, 8, 16384, "Encrypted gp3 root volume size in GiB."),
+    Setting("serverArch", "string", "x86_64", "CPU architecture.", choices=ARCH_CHOICES),
+    Setting("serverBurstable", "boolean", True,
+            "Allow burstable (t-family) instance types when choosing the cheapest fit."),
+    _number("serverCount", 1, 1, MAX_SERVERS,
+            "Number of servers. More than one puts them behind a load balancer; a change resizes "
+            "the group in place. With serverMinCount/serverMaxCount it is the size the group "
+            "starts with: after that the CPU target moves it between the bounds and `pulumi up` "
+            "leaves it there (change the bounds to move it)."),
+    _number("serverMinCount", 0, 0, MAX_SERVERS,
+            "Autoscaling floor (0: serverCount). Any of serverCount > 1, serverMinCount or "
+            "serverMaxCount puts the servers in an Auto Scaling group."),
+    _number("serverMaxCount", 0, 0, MAX_SERVERS, "Autoscaling ceiling (0: serverCount)."),
+    _number("scalingCpuTarget", 50, 10, 90,
+            "Average CPU percent the Auto Scaling group tracks by adding or removing servers."),
+    _percent("refreshMinHealthyPercent", 90,
+             "Share of servers kept in service while a launch-template change replaces them.",
+             low=0),
+    Setting("serverOs", "string", "debian-12", "Operating system.", choices=OS_CHOICES),
+    _shaped("serverImage", "",
+            "AMI id the servers run, pinned per stack. Empty: the newest official serverOs "
+            "image when a server is first created, then kept: a newly published image never "
+            "replaces servers.", r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$",
+            "an AMI id such as ami-0123456789abcdef0 (python scripts/image.py --stack <stack> "
+            "pins the newest)", empty_ok=True),
+    _shaped("serverInstanceType", "",
+            "Pin an instance type instead of choosing by spec. Empty: choose.",
+            r"^[a-z][a-z0-9\-]*\.[a-z0-9]+$", "an EC2 instance type such as m7i.large",
+            empty_ok=True),
+    # --- network ---
+    Setting("networkCreateVpc", "boolean", False,
+            "false: use the region's default VPC. true: create a VPC with public subnets."),
+    Setting("networkCidr", "string", "10.42.0.0/16",
+            f"IPv4 CIDR of the created VPC: a private range, prefix /{VPC_PREFIX[0]} to "
+            f"/{VPC_PREFIX[1]}."),
+    _number("networkAzCount", 2, 2, 6,
+            "Availability zones (one public subnet each) of the created VPC."),
+    # --- access ---
+    Setting("adminCidrs", "array", [],
+            "CIDRs allowed to SSH (port 22). Empty: no SSH at all; use SSM Session Manager."),
+    Setting("sshPublicKey", "string", "",
+            "OpenSSH public key installed for the admin user: ssh-ed25519, or ssh-rsa of "
+            f"{RSA_BITS[0]}-{RSA_BITS[1]} bits (the types EC2 imports). Empty: none (SSM only)."),
+    # --- domain ---
+    Setting("domainZone", "string", "",
+            "Route53 public hosted zone, e.g. example.com. Empty: no DNS records."),
+    Setting("domainHostname", "string", "",
+            "Fully-qualified name of the app inside domainZone, e.g. app.example.com."),
+    Setting("domainExtraNames", "array", [],
+            "More names inside domainZone pointing at the app, e.g. www.example.com."),
+    # --- tls ---
+    Setting("tlsMode", "string", "none",
+            "How HTTPS is served: acm (ACM certificate on the load balancer), letsencrypt "
+            "(certbot on a single server), selfsigned (server-made certificate; local runs); "
+            "none: plain HTTP.", choices=TLS_CHOICES),
+    _shaped("tlsEmail", "", "Contact e-mail for Let's Encrypt (required with tlsMode letsencrypt).",
+            EMAIL, "an e-mail address", empty_ok=True),
+    # --- bootstrap sources (private mirrors, corporate proxies, the local VM) ---
+    _shaped("aptMirror", "", "Debian/Ubuntu package mirror URL. Empty: the image's default.",
+            _HTTP_URL, "an http:// or https:// URL", empty_ok=True),
+    _shaped("pipIndexUrl", "",
+            "Python package index URL (simple API) for each release's venv and for uv itself. "
+            "Empty: PyPI.", _HTTP_URL, "an http:// or https:// URL", empty_ok=True),
+    Setting("extraCaCertFiles", "array", [],
+            "PEM files (paths relative to the project) of extra CAs the server must trust, "
+            "e.g. a corporate proxy's."),
+    # --- readiness gate ---
+    Setting("readinessCheck", "boolean", True,
+            "`pulumi up` waits until cloud-init is done and the app answers healthy, and fails "
+            "with the reason otherwise. false: return as soon as the resources exist."),
+    _number("readinessTimeoutSeconds", 900, 60, 7200,
+            "How long `pulumi up` waits for each server and for the public URL, in seconds."),
+    _number("readinessIntervalSeconds", 5, 1, 60,
+            "First poll interval while waiting, in seconds, doubled up to 30 s."),
+    # --- monitoring ---
+    Setting("alertEmails", "array", [],
+            "E-mail addresses subscribed to the stack's alarm topic (each confirms once)."),
+    _percent("alarmCpuPercent", 80, "CPU alarm threshold, percent."),
+    _percent("alarmMemoryPercent", 85, "Memory alarm threshold, percent."),
+    _percent("alarmDiskPercent", 85, "Root disk alarm threshold, percent."),
+    _percent("alarm5xxPercent", 5, "Load balancer 5xx alarm: percent of requests over 5 minutes."),
+    _number("alarmCertExpiryDays", 30, 1, 365,
+            "Alarm when the ACM certificate expires within this many days."),
+    Setting("logRetentionDays", "integer", 30,
+            "Retention of the CloudWatch log groups, in days (the values CloudWatch accepts).",
+            choices=LOG_RETENTION_DAYS),
+    # --- tags ---
+    Setting("tags", "array", [],
+            "Extra tags as Key=Value, added to every taggable resource beside the standard ones."),
+)
+
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+def full_key(key: str) -> str:
+    """`webstack:<key>` of a declared setting (a KeyError for a name that is not one), so other
+    modules name keys through the records instead of spelling them."""
+    return SETTINGS_BY_KEY[key].full_key
