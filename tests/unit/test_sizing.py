@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from components import sizing
 from components.config import ConfigError, ServerConfig
 from components.sizing import (
     PRICES_PATH,
@@ -314,3 +315,8 @@ def test_fetch_catalog_turns_api_errors_into_sizing_errors(tmp_path: Path) -> No
     assert "UnauthorizedOperation" in message and "ec2:DescribeInstanceTypes" in message
     assert "webstack:serverInstanceType" in message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sizing_names_settings_through_the_config_records() -> None:
+    source = Path(sizing.__file__).read_text(encoding="utf-8")
+    assert "webstack:" not in source
