@@ -2,7 +2,7 @@
 
 One gate for the servers (each EC2 instance running, cloud-init done without errors, healthy in
 the target group when behind a load balancer) and one for the public health URL, each a
-`command.local.Command` running `components/readiness_check.py` on the deployer's machine: no
+`command.local.Command` running `python -m deploy.readiness_check` on the deployer's machine: no
 SSH needed. A gate runs on create and re-runs only when what it vouches for changes (its
 triggers: the instance or the group's launch-template version, the user-data hash, the app
 ref), so a no-op `pulumi up` stays a no-op. Every command acts as the Pulumi AWS provider does
@@ -22,10 +22,11 @@ import pulumi_command as command
 from components import aws_session
 from components.config import StackConfig
 
-# Relative to the project directory, where Pulumi runs the program and its local commands;
-# Pulumi.yaml's `virtualenv: .venv` puts boto3 there.
+# Relative to the project directory, where Pulumi runs the program and its local commands (so
+# `-m deploy.<tool>` finds the package there); Pulumi.yaml's `virtualenv: .venv` puts boto3 in
+# it. Relative, so the command line is the same on every deployer's machine.
 PYTHON = ".venv/bin/python"
-MODULE = "components.readiness_check"
+MODULE = "deploy.readiness_check"
 
 
 def target_args(instance_ids: Sequence[str] = (), group_name: str | None = None,

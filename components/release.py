@@ -1,5 +1,5 @@
 """Zero-downtime app deploys: a change of `appRef` alone rolls the new release onto the running
-servers, one at a time, through SSM Run Command (`components/rollout.py`), with the servers'
+servers, one at a time, through SSM Run Command (`python -m deploy.rollout`), with the servers'
 own release script switching, health-checking and rolling back. No server is replaced."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pulumi_command as command
 from components.config import StackConfig
 from components.readiness import PYTHON, AwsIdentity, target_args
 
-MODULE = "components.rollout"
+MODULE = "deploy.rollout"
 
 
 def rollout_command(cfg: StackConfig, *, aws_args: Sequence[str], instance_ids: Sequence[str] = (),
@@ -29,6 +29,8 @@ def rollout_command(cfg: StackConfig, *, aws_args: Sequence[str], instance_ids: 
 
 
 class Rollout(pulumi.ComponentResource):
+    """The `<name>-rollout` command: deploy.rollout's ReleaseRollout, run when `appRef` changes."""
+
     def __init__(self, name: str, cfg: StackConfig, *,
                  instance_id: pulumi.Output[str] | None = None,
                  group_name: pulumi.Output[str] | None = None,

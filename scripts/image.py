@@ -28,7 +28,6 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components import aws_session
-from components.aws_cli import AWS_CONFIG, UsageError, aws_error, short_error
 from components.config import (
     PROJECT_DIR,
     ConfigError,
@@ -37,6 +36,7 @@ from components.config import (
     stack_file_settings,
 )
 from components.placement import ami_query
+from deploy.aws import AWS_CONFIG, UsageError, aws_error, short_error
 
 KEY = "webstack:serverImage"
 

@@ -13,8 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
-from components import aws_session, readiness_check, rollout
+from components import aws_session
 from components.aws_session import AssumeRole, Settings, SettingsError, StaticKeys
+from deploy import readiness_check, rollout
 
 pytestmark = pytest.mark.aws
 

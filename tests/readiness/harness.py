@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.cloudinit_status import PROBE_SCRIPT
-from components.readiness_check import main
+from deploy.cloudinit_status import PROBE_SCRIPT
+from deploy.readiness_check import main
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,9 +36,9 @@ def check(*argv: str) -> Run:
 
 
 def check_cli(*argv: str, timeout: float = 60) -> Run:
-    """`python -m components.readiness_check` as a user or pulumi-command runs it."""
+    """`python -m deploy.readiness_check` as a user or pulumi-command runs it."""
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "components.readiness_check", *argv],
+    proc = subprocess.run([sys.executable, "-m", "deploy.readiness_check", *argv],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from moto.ec2.responses.general import SAMPLE_CONSOLE_OUTPUT
 
-from components.cloudinit_status import (
+from deploy.cloudinit_status import (
     clean,
     failing_modules,
     parse_console,

@@ -51,7 +51,7 @@ def test_ready_when_cloud_init_is_done(ec2: Any, console_dir: Path) -> None:
 def test_waits_while_cloud_init_runs(ec2: Any, console_dir: Path) -> None:
     [iid] = launch(ec2)
     boot(console_dir, iid, "console-debian12-running.txt")
-    proc = subprocess.Popen([sys.executable, "-m", "components.readiness_check", *FAST,
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.readiness_check", *FAST,
                              "--instance-id", iid, "--timeout", "30"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -244,7 +244,7 @@ def test_group_gate_waits_for_the_instance_refresh(aws_env: str, console_dir: Pa
                "Status": "InProgress", "PercentageComplete": 0,
                "StartTime": "2025-05-01T12:00:00+00:00"}
     script_refreshes(refresh_dir, name, running)
-    proc = subprocess.Popen([sys.executable, "-m", "components.readiness_check", *FAST,
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.readiness_check", *FAST,
                              "--asg-name", name, "--launch-template-version", "1",
                              "--timeout", "30"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from components.readiness_check import GroupCheck, Step, main, wait
+from deploy.readiness_check import GroupCheck, Step, main, wait
 
 GROUP = "shop-prod-web-0a1b2c3"
 REGION = "us-east-1"

@@ -12,8 +12,8 @@ import boto3.session
 import pytest
 from botocore.stub import Stubber
 
-from components.cloudinit_status import PROBE_SCRIPT
-from components.readiness_check import InstanceCheck, probe_command
+from deploy.cloudinit_status import PROBE_SCRIPT
+from deploy.readiness_check import InstanceCheck, probe_command
 from tests.readiness.harness import DATA, FakeServer
 
 IID = "i-0a1b2c3d4e5f60718"

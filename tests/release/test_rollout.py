@@ -16,8 +16,9 @@ import boto3.session
 import pytest
 from botocore.stub import ANY, Stubber
 
-from components import rollout
-from components.rollout import Clock, main, release_command
+from deploy import rollout
+from deploy.cli import Clock
+from deploy.rollout import main, release_command
 
 
 @dataclass

@@ -284,7 +284,7 @@ def test_gates_for_the_servers_and_the_url(runs, key):
         assert f"--asg-name {group} " in servers.inputs["create"]
         assert "--launch-template-version 1 " in servers.inputs["create"]
     assert servers.inputs["create"].endswith(" --account 123456789012")  # the provider's
-    assert servers.inputs["create"].startswith(".venv/bin/python -m components.readiness_check")
+    assert servers.inputs["create"].startswith(".venv/bin/python -m deploy.readiness_check")
     if "albDnsName" in run.outputs:  # no target is health-checked before its listener
         assert "aws:lb/listener:Listener" in server_deps
     assert url_gate.inputs["triggers"][1:] == servers.inputs["triggers"] + [ref]

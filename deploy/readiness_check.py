@@ -2,13 +2,13 @@
 health URL answering 200. `pulumi up` runs this so it returns only when the site works, or
 fails with the reason; it is also the "is prod healthy?" command after a deploy:
 
-    python -m components.readiness_check --region eu-west-1 --instance-id i-0abc --name web-1 \\
+    python -m deploy.readiness_check --region eu-west-1 --instance-id i-0abc --name web-1 \\
         --url https://app.example.org/healthz
 
 With --asg-name it first waits for the group's latest instance refresh (the provider starts
 it and returns) to succeed, then for the group's servers of --launch-template-version.
 cloud-init is read through SSM Run Command when the instance's agent is Online (the probe
-script of components.cloudinit_status), else from the EC2 console output (Debian's AMIs have no
+script of deploy.cloudinit_status), else from the EC2 console output (Debian's AMIs have no
 SSM agent). The same probe script runs over any command that feeds a script to `sh -s`
 (`probe_command`, e.g. ssh). Exit 0 ready, 1 not ready (reason on stderr), 2 usage, region,
 credential or endpoint problem. Progress goes to stdout, one line per change or every 30 s.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import re
 import ssl
 import subprocess
 import sys
@@ -38,27 +37,17 @@ from botocore.exceptions import (
     EndpointConnectionError,
 )
 
-from components import aws_session
-from components.aws_cli import (
-    AWS_CONFIG,
-    UsageError,
-    aws_error,
-    check_identity,
-    elapsed,
-    known_region,
-    session_from,
-    short_error,
-)
-from components.cloudinit_status import PROBE_SCRIPT, CloudInit, clean, parse_console, parse_probe
+from deploy import cli, servers, ssm
+from deploy.aws import AWS_CONFIG, UsageError, aws_error, check_identity, session_from, short_error
+from deploy.cli import elapsed
+from deploy.cloudinit_status import PROBE_SCRIPT, CloudInit, clean, parse_console, parse_probe
 
-READY, NOT_READY, USAGE = 0, 1, 2
 MAX_INTERVAL = 30.0
 HEARTBEAT = 30.0
 BODY_EXCERPT = 500
 # SSM only speeds things up (the console answers too): do not spend the deadline retrying it.
 SSM_CONFIG = AWS_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 2}))
 _NOT_FOUND = {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"}
-_SSM_BUSY = {"Pending", "InProgress", "Delayed"}
 # Instance refresh states: https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstanceRefresh.html
 _REFRESH_BUSY = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
 
@@ -106,9 +95,9 @@ def probe_command(argv: Sequence[str], timeout: float = 30.0) -> CloudInit:
 class InstanceCheck:
     """EC2 state `running`, then cloud-init finished with status done (SSM or console)."""
 
-    def __init__(self, ec2: Any, ssm: Any, instance_id: str, region: str,
+    def __init__(self, ec2: Any, ssm_client: Any, instance_id: str, region: str,
                  ssm_poll: float = 1.0, ssm_wait: float = 20.0) -> None:
-        self.ec2, self.ssm, self.instance_id, self.region = ec2, ssm, instance_id, region
+        self.ec2, self.ssm, self.instance_id, self.region = ec2, ssm_client, instance_id, region
         self.ssm_poll, self.ssm_wait = ssm_poll, ssm_wait
         self.ssm_unusable = ""  # why SSM cannot be used, once it failed for good
         self.console_latest = True
@@ -171,27 +160,12 @@ class InstanceCheck:
 
     def _ssm_run(self, script: str) -> str | None:
         """The script's stdout, or None when the command did not complete in time."""
-        sent = self.ssm.send_command(
-            InstanceIds=[self.instance_id], DocumentName="AWS-RunShellScript",
-            Parameters={"commands": [script]}, TimeoutSeconds=60,
-            Comment="webstack readiness probe")
-        command_id = sent["Command"]["CommandId"]
-        give_up = time.monotonic() + self.ssm_wait
-        while time.monotonic() < give_up:
-            time.sleep(self.ssm_poll)
-            try:
-                inv = self.ssm.get_command_invocation(CommandId=command_id,
-                                                      InstanceId=self.instance_id)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "InvocationDoesNotExist":
-                    continue  # not registered yet right after send_command
-                raise
-            if inv.get("Status") in _SSM_BUSY:
-                continue
-            if inv.get("Status") in ("Success", "Failed"):
-                return inv.get("StandardOutputContent", "")
-            return None  # Cancelled, TimedOut, Undeliverable: read the console this time
-        return None
+        command_id = ssm.send(self.ssm, self.instance_id, script,
+                              comment="webstack readiness probe", deliver_seconds=60)
+        inv = ssm.wait(self.ssm, command_id, self.instance_id,
+                       until=time.monotonic() + self.ssm_wait, poll=self.ssm_poll)
+        # Cancelled, TimedOut, Undeliverable or not done yet: read the console this time
+        return inv.stdout if inv.status in ("Success", "Failed") else None
 
     def _console(self) -> str:
         try:
@@ -214,25 +188,16 @@ class TargetGroupCheck:
         self.last: list[str] = []
 
     def poll(self) -> Poll:
-        kwargs: dict[str, Any] = {"TargetGroupArn": self.arn}
-        if self.instance_ids:
-            kwargs["Targets"] = [{"Id": i} for i in self.instance_ids]
         try:
-            health = self.elbv2.describe_target_health(**kwargs)["TargetHealthDescriptions"]
+            targets = servers.target_health(self.elbv2, self.arn, self.instance_ids)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "TargetGroupNotFound":
                 return Poll("failed", "target group: not found",
                             [f"target group {self.arn} does not exist"])
             raise
-        states = []
-        for t in health:
-            th = t.get("TargetHealth", {})
-            why = ": ".join(x for x in (th.get("Reason"), th.get("Description")) if x)
-            states.append(f"{t['Target']['Id']} {th.get('State', '?')}"
-                          + (f" ({why})" if why else ""))
+        states = [f"{t.instance_id} {t}" for t in targets]
         self.last = states
-        all_healthy = bool(health) and all(
-            t.get("TargetHealth", {}).get("State") == "healthy" for t in health)
+        all_healthy = bool(targets) and all(t.healthy for t in targets)
         return Poll("ready" if all_healthy else "waiting",
                     "targets: " + (", ".join(states) or "none registered"))
 
@@ -257,11 +222,7 @@ class GroupCheck:
         self.last: list[str] = []
 
     def poll(self) -> Poll:
-        groups = self.autoscaling.describe_auto_scaling_groups(
-            AutoScalingGroupNames=[self.name])["AutoScalingGroups"]
-        if not groups:
-            raise UsageError(f"--asg-name {self.name!r}: no such Auto Scaling group in "
-                             f"{self.region}")
+        group = servers.group(self.autoscaling, self.name, self.region)
         refreshes = self.autoscaling.describe_instance_refreshes(
             AutoScalingGroupName=self.name, MaxRecords=10).get("InstanceRefreshes", [])
         self.last = []
@@ -274,7 +235,6 @@ class GroupCheck:
                 return Poll("waiting", line)
             if status != "Successful" and self.version is not None:
                 return Poll("failed", line, _refresh_details(latest, self.name))
-        group = groups[0]
         wanted = int(group.get("DesiredCapacity", 0))
         current = sorted(
             i["InstanceId"] for i in group.get("Instances", [])
@@ -403,7 +363,7 @@ class Step:
     shown_at: float = 0.0
 
 
-class NotReady(Exception):
+class NotReady(cli.Failure):
     """Exit 1: the multi-line message names the server and says why."""
 
 
@@ -485,45 +445,33 @@ def _message(labels: list[str], region: str, start: float, lines: list[str]) -> 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m components.readiness_check",
-        description="Wait until EC2 instances finished cloud-init, are healthy behind their "
-                    "load balancer and the health URL answers 200.")
-    p.add_argument("--region", required=True, help="AWS region of the instances")
-    p.add_argument("--instance-id", action="append", default=[], dest="instance_ids",
-                   metavar="ID", help="EC2 instance to wait for (repeatable)")
-    p.add_argument("--asg-name", help="Auto Scaling group: wait for its latest instance "
-                   "refresh, then for its servers like --instance-id each")
+    p = cli.parser(
+        "deploy.readiness_check",
+        "Wait until EC2 instances finished cloud-init, are healthy behind their load balancer "
+        "and the health URL answers 200.",
+        servers="EC2 instance to wait for (repeatable)",
+        group="Auto Scaling group: wait for its latest instance refresh, then for its servers "
+              "like --instance-id each",
+        target_group="ALB target group the instances must be healthy in",
+        name="label of the server(s) in messages, e.g. web-1")
     p.add_argument("--launch-template-version", metavar="N", help="with --asg-name: the "
                    "version just deployed; a failed refresh fails the check, and only servers "
                    "of this version are checked")
     p.add_argument("--url", help="health URL that must answer 200")
-    p.add_argument("--target-group-arn", help="ALB target group the instances must be "
-                   "healthy in")
-    p.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
-                   help="overall deadline (default 900)")
     p.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
                    help="first delay between polls, backing off to 30 (default 5)")
     p.add_argument("--ca-file", metavar="PEM", help="CA bundle to trust for --url "
                    "(private CA or self-signed certificate)")
-    p.add_argument("--name", help="label of the server(s) in messages, e.g. web-1")
-    aws_session.add_arguments(p)
-    return p
+    return cli.identity_flags(p)
 
 
 def _usage(args: argparse.Namespace) -> None:
     if not (args.instance_ids or args.asg_name or args.url or args.target_group_arn):
         raise UsageError("nothing to check: give --instance-id, --asg-name, "
                          "--target-group-arn or --url")
-    if args.timeout <= 0 or args.interval <= 0:
-        raise UsageError("--timeout and --interval must be positive numbers of seconds")
-    if not known_region(args.region):
-        raise UsageError(f"unknown region {args.region!r}: use an AWS region code such as "
-                         "us-east-1 or eu-west-1")
-    for iid in args.instance_ids:
-        if not re.fullmatch(r"i-[0-9a-f]{8,17}", iid):
-            raise UsageError(f"--instance-id {iid!r}: expected an EC2 instance id like "
-                             "i-0123456789abcdef0")
+    cli.check_seconds(args, "timeout", "interval")
+    cli.check_region(args.region)
+    cli.check_instance_ids(args.instance_ids)
     if args.launch_template_version is not None and not (
             args.asg_name and args.launch_template_version.isdigit()):
         raise UsageError(f"--launch-template-version {args.launch_template_version!r}: "
@@ -556,9 +504,9 @@ def _phases(args: argparse.Namespace, session: Any) -> list[Callable[[], list[St
         return args.instance_ids
 
     ec2 = session.client("ec2", config=AWS_CONFIG)
-    ssm = session.client("ssm", config=SSM_CONFIG)
+    ssm_client = session.client("ssm", config=SSM_CONFIG)
     phases.append(lambda: [Step(" ".join(filter(None, (args.name, iid))),
-                                InstanceCheck(ec2, ssm, iid, args.region))
+                                InstanceCheck(ec2, ssm_client, iid, args.region))
                            for iid in instance_ids()])
     if args.target_group_arn:
         elbv2 = session.client("elbv2", config=AWS_CONFIG)
@@ -573,32 +521,17 @@ def _phases(args: argparse.Namespace, session: Any) -> list[Callable[[], list[St
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
          err: TextIO = sys.stderr, session: Any = None) -> int:
     """`session` stands in for the one the identity flags describe (tests: Stubber)."""
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse printed the usage line
-        return USAGE if exc.code else READY
-    try:
+    def body(args: argparse.Namespace) -> int:
         _usage(args)
-        phases = _phases(args, session)
-        took = wait(phases, args.timeout, args.interval, args.region, out)
-    except UsageError as exc:
-        print(f"error: {exc}", file=err)
-        return USAGE
-    except NotReady as exc:
-        print(str(exc), file=err)
-        return NOT_READY
-    except KeyboardInterrupt:
-        print("interrupted", file=err)
-        return NOT_READY
-    except Exception as exc:  # a bug or an unforeseen failure: still one line, no traceback
-        print(f"error: unexpected {type(exc).__name__}: {exc}", file=err)
-        return NOT_READY
-    things = [*args.instance_ids, *([args.target_group_arn] if args.target_group_arn else []),
-              *([args.url] if args.url else [])]
-    label = f"{args.name}: " if args.name else ""
-    print(f"ready: {label}{', '.join(things)} in {elapsed(took)}", file=out, flush=True)
-    return READY
+        took = wait(_phases(args, session), args.timeout, args.interval, args.region, out)
+        things = [*args.instance_ids,
+                  *([args.target_group_arn] if args.target_group_arn else []),
+                  *([args.url] if args.url else [])]
+        label = f"{args.name}: " if args.name else ""
+        print(f"ready: {label}{', '.join(things)} in {elapsed(took)}", file=out, flush=True)
+        return cli.OK
+
+    return cli.run(_parser(), argv, err, body)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""AWS calls of our command-line tools (readiness check, rollout): the provider's identity
+"""AWS calls of the deploy tools and scripts/image.py: the provider's identity
 (`session_from`), short per-call limits so an overall deadline holds, and every credential,
 permission or endpoint failure told in one line that says what to do — never a traceback."""
 
@@ -96,13 +96,6 @@ def short_error(exc: Exception) -> str:
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())[:200]
-
-
-def elapsed(seconds: float) -> str:
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def known_region(region: str) -> bool:

@@ -1,0 +1,209 @@
+"""Roll a release onto running servers, one at a time, without replacing any:
+
+    python -m deploy.rollout --region eu-west-1 --app shop --ref v1.4.2 \\
+        --asg-name shop-prod-web --target-group-arn arn:aws:elasticloadbalancing:...
+
+For each server in turn (an Auto Scaling group's InService servers, sorted, or the given
+--instance-id ones in order), SSM Run Command (`AWS-RunShellScript`) runs the server's own
+`/usr/local/lib/webstack/<app>/release REF` as root: it fetches REF into a new release, checks
+it before it takes traffic, switches, restarts gunicorn on the socket systemd holds (no failed
+request), checks health through nginx and rolls itself back on failure. With
+--target-group-arn the next server starts only once this one is `healthy` in the target group
+again. The first failure stops the rollout: the servers after it keep the release they serve.
+
+Exit 0: every server serves REF. 1: a release failed or did not finish in --timeout (the
+message names the server and quotes its reason). 2: usage, region, credential, permission or
+endpoint problem, or running as another account than --account (one line). Progress goes to
+stdout, the failure to stderr, never a traceback. The AWS identity is the Pulumi provider's
+(components.aws_session flags); boto3 honours AWS_ENDPOINT_URL (tests point it at moto).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from components import gitref
+from components.naming import Paths
+from deploy import cli, servers, ssm
+from deploy.aws import AWS_CONFIG, UsageError, aws_error, check_identity, session_from, short_error
+from deploy.cli import OK, SYSTEM_CLOCK, Clock, elapsed
+
+POLL_SECONDS = 3.0
+TAIL_LINES = 6
+_APP = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+class Failed(cli.Failure):
+    """Exit 1: a release failed or timed out; the message says where and why."""
+
+
+def release_command(app: str, ref: str) -> str:
+    """The shell line Run Command runs: the server's release script, the ref one literal word."""
+    return f"{Paths(root='', app=app).lib}/release {shlex.quote(ref)}"
+
+
+def _tail(text: str, lines: int = TAIL_LINES) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(kept)
+
+
+def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """One AWS call; credential, permission and endpoint failures become exit 2."""
+    try:
+        return fn(**kwargs)
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, what) or Failed(f"{what}: {short_error(exc)}") from exc
+
+
+class ReleaseRollout:
+    """The release of one ref on servers, one at a time (the CLI's side: the Pulumi component
+    that runs it is components.release.Rollout)."""
+
+    def __init__(self, ssm_client: Any, elbv2: Any | None, *, app: str, ref: str,
+                 target_group_arn: str | None, deadline: float, label: str,
+                 out: TextIO, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.ssm, self.elbv2 = ssm_client, elbv2
+        self.app, self.ref, self.tg = app, ref, target_group_arn
+        self.deadline, self.label, self.out, self.clock = deadline, label, out, clock
+
+    def say(self, text: str) -> None:
+        print(f"rollout{self.label}: {text}", file=self.out, flush=True)
+
+    def _remaining(self) -> float:
+        return self.deadline - self.clock.now()
+
+    def release_on(self, instance_id: str) -> str:
+        """Run the release on one server; its last line of output on success."""
+        timeout = int(self._remaining())
+        if timeout < 30:
+            raise Failed(f"{instance_id}: not started, {max(timeout, 0)} s left of --timeout")
+        command_id = _call(f"ssm send-command to {instance_id}", ssm.send,
+                           ssm=self.ssm, instance_id=instance_id,
+                           script=release_command(self.app, self.ref),
+                           comment=f"webstack release {self.ref}",
+                           deliver_seconds=max(30, min(timeout, 2592000)),
+                           execution_seconds=min(timeout, 172800))
+        self.say(f"{instance_id}: release {self.ref} (command {command_id})")
+        inv: ssm.Invocation = _call(f"ssm get-command-invocation on {instance_id}", ssm.wait,
+                                    ssm=self.ssm, command_id=command_id,
+                                    instance_id=instance_id, until=self.deadline,
+                                    poll=POLL_SECONDS, clock=self.clock)
+        if not inv.finished:
+            # best effort: the server's own executionTimeout stops it anyway
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.ssm.cancel_command(CommandId=command_id, InstanceIds=[instance_id])
+            raise Failed(f"{instance_id}: the release of {self.ref} did not finish within "
+                         f"--timeout (Run Command {command_id} was {inv.status}; cancelled)")
+        if inv.status == "Success":
+            last = _tail(inv.stdout, 1) or "(no output)"
+            self.say(f"{instance_id}: {last}")
+            return last
+        reason = _tail(inv.stderr) or _tail(inv.stdout) or inv.details or "no output"
+        raise Failed(f"{instance_id}: the release of {self.ref} ended {inv.status} "
+                     f"(exit {inv.code}): {reason}")
+
+    def wait_healthy(self, instance_id: str) -> None:
+        if self.elbv2 is None or self.tg is None:
+            return
+        while True:
+            targets = _call("elbv2 describe-target-health", servers.target_health,
+                            elbv2=self.elbv2, arn=self.tg, instance_ids=[instance_id])
+            if targets and targets[0].healthy:
+                self.say(f"{instance_id}: healthy in the target group")
+                return
+            if self._remaining() <= 0:
+                last = str(targets[0]) if targets else "unknown"
+                raise Failed(f"{instance_id}: released, but not healthy in the target group "
+                             f"within --timeout (last: {last})")
+            self.clock.sleep(min(POLL_SECONDS, max(self._remaining(), 0.1)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = cli.parser(
+        "deploy.rollout",
+        "Release REF on running servers one at a time through SSM Run Command; each server "
+        "checks, switches and rolls back by itself.",
+        servers="server to release on, in this order (repeatable)",
+        group="Auto Scaling group: its InService servers, sorted",
+        target_group="wait until each server is healthy in this ALB target group before the "
+                     "next one",
+        name="label for messages, e.g. shop-prod")
+    p.add_argument("--app", required=True, help="app name (webstack:appName)")
+    p.add_argument("--ref", required=True, help="git tag, branch or commit SHA to release")
+    return cli.identity_flags(p)
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    if bool(args.instance_ids) == bool(args.asg_name):
+        raise UsageError("give the servers either as --instance-id (repeatable) or as "
+                         "--asg-name, not both and not neither")
+    if not _APP.match(args.app):
+        raise UsageError(f"--app {args.app!r}: expected an app name (1-32 of a-z, 0-9, '-', "
+                         "starting with a letter)")
+    if not gitref.valid(args.ref):
+        raise UsageError(f"--ref {args.ref!r}: expected {gitref.EXPECTED}")
+    cli.check_instance_ids(args.instance_ids)
+    cli.check_seconds(args, "timeout")
+    cli.check_region(args.region)
+
+
+def run(args: argparse.Namespace, session: Any, out: TextIO, clock: Clock) -> int:
+    start = clock.now()
+    check_identity(session, args.account)
+    label = f" {args.name}" if args.name else ""
+    if args.asg_name:
+        found = _call(f"Auto Scaling group {args.asg_name}", servers.group,
+                      autoscaling=session.client("autoscaling", config=AWS_CONFIG),
+                      name=args.asg_name, region=args.region)
+        instances = servers.in_service(found)
+        if not instances:
+            print(f"rollout{label}: {args.asg_name} has no InService server: nothing to roll "
+                  f"out (servers that start read {args.ref} at boot)", file=out)
+            return OK
+    else:
+        instances = list(dict.fromkeys(args.instance_ids))
+    elbv2 = (session.client("elbv2", config=AWS_CONFIG) if args.target_group_arn else None)
+    rollout = ReleaseRollout(session.client("ssm", config=AWS_CONFIG), elbv2, app=args.app,
+                             ref=args.ref, target_group_arn=args.target_group_arn,
+                             deadline=start + args.timeout, label=label, out=out, clock=clock)
+    done: list[str] = []
+    for n, iid in enumerate(instances, 1):
+        try:
+            rollout.say(f"server {n}/{len(instances)}: {iid}")
+            rollout.release_on(iid)
+            rollout.wait_healthy(iid)
+        except Failed as exc:
+            left = instances[n:]
+            parts = [f"rollout{label} of {args.ref} stopped at server {n}/{len(instances)}, "
+                     f"{exc}."]
+            if done:
+                parts.append(f"Already serving {args.ref}: {', '.join(done)}.")
+            if left:
+                parts.append(f"Not attempted: {', '.join(left)}.")
+            raise Failed(" ".join(parts)) from exc
+        done.append(iid)
+    print(f"rollout{label}: {len(instances)} server(s) serve {args.ref} "
+          f"({elapsed(clock.now() - start)})", file=out, flush=True)
+    return OK
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
+         err: TextIO = sys.stderr, session: Any = None, clock: Clock = SYSTEM_CLOCK) -> int:
+    """`session` and `clock` stand in for the real ones (tests: Stubber, a fake clock)."""
+    def body(args: argparse.Namespace) -> int:
+        _check_usage(args)
+        return run(args, session or session_from(args), out, clock)
+
+    return cli.run(_parser(), argv, err, body, failed="FAILED: ")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
