@@ -11,18 +11,7 @@ import re
 from pathlib import Path
 
 from components import naming
-from components.config.model import (
-    AccessConfig,
-    AppConfig,
-    DomainConfig,
-    MonitoringConfig,
-    NetworkConfig,
-    ReadinessConfig,
-    ScalingConfig,
-    ServerConfig,
-    SourcesConfig,
-    TlsConfig,
-)
+from components.config import model
 from components.config.reader import ENV_KEY, Reader
 from components.config.settings import (
     EMAIL,
@@ -51,7 +40,7 @@ _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+"
 
 # --- app ---------------------------------------------------------------------------------------
 
-def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str]) -> AppConfig:
+def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str]) -> model.AppConfig:
     name = r.text("appName")
     if name in RESERVED_NAMES:
         r.bad("appName", name, "a name that is not a system account on Debian/Ubuntu (it names "
@@ -75,7 +64,7 @@ def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str]) -> 
     for dup in sorted(set(env) & set(secrets)):
         r.problem(f"{NAMESPACE}:appEnv and {NAMESPACE}:appSecrets/appSecretValues both set "
                   f"{dup}: expected each variable in one of them")
-    return AppConfig(
+    return model.AppConfig(
         name=name, repo=repo, ref=r.text("appRef"), path=path, wsgi=r.text("appWsgi"),
         requirements=r.text("appRequirements"), health_path=r.text("appHealthPath"),
         static_url=r.text("appStaticUrl"), static_dir=r.text("appStaticDir"),
@@ -118,7 +107,7 @@ def _pre_start(r: Reader) -> list[str]:
 
 # --- server and scaling --------------------------------------------------------------------------
 
-def server(r: Reader) -> ServerConfig:
+def server(r: Reader) -> model.ServerConfig:
     count = r.number("serverCount")
     min_count = r.number("serverMinCount")
     max_count = r.number("serverMaxCount")
@@ -128,7 +117,7 @@ def server(r: Reader) -> ServerConfig:
     if max_count and max_count < max(count, min_count):
         r.problem(f"{NAMESPACE}:serverMaxCount = {max_count} is below serverCount = {count}: "
                   "expected serverMaxCount >= serverCount")
-    return ServerConfig(
+    return model.ServerConfig(
         vcpus=r.number("serverVcpus"), memory_gib=r.number("serverMemoryGib"),
         disk_gib=r.number("serverDiskGib"), arch=r.text("serverArch"),
         burstable=r.flag("serverBurstable"), count=count, os=r.text("serverOs"),
@@ -136,21 +125,22 @@ def server(r: Reader) -> ServerConfig:
         min_count=min_count, max_count=max_count)
 
 
-def scaling(r: Reader) -> ScalingConfig:
-    return ScalingConfig(cpu_target=r.number("scalingCpuTarget"),
-                         refresh_min_healthy_percent=r.number("refreshMinHealthyPercent"))
+def scaling(r: Reader) -> model.ScalingConfig:
+    return model.ScalingConfig(cpu_target=r.number("scalingCpuTarget"),
+                               refresh_min_healthy_percent=r.number("refreshMinHealthyPercent"))
 
 
 # --- network and access --------------------------------------------------------------------------
 
-def network(r: Reader) -> NetworkConfig:
+def network(r: Reader) -> model.NetworkConfig:
     create_vpc = r.flag("networkCreateVpc")
     cidr = r.text("networkCidr")
     if create_vpc and not _is_private_cidr(cidr):
         r.bad("networkCidr", cidr, "a private IPv4 CIDR (10/8, 172.16/12, 192.168/16) with "
                                    f"prefix /{VPC_PREFIX[0]} to /{VPC_PREFIX[1]} and no host "
                                    "bits, e.g. 10.42.0.0/16")
-    return NetworkConfig(create_vpc=create_vpc, cidr=cidr, az_count=r.number("networkAzCount"))
+    return model.NetworkConfig(create_vpc=create_vpc, cidr=cidr,
+                               az_count=r.number("networkAzCount"))
 
 
 def _is_private_cidr(text: str) -> bool:
@@ -162,7 +152,7 @@ def _is_private_cidr(text: str) -> bool:
             and VPC_PREFIX[0] <= net.prefixlen <= VPC_PREFIX[1])
 
 
-def access(r: Reader) -> AccessConfig:
+def access(r: Reader) -> model.AccessConfig:
     admin = r.items("adminCidrs")
     for item in admin:
         _check_ssh_cidr(r, item)
@@ -171,7 +161,7 @@ def access(r: Reader) -> AccessConfig:
         r.bad("sshPublicKey", ssh_key, "an OpenSSH public key line EC2 can import: ssh-ed25519, "
                                        f"or ssh-rsa of {RSA_BITS[0]}-{RSA_BITS[1]} bits, e.g. "
                                        "'ssh-ed25519 AAAA... me@host'")
-    return AccessConfig(admin_cidrs=tuple(admin), ssh_public_key=ssh_key)
+    return model.AccessConfig(admin_cidrs=tuple(admin), ssh_public_key=ssh_key)
 
 
 def _check_ssh_cidr(r: Reader, text: str) -> None:
@@ -219,7 +209,7 @@ def _importable_key(line: str) -> bool:
 
 # --- domain and tls ------------------------------------------------------------------------------
 
-def domain(r: Reader) -> DomainConfig:
+def domain(r: Reader) -> model.DomainConfig:
     """Names are lowercased without the root dot. A valid DNS name (labels of a-z, 0-9 and '-')
     is also a plain word, so names reach nginx's server_name as they are."""
     zone = _lower_dns(r.text("domainZone"))
@@ -242,7 +232,7 @@ def domain(r: Reader) -> DomainConfig:
                   "domainHostname as the main name")
     if hostname and len(set(extra) | {hostname}) != len(extra) + 1:
         r.bad("domainExtraNames", extra, "names that differ from each other and domainHostname")
-    return DomainConfig(zone=zone, hostname=hostname, extra_names=tuple(extra))
+    return model.DomainConfig(zone=zone, hostname=hostname, extra_names=tuple(extra))
 
 
 def dns_name(name: str) -> bool:
@@ -255,13 +245,13 @@ def _lower_dns(text: str) -> str:
     return text.lower().rstrip(".")
 
 
-def tls(r: Reader) -> TlsConfig:
-    return TlsConfig(mode=r.text("tlsMode"), email=r.text("tlsEmail"))
+def tls(r: Reader) -> model.TlsConfig:
+    return model.TlsConfig(mode=r.text("tlsMode"), email=r.text("tlsEmail"))
 
 
 # --- sources, readiness, monitoring, tags --------------------------------------------------------
 
-def sources(r: Reader, base_dir: Path) -> SourcesConfig:
+def sources(r: Reader, base_dir: Path) -> model.SourcesConfig:
     pems = []
     for path in r.items("extraCaCertFiles"):
         pem = _read_pem(path, base_dir)
@@ -270,8 +260,8 @@ def sources(r: Reader, base_dir: Path) -> SourcesConfig:
                                             "'-----BEGIN CERTIFICATE-----' blocks")
         else:
             pems.append(pem)
-    return SourcesConfig(apt_mirror=r.text("aptMirror"), pip_index_url=r.text("pipIndexUrl"),
-                         extra_ca_certs=tuple(pems))
+    return model.SourcesConfig(apt_mirror=r.text("aptMirror"),
+                               pip_index_url=r.text("pipIndexUrl"), extra_ca_certs=tuple(pems))
 
 
 def _read_pem(path: str, base_dir: Path) -> str | None:
@@ -284,18 +274,18 @@ def _read_pem(path: str, base_dir: Path) -> str | None:
     return "\n".join(blocks) + "\n" if blocks else None
 
 
-def readiness(r: Reader) -> ReadinessConfig:
-    return ReadinessConfig(enabled=r.flag("readinessCheck"),
-                           timeout_seconds=r.number("readinessTimeoutSeconds"),
-                           interval_seconds=r.number("readinessIntervalSeconds"))
+def readiness(r: Reader) -> model.ReadinessConfig:
+    return model.ReadinessConfig(enabled=r.flag("readinessCheck"),
+                                 timeout_seconds=r.number("readinessTimeoutSeconds"),
+                                 interval_seconds=r.number("readinessIntervalSeconds"))
 
 
-def monitoring(r: Reader) -> MonitoringConfig:
+def monitoring(r: Reader) -> model.MonitoringConfig:
     emails = r.items("alertEmails")
     for item in emails:
         if not EMAIL.match(item):
             r.bad("alertEmails", item, "an e-mail address")
-    return MonitoringConfig(
+    return model.MonitoringConfig(
         alert_emails=tuple(emails), cpu_percent=r.number("alarmCpuPercent"),
         memory_percent=r.number("alarmMemoryPercent"), disk_percent=r.number("alarmDiskPercent"),
         http_5xx_percent=r.number("alarm5xxPercent"),
