@@ -7,7 +7,8 @@ export the contract.
 
 import pulumi
 
-from components import bootstrap, config, cost, outputs, placement, sizing
+from components import bootstrap, config, cost, naming, outputs, placement, sizing
+from components.artefact import ArtefactArgs, ServerArtefact
 from components.certificate import Certificate
 from components.dns import Dns, lookup_zone_id
 from components.firewall import Firewall
@@ -24,7 +25,8 @@ from components.webserver import WebServer
 prices = sizing.PriceTable.load()
 cfg = config.load(prices.regions())
 choice = sizing.size(cfg.server, cfg.region, prices)
-user_data = bootstrap.render(cfg)
+bucket = naming.artefact_bucket(cfg.prefix, placement.account_id(), cfg.region)
+user_data = bootstrap.render(cfg, bucket=bucket)
 user_data_base64 = user_data.ec2_user_data_base64
 site = placement.lookup(cfg, choice.instance_type)
 image = placement.lookup_image(cfg)
@@ -32,11 +34,14 @@ image = placement.lookup_image(cfg)
 name = cfg.prefix
 network = Network(name, cfg.network, cfg.tags, site)
 firewall = Firewall(name, cfg, network.vpc_id)
+artefact = ServerArtefact(name, ArtefactArgs(
+    bucket=bucket, key=bootstrap.artefact_key(user_data.artefact_sha256),
+    content=user_data.artefact, tags=cfg.tags))
 parameters = AppParameters(name, cfg, secret_values=config.load_secret_values())
-role = InstanceRole(name, cfg)
+role = InstanceRole(name, cfg, artefact_bucket=bucket)
 logs = LogGroups(name, cfg)
 # what the first boot reads or writes to, and the grants it needs for that
-boot_after = [*parameters.parameters, *logs.groups, *role.policies]
+boot_after = [artefact.object, *parameters.parameters, *logs.groups, *role.policies]
 
 zone_id = lookup_zone_id(cfg.domain.zone) if cfg.domain.zone else None
 certificate = None

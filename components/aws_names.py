@@ -104,6 +104,11 @@ RULES: dict[str, tuple[NameRule, ...]] = {
                  autonamed=False, forbidden_prefixes=("aws", "ssm", "/aws", "/ssm")),
         NameRule("description", 1024, r"\x20-\x7e", "AWS Systems Manager API Reference, "
                  "PutParameter: Description (0-1024)", autonamed=False)),
+    "aws:s3/bucket:Bucket": (NameRule(
+        "bucket", 63, "a-z0-9-", "Amazon S3 User Guide, General purpose bucket naming rules "
+        "(3-63 of a-z, 0-9, '.', '-'; begins and ends with a letter or digit; not xn--, sthree-, "
+        "amzn-s3-demo-; dots left out: they break TLS for virtual-hosted names)",
+        autonamed=False, edges="-", forbidden_prefixes=("xn--", "sthree-", "amzn-s3-demo-")),),
     "aws:acm/certificate:Certificate": (NameRule(
         "domainName", 64, "a-z0-9.*-", "AWS Certificate Manager API Reference, "
         "RequestCertificate: DomainName (the first name: at most 64 characters, it becomes "

@@ -16,10 +16,13 @@ ports, the developer's venv).
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
+import io
 import json
 import re
 import shlex
+import tarfile
 from dataclasses import dataclass, field
 
 import jinja2
@@ -31,6 +34,11 @@ from components.naming import Paths
 
 EC2_USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
 TEMPLATE_DIR = PROJECT_DIR / "cloud-init"
+SERVER_DIR = PROJECT_DIR / "server"
+# The server programs, as real files in server/ (name on the server -> file): copied verbatim.
+FETCHER = "awsclient.py"  # in the user-data; the others come in the artefact and import it
+PROGRAMS = {"ssm-get": "ssm_get.py", "probe": "probe.py", "fetch-uv": "fetch_uv.py"}
+USER_DATA_BUDGET = 8 * 1024  # bytes: what every variant's user-data stays within (room to grow)
 SAMPLE_APP_DIR = PROJECT_DIR / "examples" / "hello-app"
 GUNICORN_VERSION = "27.0.1"  # same pin as requirements-dev.txt: the loopback run matches servers
 # uv builds each release's venv: seconds, where `python3 -m venv` + pip take half a minute on a
@@ -72,25 +80,59 @@ class BootstrapError(ConfigError):
 @dataclass(frozen=True)
 class RenderedBootstrap:
     user_data: str
-    files: dict[str, str] = field(default_factory=dict)  # path on the server -> content
+    files: dict[str, str] = field(default_factory=dict)  # path on the server -> content (all)
     modes: dict[str, int] = field(default_factory=dict)  # path on the server -> permission bits
+    artefact: bytes = b""  # the files the user-data does not carry, as one tar (see `artefact`)
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.user_data.encode()).hexdigest()
 
     @property
+    def artefact_sha256(self) -> str:
+        return hashlib.sha256(self.artefact).hexdigest()
+
+    @property
     def ec2_user_data_base64(self) -> str:
-        """What EC2 receives: plain when it fits in 16 KiB, else gzip (cloud-init inflates it),
-        from our own encoder: the same bytes whichever OS or zlib runs `pulumi up`."""
+        """What EC2 receives: the user-data as it is (config and the fetcher: no gzip)."""
         raw = self.user_data.encode()
         if len(raw) > EC2_USER_DATA_LIMIT:
-            raw = deflate.gzip_bytes(raw)
-            if len(raw) > EC2_USER_DATA_LIMIT:
-                raise BootstrapError(
-                    f"user-data is {len(raw)} bytes gzipped, over EC2's {EC2_USER_DATA_LIMIT}-byte "
-                    "limit: shorten appEnv/appPreStart/extraCaCertFiles")
+            raise BootstrapError(
+                f"user-data is {len(raw)} bytes, over EC2's {EC2_USER_DATA_LIMIT}-byte limit: "
+                "fewer or smaller extraCaCertFiles")
         return base64.b64encode(raw).decode()
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a server reaches AWS; "" = AWS's own for the region (EC2). The one thing a local
+    VM changes: its IMDS and S3/SSM/Secrets Manager answer on the host's loopback."""
+
+    imds: str = ""
+    s3: str = ""
+    ssm: str = ""
+    secretsmanager: str = ""
+
+
+def artefact_key(sha256: str) -> str:
+    """Content-addressed: a new artefact is a new object, and the old one stays readable for
+    servers that still boot from it (a rollback of an instance refresh)."""
+    return f"{naming.ARTEFACT_PREFIX}/{sha256}.tar"
+
+
+def pack(files: dict[str, str], modes: dict[str, int], root: str) -> bytes:
+    """A tar of `files` (paths relative to `root`) that depends on their content alone: sorted,
+    ustar, owner root, mtime 0, so the same on any machine and any Python."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:", format=tarfile.USTAR_FORMAT) as tar:
+        for path in sorted(files):
+            data = files[path].encode()
+            info = tarfile.TarInfo(path.removeprefix(root).lstrip("/"))
+            info.size, info.mode, info.mtime = len(data), modes[path], 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 @dataclass(frozen=True)
@@ -107,9 +149,13 @@ class Target:
     venv: str = ""  # "" = <home>/venv, built at boot
     uv: str = ""  # "" = fetched at boot into <lib>/uv
     trusted_proxies: tuple[str, ...] = ()  # () = the VPC's range (load-balanced stacks)
-    # An EC2 instance: add the SSM agent where the image lacks one, the CloudWatch agent, and
-    # read a git app's ref from SSM at release time (local runs keep it inline).
+    # The server reaches AWS (its endpoints below): it reads a git app's ref from SSM at release
+    # time and keeps a Let's Encrypt certificate there (loopback runs keep the ref inline).
     ec2: bool = True
+    # With `ec2`: AWS's SSM and CloudWatch agents, from AWS's regional buckets (which a local VM
+    # cannot download from).
+    agents: bool = True
+    endpoints: Endpoints = Endpoints()
 
 
 SERVER = Target()
@@ -273,12 +319,12 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     # Ubuntu's images carry the SSM agent (snap); Debian's do not, and without it there is no
     # Session Manager shell and no Run Command. AWS publishes the .deb in each region's bucket.
     ssm_agent_url = ""
-    if target.ec2 and not cfg.server.os.startswith("ubuntu"):
+    if target.ec2 and target.agents and not cfg.server.os.startswith("ubuntu"):
         arch = {"x86_64": "amd64", "arm64": "arm64"}[cfg.server.arch]
         ssm_agent_url = (f"https://s3.{cfg.region}.amazonaws.com/amazon-ssm-{cfg.region}"
                          f"/latest/debian_{arch}/amazon-ssm-agent.deb")
     cw_agent_url = ""
-    if target.ec2:
+    if target.ec2 and target.agents:
         arch = {"x86_64": "amd64", "arm64": "arm64"}[cfg.server.arch]
         # AWS publishes no debian/arm64 build; Ubuntu's arm64 .deb is the same static agent
         distro = ("ubuntu" if cfg.server.os.startswith("ubuntu") or cfg.server.arch == "arm64"
@@ -334,52 +380,68 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
 @dataclass(frozen=True)
 class _File:
     path: str
-    template: str
+    template: str = ""  # a Jinja template in cloud-init/, else:
+    program: str = ""  # a file of server/, copied as it is
     mode: int = 0o644
-    owner: str = "root:root"
-    # Written after packages and users exist (cloud-init's final stage): files an installed
-    # package would read early (nginx's site) or that the app's user owns.
-    defer: bool = False
 
 
 def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
-    """Every file the user-data writes (the bundled app's files aside), with its template."""
+    """Every file the artefact carries (the bundled app's files aside), with its source."""
     unit, units, app = unit_name(cfg), p.units, cfg.app.name
+    programs = ["probe"] + ["fetch-uv"] * (not target.uv)
+    # secrets, the release ref, or the Let's Encrypt certificate kept in SSM
+    if cfg.app.secrets or (target.ec2 and (cfg.app.repo or cfg.tls.mode == "letsencrypt")):
+        programs.append("ssm-get")
     files = [
-        _File(f"{p.lib}/setup", "files/setup.sh.j2", 0o755),
-        _File(f"{p.lib}/release", "files/release.sh.j2", 0o755),
-        _File(f"{p.lib}/probe", "files/probe.py.j2", 0o755),
+        _File(f"{p.lib}/setup", "files/setup.sh.j2", mode=0o755),
+        _File(f"{p.lib}/release", "files/release.sh.j2", mode=0o755),
+        *(_File(f"{p.lib}/{name}", program=PROGRAMS[name], mode=0o755) for name in programs),
         _File(f"{p.etc}/gunicorn.conf.py", "files/gunicorn.conf.py.j2"),
         _File(f"{p.etc}/uv.toml", "files/uv.toml.j2"),
         # Rendered for every target so local checks see it; only EC2's setup starts the agent.
         _File(f"{p.etc}/cloudwatch-agent.json", "files/cloudwatch-agent.json.j2"),
         _File(p.root + f"/etc/logrotate.d/webstack-{app}", "files/logrotate.j2"),
-        _File(f"{p.etc}/app.env", "files/app.env.j2", 0o600),
+        _File(f"{p.etc}/app.env", "files/app.env.j2", mode=0o600),
         _File(f"{units}/{unit}.socket", "files/app.socket.j2"),
         _File(f"{units}/{unit}.service", "files/app.service.j2"),
-        _File(f"{p.nginx}/conf.d/{app}.conf", "files/nginx-site.conf.j2", defer=True),
-        _File(p.root + "/etc/apt/apt.conf.d/20auto-upgrades", "files/20auto-upgrades.j2",
-              defer=True),
+        _File(f"{p.nginx}/conf.d/{app}.conf", "files/nginx-site.conf.j2"),
+        _File(p.root + "/etc/apt/apt.conf.d/20auto-upgrades", "files/20auto-upgrades.j2"),
     ]
-    if not target.uv:
-        files.append(_File(f"{p.lib}/fetch-uv", "files/fetch-uv.py.j2", 0o755))
     if cfg.app.repo:
-        files.append(_File(f"{p.lib}/fetch-app", "files/fetch-app.sh.j2", 0o755))
-    # secrets, the release ref, or the Let's Encrypt certificate kept in SSM
-    if cfg.app.secrets or (target.ec2 and (cfg.app.repo or cfg.tls.mode == "letsencrypt")):
-        files.append(_File(f"{p.lib}/ssm-get", "files/ssm-get.py.j2", 0o755))
+        files.append(_File(f"{p.lib}/fetch-app", "files/fetch-app.sh.j2", mode=0o755))
     if cfg.app.secrets:
-        files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", 0o600),
+        files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", mode=0o600),
                   _File(f"{units}/{unit}-secrets.service", "files/secrets.service.j2")]
     if cfg.app.pre_start:
-        files += [_File(f"{p.lib}/pre-start", "files/pre-start.sh.j2", 0o755),
+        files += [_File(f"{p.lib}/pre-start", "files/pre-start.sh.j2", mode=0o755),
                   _File(f"{units}/{unit}-prestart.service", "files/prestart.service.j2")]
     if cfg.tls.mode in ("selfsigned", "letsencrypt"):
-        files.append(_File(f"{p.lib}/tls", "files/tls.sh.j2", 0o755))
+        files.append(_File(f"{p.lib}/tls", "files/tls.sh.j2", mode=0o755))
     if cfg.tls.mode == "letsencrypt":
         files += [_File(f"{units}/{unit}-tls.service", "files/tls.service.j2"),
                   _File(f"{units}/{unit}-tls.timer", "files/tls.timer.j2")]
     return files
+
+
+def server_settings(cfg: StackConfig, target: Target, bucket: str,
+                    artefact_sha256: str) -> dict[str, object]:
+    """settings.json: what the server programs read (the fetcher first: where the artefact is
+    and how to check it)."""
+    paths = Paths(target.root, cfg.app.name)
+    wheel, digest = UV_WHEELS[cfg.server.arch]
+    endpoints = {k: v for k, v in vars(target.endpoints).items() if v}
+    return {
+        "app": cfg.app.name,
+        "region": cfg.region,
+        "root": target.root,
+        **({"endpoints": endpoints} if endpoints else {}),
+        "artefact": {"bucket": bucket, "key": artefact_key(artefact_sha256),
+                     "sha256": artefact_sha256},
+        "probe_timeout": cfg.app.timeout_seconds + 5,
+        "tls_tier": naming.TLS_PARAMETER_TIER,
+        "uv": {"index": cfg.sources.pip_index_url or PYPI_SIMPLE, "wheel": wheel,
+               "sha256": digest, "path": target.uv or f"{paths.lib}/uv"},
+    }
 
 
 _ENV = jinja2.Environment(
@@ -393,22 +455,37 @@ _ENV = jinja2.Environment(
 _ENV.filters.update(yaml=yaml_str, yaml_block=yaml_block, sh=sh_word, json=json.dumps)
 
 
-def render(cfg: StackConfig, target: Target = SERVER) -> RenderedBootstrap:
-    """The user-data for `cfg`, checked to parse back to exactly the files it lists."""
+def render(cfg: StackConfig, target: Target = SERVER, bucket: str = "") -> RenderedBootstrap:
+    """The user-data for `cfg` and the artefact it fetches from `bucket`: the user-data carries
+    the per-stack settings and the fetcher, the artefact every other file. Checked to parse
+    back to exactly the files it lists."""
     ctx = context(cfg, target)
     paths = Paths(target.root, cfg.app.name)
     specs = _file_list(cfg, paths, target)
-    files = {f.path: _ENV.get_template(f.template).render(ctx) for f in specs}
+    files = {f.path: (_ENV.get_template(f.template).render(ctx) if f.template else
+                      (SERVER_DIR / f.program).read_text(encoding="utf-8")) for f in specs}
     if cfg.app.bundled:  # a release of its own, which the release script copies from here
         for rel, text in _files_of_sample_app().items():
-            specs.append(_File(f"{paths.bundle}/{rel}", ""))
+            specs.append(_File(f"{paths.bundle}/{rel}"))
             files[f"{paths.bundle}/{rel}"] = text
-    writes = [{"path": f.path, "mode": f"{f.mode:04o}", "owner": f.owner, "defer": f.defer,
-               "content": files[f.path]} for f in specs]
+    modes = {f.path: f.mode for f in specs}
+    artefact = pack(files, modes, target.root)
+    settings = server_settings(cfg, target, bucket, hashlib.sha256(artefact).hexdigest())
+    fetcher = (SERVER_DIR / FETCHER).read_text(encoding="utf-8")
+    carried = {f"{paths.lib}/{FETCHER}": (fetcher, 0o755),
+               f"{paths.lib}/settings.json": (json.dumps(settings, indent=1, sort_keys=True)
+                                              + "\n", 0o644)}
+    # The fetcher travels gzipped (cloud-init's gz+b64, our deterministic encoder): a third of
+    # its size, and the settings stay readable.
+    writes = [{"path": path, "mode": f"{mode:04o}", "encoding": "gz+b64" * (path.endswith(".py")),
+               "content": (base64.b64encode(deflate.gzip_bytes(text.encode())).decode() + "\n"
+                           if path.endswith(".py") else text)}
+              for path, (text, mode) in carried.items()]
     user_data = _ENV.get_template("user-data.yaml.j2").render(ctx, writes=writes)
-    _check_round_trip(user_data, files)
-    return RenderedBootstrap(user_data=user_data, files=files,
-                             modes={f.path: f.mode for f in specs})
+    _check_round_trip(user_data, {path: text for path, (text, _) in carried.items()})
+    files.update({path: text for path, (text, _) in carried.items()})
+    modes.update({path: mode for path, (_, mode) in carried.items()})
+    return RenderedBootstrap(user_data=user_data, files=files, modes=modes, artefact=artefact)
 
 
 def _check_round_trip(user_data: str, files: dict[str, str]) -> None:
@@ -419,7 +496,9 @@ def _check_round_trip(user_data: str, files: dict[str, str]) -> None:
         parsed = yaml.safe_load(user_data)
     except yaml.YAMLError as err:
         raise BootstrapError(f"rendered user-data is not valid YAML: {err}") from err
-    written = {w["path"]: w["content"] for w in parsed.get("write_files", [])}
+    written = {w["path"]: (gzip.decompress(base64.b64decode(w["content"])).decode()
+                           if w.get("encoding") == "gz+b64" else w["content"])
+               for w in parsed.get("write_files", [])}
     if written != files:
         bad = sorted(p for p in set(written) | set(files) if written.get(p) != files.get(p))
         raise BootstrapError(f"rendered user-data would write different files: {bad}")

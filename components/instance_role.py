@@ -1,6 +1,6 @@
 """What a server may do in AWS: SSM (Session Manager, Run Command), ship metrics to our namespace
-and logs to our log groups, read exactly the app's own SSM parameters and keep its Let's Encrypt
-certificate in one. Shared by the single server and the fleet."""
+and logs to our log groups, read its artefacts and exactly the app's own SSM parameters, and keep
+its Let's Encrypt certificate in one. Shared by the single server and the fleet."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
+from components import artefact, naming
 from components.aws_names import logical
 from components.config import StackConfig
 
@@ -86,7 +86,8 @@ class InstanceRole(pulumi.ComponentResource):
     profile_name: pulumi.Output[str]
     profile_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, cfg: StackConfig, artefact_bucket: str,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:iam:InstanceRole", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(logical("aws:iam/role:Role", f"{name}-role"),
@@ -108,6 +109,7 @@ class InstanceRole(pulumi.ComponentResource):
                 policy=account.apply(policy), opts=child))
 
         grant("cloudwatch-agent", lambda acct: agent_policy(cfg.region, acct, cfg))
+        grant("artefacts", lambda _: artefact.read_policy(artefact_bucket))
         names = readable_parameters(cfg)
         if names:
             grant("parameters", lambda acct: parameters_policy(cfg.region, acct, names))

@@ -7,8 +7,10 @@ compute the same strings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+
+from components.aws_names import fit, rule_for
 
 if TYPE_CHECKING:  # config imports this module: names only, no cycle at run time
     from components.config import StackConfig
@@ -18,6 +20,7 @@ METRICS_NAMESPACE = "CWAgent"  # the CloudWatch agent's default
 # measure about 5 KB (a chain like it, two names: 4.9 KB): over the Standard tier's 4 KB,
 # within the Advanced tier's 8 KB.
 TLS_PARAMETER_TIER = "Advanced"
+ARTEFACT_PREFIX = "artefacts"  # in the stack's bucket: what the instance role may read
 
 
 def app_path(project: str, stack: str, app: str) -> str:
@@ -39,6 +42,15 @@ def tls_parameter(cfg: StackConfig) -> str:
     """Holds the server's Let's Encrypt certificate and key (SecureString, written by the server
     after each issue): a replacement restores it instead of asking for a duplicate (5 a week)."""
     return f"{app_path(cfg.project, cfg.stack, cfg.app.name)}/tls/letsencrypt"
+
+
+def artefact_bucket(prefix: str, account: str, region: str) -> str:
+    """The stack's own bucket for its server artefacts: S3 names are global, so the account and
+    region make it ours; the prefix part is shortened (stably) when the whole would pass 63."""
+    tail = f"-{account}-{region}"
+    rule = rule_for("aws:s3/bucket:Bucket", "bucket")
+    head = fit(prefix.lower(), replace(rule, limit=rule.limit - len(tail)))
+    return head + tail
 
 
 def log_groups(cfg: StackConfig) -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""Where the servers can run, looked up before any resource exists: the VPC and subnets, the
-availability zones that offer the chosen instance type, and the OS image.
+"""Where the servers can run, looked up before any resource exists: the account, the VPC and
+subnets, the availability zones that offer the chosen instance type, and the OS image.
 
 Each lookup is a plain (blocking) invoke, so an account without a default VPC, a type no zone
 offers or an image that does not exist is a configuration error at preview, naming the setting,
@@ -28,6 +28,12 @@ _IMAGE_ARCH = {"x86_64": "amd64", "arm64": "arm64"}  # how the image names spell
 class AmiQuery:
     owners: tuple[str, ...]  # () = any owner (a pinned image may be the user's own)
     filters: tuple[tuple[str, str], ...]
+
+
+def account_id() -> str:
+    """The account the provider deploys into: it names the stack's bucket, which the user-data
+    names, so it is known before the user-data is rendered."""
+    return aws.get_caller_identity().account_id
 
 
 def ami_query(server: ServerConfig) -> AmiQuery:

@@ -73,6 +73,23 @@ REPLACES: dict[str, tuple[frozenset[str], str]] = {
         "targetGroupArn", "targetId", "port", "availabilityZone"}), "lb_target_group_attachment"),
     "aws:route53/record:Record": (frozenset({"zoneId", "name", "type", "setIdentifier"}),
                                   "route53_record"),
+    "aws:s3/bucket:Bucket": (frozenset({"bucket", "bucketPrefix", "objectLockEnabled",
+                                        "bucketNamespace"}), "s3_bucket"),
+    # The bucket's configuration resources: a new bucket only replaces them.
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (frozenset({
+        "bucket", "expectedBucketOwner"}), "s3_bucket_lifecycle_configuration"),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (frozenset({"bucket"}),
+                                                               "s3_bucket_ownership_controls"),
+    "aws:s3/bucketPolicy:BucketPolicy": (frozenset({"bucket"}), "s3_bucket_policy"),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": (frozenset({"bucket"}),
+                                                               "s3_bucket_public_access_block"),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        frozenset({"bucket", "expectedBucketOwner"}),
+        "s3_bucket_server_side_encryption_configuration"),
+    "aws:s3/bucketVersioning:BucketVersioning": (frozenset({"bucket", "expectedBucketOwner"}),
+                                                 "s3_bucket_versioning"),
+    # A new artefact is a new key (content-addressed): a new object, the old one retained.
+    "aws:s3/bucketObjectv2:BucketObjectv2": (frozenset({"bucket", "key"}), "s3_object"),
     "aws:sns/topic:Topic": (frozenset({"name", "namePrefix", "fifoTopic"}), "sns_topic"),
     "aws:sns/topicSubscription:TopicSubscription": (frozenset({
         "topic", "protocol", "endpoint"}), "sns_topic_subscription"),

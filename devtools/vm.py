@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from devtools import local_aws
 from devtools.localrun import wait_until
 from devtools.vm_image import Image, cache_dir
 
@@ -149,6 +150,7 @@ class Vm:
     console = property(lambda self: self.dir / "console.log")
     pidfile = property(lambda self: self.dir / "qemu.pid")
     info_file = property(lambda self: self.dir / "vm.json")
+    aws_state = property(lambda self: self.dir / "aws")  # its local AWS (devtools.local_aws)
 
     @property
     def info(self) -> VmInfo:
@@ -206,7 +208,9 @@ class Vm:
         return info
 
     def stop(self, timeout: float = 20.0) -> bool:
-        """End this VM's qemu (by its PID only) and remove its overlay; whether one ran."""
+        """End this VM's qemu (by its PID only) and its local AWS, and remove its overlay;
+        whether a qemu ran."""
+        local_aws.stop(self.aws_state)
         pid = self.pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)

@@ -11,18 +11,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from components.bootstrap import RenderedBootstrap, Target, render
+from components import naming
+from components.bootstrap import Endpoints, RenderedBootstrap, Target, render
 from components.config import StackConfig, parse
+from devtools import local_aws
 from devtools.mockrun import stack_config
 from devtools.vm import Converged, Ports, Vm, VmError, choose_accel, ensure_key, watch
 from devtools.vm_image import Recipe, ensure_image, host_cas, host_mirror
 
 
-def local_vm_target(https_port: int) -> Target:
-    """A server in every way (paths, ports 80/443 on every address, venv built at boot) except
-    that it is not on EC2 (no SSM or CloudWatch agents to fetch from AWS) and that clients reach
-    its HTTPS on the host's forwarded `https_port`, which its HTTP → HTTPS redirect names."""
-    return Target(ec2=False, public_https_port=https_port)
+def local_vm_target(https_port: int, endpoints: Endpoints) -> Target:
+    """A server in every way (paths, ports 80/443 on every address, venv built at boot, the
+    artefact and parameters from S3 and SSM with IMDSv2 credentials) except where it reaches
+    AWS (`endpoints`, on the host), that it gets no SSM or CloudWatch agent (AWS's download
+    buckets are not on the host) and that clients reach its HTTPS on the host's forwarded
+    `https_port`, which its HTTP → HTTPS redirect names."""
+    return Target(agents=False, public_https_port=https_port, endpoints=endpoints)
 
 
 class NoGuest(VmError):
@@ -44,10 +48,20 @@ def vm_config(stack: str, ssh_public_key: str, extra: dict[str, str] | None = No
                  supported_regions=(region,) if region else ())
 
 
-def render_for_vm(stack: str, ports: Ports,
-                  extra: dict[str, str] | None = None) -> RenderedBootstrap:
+def stage(vm: Vm, stack: str, ports: Ports, extra: dict[str, str] | None = None,
+          parameters: dict[str, str] | None = None) -> RenderedBootstrap:
+    """What `pulumi up` does before a server boots, against the VM's own local AWS (started
+    here, stopped with the VM): the user-data rendered for it, its artefact in the stack's
+    bucket, `parameters` (name → value) in SSM."""
+    if vm.running():
+        raise VmError(f"VM {vm.dir.name} is already running: `down` it first")
     key = ensure_key().with_suffix(".pub").read_text().strip()
-    return render(vm_config(stack, key, extra), local_vm_target(ports.https))
+    cfg = vm_config(stack, key, extra)
+    info = local_aws.start(vm.aws_state, cfg.region)
+    bucket = naming.artefact_bucket(cfg.prefix, local_aws.ACCOUNT, cfg.region)
+    rendered = render(cfg, local_vm_target(ports.https, local_aws.guest_endpoints(info)), bucket)
+    local_aws.publish(info, bucket, rendered, parameters or {})
+    return rendered
 
 
 @dataclass(frozen=True)

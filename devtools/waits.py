@@ -165,6 +165,16 @@ SHORT_WAITS: dict[str, str] = {
     "aws:ec2/routeTable:RouteTable": "the provider polls until the table is visible (seconds)",
     "aws:ec2/routeTableAssociation:RouteTableAssociation": "AssociateRouteTable",
     "aws:ec2/securityGroup:SecurityGroup": "CreateSecurityGroup (visible in seconds)",
+    "aws:s3/bucket:Bucket": "CreateBucket (the provider retries until it is readable)",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration":
+        "PutBucketLifecycleConfiguration (the provider waits until it reads back)",
+    "aws:s3/bucketObjectv2:BucketObjectv2": "PutObject",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "PutBucketOwnershipControls",
+    "aws:s3/bucketPolicy:BucketPolicy": "PutBucketPolicy",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "PutPublicAccessBlock",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
+        "PutBucketEncryption",
+    "aws:s3/bucketVersioning:BucketVersioning": "PutBucketVersioning",
     "aws:ec2/subnet:Subnet": "the provider polls until `available` (seconds)",
     "aws:ec2/vpc:Vpc": "the provider polls until `available` (seconds)",
     "aws:iam/instanceProfile:InstanceProfile": "the provider retries until IAM shows it",

@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 from devtools.vm import Ports, Vm, VmError, choose_accel, free_ports
 from devtools.vm_image import Recipe, ensure_image, host_cas, host_mirror
-from devtools.vm_up import render_for_vm, up
+from devtools.vm_up import stage, up
 
 TARGETS = {"tcg": 120.0, "kvm": 60.0}  # power-on → first 200, seconds
 BEYOND_FLOOR_TARGET = 0.25
@@ -112,8 +112,12 @@ def measure(vm: Vm, total: float, milestones: dict[str, float]) -> Run:
     return run
 
 
-def boot_once(name: str, user_data: str, ports: Ports, accel: str, app: bool) -> Run:
+def boot_once(name: str, user_data: str, ports: Ports, accel: str, app: bool,
+              stack: str = "") -> Run:
+    """One boot; `stack`: stage its artefact and user-data afresh (the app's boots)."""
     try:
+        if stack:
+            user_data = stage(Vm.named(name), stack, ports).user_data
         result = up(name, user_data, f"bench-{name}", ports, say, timeout=1200,
                     health_path="/healthz" if app else None, accel=accel)
         total = (result.converged.seconds_to_healthy if app
@@ -161,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         say("qemu boots no guest on this machine: nothing to measure")
         return 2
     ports = free_ports(18280)
-    user_data = render_for_vm(args.stack, ports).user_data
     try:
-        app = [boot_once("bench-app", user_data, ports, accel, app=True)
+        user_data = stage(Vm.named("bench-app"), args.stack, ports).user_data
+        Vm.named("bench-app").stop()
+        app = [boot_once("bench-app", "", ports, accel, app=True, stack=args.stack)
                for _ in range(args.runs)]
         floor = [boot_once("bench-floor", floor_user_data(user_data), ports, accel, app=False)
                  for _ in range(args.runs)]

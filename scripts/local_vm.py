@@ -5,8 +5,10 @@
     python scripts/local_vm.py ssh [--stack dev] [-- COMMAND...]
 
 The VM boots a copy-on-write overlay of a cached Debian 12 image, reads the stack's rendered
-user-data (sample app, self-signed TLS, the harness's SSH key) from a NoCloud seed, and is
-reached on 127.0.0.1 (8080→80, 8443→443, 2222→22). `down` stops exactly that VM's qemu.
+user-data (sample app, self-signed TLS, the harness's SSH key) from a NoCloud seed, fetches its
+artefact and parameters from a local S3/SSM with IMDSv2 credentials (devtools/local_aws.py, on
+the host's loopback), and is reached on 127.0.0.1 (8080→80, 8443→443, 2222→22). `down` stops
+exactly that VM's qemu and its local AWS.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 from components.bootstrap import BootstrapError
 from components.config import ConfigError
 from devtools.vm import Ports, Vm, VmError
-from devtools.vm_up import NoGuest, render_for_vm, up
+from devtools.vm_up import NoGuest, stage, up
 
 STARTED = time.monotonic()
 
@@ -38,9 +40,11 @@ def cmd_up(args: argparse.Namespace, vm: Vm) -> int:
     if args.user_data:
         user_data, hostname = args.user_data.read_text(), args.name
     else:
-        rendered = render_for_vm(args.stack, ports)
+        rendered = stage(vm, args.stack, ports)
         user_data, hostname = rendered.user_data, f"{args.stack}-vm"
-        say(f"render: {args.stack} user-data {len(user_data)} bytes, sha256 {rendered.sha256[:12]}")
+        say(f"render: {args.stack} user-data {len(user_data)} bytes, sha256 {rendered.sha256[:12]}; "
+            f"artefact {len(rendered.artefact)} bytes in the local S3 "
+            f"(sha256 {rendered.artefact_sha256[:12]})")
     try:
         result = up(vm.dir.name, user_data, hostname, ports, say, timeout=args.timeout)
     except NoGuest as err:

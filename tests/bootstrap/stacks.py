@@ -4,8 +4,15 @@ mirrors and CAs, Ubuntu)."""
 
 from __future__ import annotations
 
+import base64
+import gzip
+import io
 import json
+import tarfile
 
+import yaml
+
+from components.bootstrap import RenderedBootstrap
 from components.config import PROJECT_DIR, StackConfig, parse, parse_stack
 from tests.cases import ssh_key
 
@@ -64,3 +71,20 @@ def shell_scripts(files: dict[str, str]) -> dict[str, str]:
     """The rendered files that are shell scripts (by their #! line)."""
     return {p: t for p, t in files.items() if t.startswith(("#!/bin/bash", "#!/bin/sh"))}
 
+
+
+def shipped(rendered: RenderedBootstrap, root: str = "") -> dict[str, str]:
+    """What a server gets, read the way it reads it: the user-data's write_files (as cloud-init
+    decodes them) and the artefact's members (as the fetcher unpacks them under `root`)."""
+    out = {}
+    for f in yaml.safe_load(rendered.user_data).get("write_files", []):
+        content = f["content"]
+        if f.get("encoding") == "gz+b64":
+            content = gzip.decompress(base64.b64decode(content)).decode()
+        out[f["path"]] = content
+    with tarfile.open(fileobj=io.BytesIO(rendered.artefact), mode="r:") as tar:
+        for member in tar.getmembers():
+            handle = tar.extractfile(member)
+            assert handle is not None and member.isfile()
+            out[f"{root}/{member.name}"] = handle.read().decode()
+    return out

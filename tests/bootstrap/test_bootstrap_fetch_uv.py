@@ -52,11 +52,14 @@ def publish(index: Site, data: bytes, name: str = WHEEL) -> str:
 
 @pytest.fixture
 def fetch_uv(tmp_path: Path) -> Path:
-    """The fetcher exactly as the server's setup script gets it."""
-    script = tmp_path / "fetch-uv"
-    script.write_text(render(make_cfg({})).files["/usr/local/lib/webstack/hello/fetch-uv"])
-    script.chmod(0o755)
-    return script
+    """The fetcher exactly as the server's setup script gets it, beside the client and the
+    settings it reads."""
+    files = render(make_cfg({})).files
+    for name in ("fetch-uv", "awsclient.py", "settings.json"):
+        script = tmp_path / name
+        script.write_text(files[f"/usr/local/lib/webstack/hello/{name}"])
+        script.chmod(0o755)
+    return tmp_path / "fetch-uv"
 
 
 def run(script: Path, index: Site, sha: str, out: Path) -> subprocess.CompletedProcess[str]:

@@ -26,7 +26,7 @@ from components.bootstrap import (
 )
 from components.config import ConfigError
 from devtools.localrun import local_target, read_env_file
-from tests.bootstrap.stacks import ZONE, make_cfg
+from tests.bootstrap.stacks import ZONE, make_cfg, shipped
 from tests.cases import ED25519_KEY
 
 HOSTILE = [
@@ -163,8 +163,7 @@ def test_hostile_env_value_is_refused_or_reaches_the_app_unchanged(
         return
     cfg = make_cfg(raw)
     expected = cfg.app.env["GREETING"]
-    files = yaml.safe_load(outcome)["write_files"]
-    content = next(f["content"] for f in files if f["path"] == "/etc/webstack/hello/app.env")
+    content = shipped(render(cfg))["/etc/webstack/hello/app.env"]
     path = tmp_path / "app.env"
     path.write_text(content)
     assert read_env_file(str(path)) == {"GREETING": expected}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import difflib
-import gzip
 import hashlib
+import io
 import json
 import os
 import random
@@ -13,7 +13,9 @@ import re
 import string
 import subprocess
 import sys
+import tarfile
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,16 +26,19 @@ from components.bootstrap import (
     EC2_USER_DATA_LIMIT,
     GUNICORN_VERSION,
     SAMPLE_APP_DIR,
+    SERVER_DIR,
+    USER_DATA_BUDGET,
     UV_VERSION,
     UV_WHEELS,
     BootstrapError,
     RenderedBootstrap,
     Target,
+    pack,
     render,
 )
-from components.config import PROJECT_DIR, StackConfig, parse_stack
+from components.config import PROJECT_DIR, ConfigError, StackConfig, parse_stack
 from devtools.localrun import local_target
-from tests.bootstrap.stacks import VARIANTS, all_configs, make_cfg
+from tests.bootstrap.stacks import VARIANTS, all_configs, make_cfg, shipped
 
 UNIT_DIR = "/etc/systemd/system"
 NO_RECOMMENDS = 'APT::Install-Recommends "false";\n'
@@ -47,56 +52,80 @@ def test_render_returns_the_cloud_config_and_every_file_it_writes() -> None:
     rendered = render(make_cfg(VARIANTS["plain"]))
     assert rendered.user_data.startswith("#cloud-config\n")
     assert rendered.sha256 == hashlib.sha256(rendered.user_data.encode()).hexdigest()
+    # The user-data carries the fetcher and the settings; the artefact every other file.
+    lib = "/usr/local/lib/webstack/hello"
     entries = write_files(rendered.user_data)
-    assert {p: e["content"] for p, e in entries.items()} == rendered.files
-    assert {p: int(str(e["permissions"]), 8) for p, e in entries.items()} == rendered.modes
+    assert set(entries) == {f"{lib}/awsclient.py", f"{lib}/settings.json"}
+    assert entries[f"{lib}/awsclient.py"]["encoding"] == "gz+b64"
+    assert shipped(rendered) == rendered.files
+    assert {p: int(str(e["permissions"]), 8) for p, e in entries.items()} == {
+        f"{lib}/awsclient.py": 0o755, f"{lib}/settings.json": 0o644}
+    with tarfile.open(fileobj=io.BytesIO(rendered.artefact)) as tar:
+        assert {"/" + m.name: m.mode for m in tar.getmembers()} == {
+            p: m for p, m in rendered.modes.items() if p not in entries}
+    settings = json.loads(rendered.files[f"{lib}/settings.json"])
+    assert settings["artefact"]["sha256"] == hashlib.sha256(rendered.artefact).hexdigest()
+    assert settings["artefact"]["key"] == f"artefacts/{rendered.artefact_sha256}.tar"
     doc = yaml.safe_load(rendered.user_data)
-    assert doc["runcmd"] == [["/usr/local/lib/webstack/hello/setup"]]
+    assert doc["runcmd"] == [["/usr/bin/python3", f"{lib}/awsclient.py", "fetch"],
+                             [f"{lib}/setup"]]
     for name in ("webstack-hello.socket", "webstack-hello.service"):
         assert f"{UNIT_DIR}/{name}" in rendered.files
 
 
-def test_user_data_goes_to_ec2_as_is_when_it_fits_else_gzipped() -> None:
+def test_user_data_goes_to_ec2_as_is() -> None:
     rendered = render(make_cfg(VARIANTS["plain"]))
-    raw = base64.b64decode(rendered.ec2_user_data_base64)
-    if len(rendered.user_data.encode()) <= EC2_USER_DATA_LIMIT:
-        assert raw.decode() == rendered.user_data
-    else:
-        assert raw[:2] == b"\x1f\x8b"
-        assert gzip.decompress(raw).decode() == rendered.user_data
+    assert base64.b64decode(rendered.ec2_user_data_base64).decode() == rendered.user_data
 
 
 @pytest.mark.parametrize("name", [*VARIANTS, "stack:dev", "stack:prod"])
-def test_every_stack_fits_ec2s_limit_with_room_to_spare(name: str) -> None:
+def test_every_stack_fits_the_8_kb_budget_uncompressed(name: str) -> None:
     cfg = all_configs()[name]
     sent = len(base64.b64decode(render(cfg).ec2_user_data_base64))
-    assert sent <= EC2_USER_DATA_LIMIT * 0.9, (name, sent)
+    assert sent <= USER_DATA_BUDGET < EC2_USER_DATA_LIMIT, (name, sent)
 
 
-def test_big_user_data_is_gzipped_and_inflates_to_the_same_text() -> None:
-    rendered = render(make_cfg(VARIANTS["letsencrypt"]))
-    assert len(rendered.user_data.encode()) > EC2_USER_DATA_LIMIT
-    raw = base64.b64decode(rendered.ec2_user_data_base64)
-    assert raw[:2] == b"\x1f\x8b" and len(raw) <= EC2_USER_DATA_LIMIT
-    assert gzip.decompress(raw).decode() == rendered.user_data
-
-
-def test_user_data_too_big_even_gzipped_is_a_clear_error() -> None:
+def test_big_app_settings_go_to_the_artefact_not_the_user_data() -> None:
     rng = random.Random(3)
     env = [f"V{i}=" + "".join(rng.choices(string.ascii_letters + string.digits, k=4000))
            for i in range(12)]
-    rendered = render(make_cfg({"webstack:appEnv": json.dumps(env)}))
-    with pytest.raises(BootstrapError, match=r"over EC2's 16384-byte limit: shorten appEnv"):
-        _ = rendered.ec2_user_data_base64
+    big = render(make_cfg({"webstack:appEnv": json.dumps(env)}))
+    assert len(big.user_data) == len(render(make_cfg({})).user_data)
+    assert env[0].split("=", 1)[1] in big.files["/etc/webstack/hello/app.env"]
+
+
+def test_user_data_over_ec2s_limit_is_a_clear_error() -> None:
+    ca = (PROJECT_DIR / "tests/bootstrap/data/test-ca.pem").read_text()
+    rendered = render(make_cfg({"webstack:extraCaCertFiles": json.dumps(
+        ["tests/bootstrap/data/test-ca.pem"])}))
+    huge = replace(rendered, user_data=rendered.user_data + ca * 30)
+    with pytest.raises(BootstrapError, match=r"over EC2's 16384-byte limit: fewer or smaller "
+                                             r"extraCaCertFiles"):
+        _ = huge.ec2_user_data_base64
+
+
+def test_artefact_depends_on_the_files_alone() -> None:
+    """ustar, sorted, root-owned, mtime 0: the same bytes on any machine (its sha256 is in the
+    user-data, so a difference would replace the servers)."""
+    rendered = render(make_cfg(VARIANTS["full"]))
+    again = pack(dict(reversed(list(rendered.files.items()))), rendered.modes, "")
+    carried = set(write_files(rendered.user_data))
+    mine = pack({p: t for p, t in rendered.files.items() if p not in carried},
+                rendered.modes, "")
+    assert mine == rendered.artefact and len(again) > len(mine)
+    with tarfile.open(fileobj=io.BytesIO(rendered.artefact)) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == sorted(m.name for m in members)
+    assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {(0, 0, "root",
+                                                                             "root", 0)}
 
 
 def test_env_values_go_to_a_root_only_file_and_secrets_are_fetched_by_name() -> None:
     cfg = make_cfg(VARIANTS["full"])
     rendered = render(cfg)
-    entries = write_files(rendered.user_data)
-    env = entries["/etc/webstack/shop/app.env"]
-    assert (env["owner"], env["permissions"]) == ("root:root", "0600")
-    assert 'DJANGO_SETTINGS_MODULE="site.settings.prod"' in str(env["content"])
+    assert rendered.modes["/etc/webstack/shop/app.env"] == 0o600
+    assert 'DJANGO_SETTINGS_MODULE="site.settings.prod"' in shipped(rendered)[
+        "/etc/webstack/shop/app.env"]
     # Secret variables are never in the user-data, only the parameter names to fetch.
     assert "DATABASE_URL=" not in rendered.user_data
     mapping = json.loads(rendered.files["/etc/webstack/shop/secrets.json"])
@@ -106,7 +135,8 @@ def test_env_values_go_to_a_root_only_file_and_secrets_are_fetched_by_name() -> 
     assert "EnvironmentFile=/run/webstack/shop/secrets.env" in service
     assert "Requires=webstack-shop-secrets.service" in service
     secrets_unit = rendered.files[f"{UNIT_DIR}/webstack-shop-secrets.service"]
-    assert "--region us-east-1" in secrets_unit and "UMask=0077" in secrets_unit
+    assert "ssm-get /etc/webstack/shop/secrets.json" in secrets_unit
+    assert "UMask=0077" in secrets_unit
 
 
 def _gunicorn_settings(rendered: RenderedBootstrap, app: str) -> dict[str, object]:
@@ -189,11 +219,11 @@ def test_letsencrypt_keeps_its_certificate_in_ssm_and_retries_from_a_timer() -> 
     tls = files[f"{lib}/tls"]
     assert naming.tls_parameter(cfg) == "/webstack/dev/hello/tls/letsencrypt"
     assert "slot=/webstack/dev/hello/tls/letsencrypt\n" in tls
-    assert 'ssm=("$lib/ssm-get" --region us-east-1)' in tls
+    assert 'ssm=("$lib/ssm-get")' in tls
     assert '--deploy-hook "$lib/tls deployed"' in tls
     ssm_get = files[f"{lib}/ssm-get"]
-    assert '"Type": "SecureString",\n              "Tier": "Advanced", "Overwrite": True}' \
-        in ssm_get
+    assert '"Type": "SecureString",\n                           "Tier": conf["tls_tier"]' in ssm_get
+    assert json.loads(files[f"{lib}/settings.json"])["tls_tier"] == "Advanced"
     # setup asks once and goes on: the timer retries, no boot fails for a certificate
     setup = files[f"{lib}/setup"]
     assert "certbot" not in setup.replace("certbot.timer", "")
@@ -208,12 +238,10 @@ def test_letsencrypt_keeps_its_certificate_in_ssm_and_retries_from_a_timer() -> 
     assert not [p for p in files if "certbot-deploy-hook" in p]
 
 
-def test_ssm_get_carries_only_the_modes_the_stack_uses() -> None:
+def test_ssm_get_is_the_server_program_as_it_is() -> None:
     lib = "/usr/local/lib/webstack"
     le = render(make_cfg(VARIANTS["letsencrypt"])).files[f"{lib}/hello/ssm-get"]
-    assert 'mode.add_argument("--put"' in le and "def write_secrets" not in le
-    full = render(make_cfg(VARIANTS["full"])).files[f"{lib}/shop/ssm-get"]
-    assert "def write_secrets" in full and "--put" not in full and "PutParameter" not in full
+    assert le == (SERVER_DIR / "ssm_get.py").read_text()
     # a local run has no SSM: nothing to read or write the certificate with
     local = render(make_cfg(VARIANTS["letsencrypt"]),
                    local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
@@ -282,8 +310,9 @@ def test_uv_is_fetched_during_the_package_installs_and_again_by_setup() -> None:
     # Started now, run once cloud-config is done (the script and the CAs exist by then); its
     # failure never fails the boot, since setup fetches again (waiting on the same lock).
     assert bootcmd.startswith("systemd-run --quiet --no-block --collect --unit=webstack-hello-uv ")
-    assert bootcmd.endswith(f" --property=After=cloud-config.service /usr/bin/python3 "
-                            f"{lib}/fetch-uv || true")
+    assert bootcmd.endswith(
+        f" --property=After=cloud-config.service /bin/sh -c '/usr/bin/python3 {lib}/awsclient.py"
+        f" fetch --only {lib} && /usr/bin/python3 {lib}/fetch-uv' || true")
     assert ' || "$lib/fetch-uv"\n' in rendered.files[f"{lib}/setup"]
     assert 'fcntl.flock' in rendered.files[f"{lib}/fetch-uv"]
     local = render(make_cfg({}), local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/v")))
@@ -294,13 +323,12 @@ def test_uv_is_pinned_per_arch_to_the_development_version() -> None:
     pins = (PROJECT_DIR / "requirements-dev.txt").read_text().splitlines()
     assert f"uv=={UV_VERSION}" in pins
     for arch, machine in (("x86_64", "x86_64"), ("arm64", "aarch64")):
-        fetch = render(make_cfg({"webstack:serverArch": arch})).files[
-            "/usr/local/lib/webstack/hello/fetch-uv"]
+        settings = json.loads(render(make_cfg({"webstack:serverArch": arch})).files[
+            "/usr/local/lib/webstack/hello/settings.json"])
         wheel, sha = UV_WHEELS[arch]
         assert wheel.startswith(f"uv-{UV_VERSION}-py3-none-manylinux") and machine in wheel
         assert re.fullmatch(r"[0-9a-f]{64}", sha)
-        assert f'"--wheel", default="{wheel}"' in fetch
-        assert f'"--sha256", default="{sha}"' in fetch
+        assert (settings["uv"]["wheel"], settings["uv"]["sha256"]) == (wheel, sha)
     assert UV_WHEELS["x86_64"][1] != UV_WHEELS["arm64"][1]
 
 
@@ -324,8 +352,9 @@ def test_unattended_security_upgrades_are_enabled() -> None:
     ({"webstack:appPath": "src"}, "webstack:appPath = 'src': expected it empty with the bundled"),
 ])
 def test_settings_the_server_cannot_honour_are_refused(raw: dict[str, str], message: str) -> None:
-    with pytest.raises(BootstrapError, match=message):
-        render(make_cfg(raw))
+    """Refused with the other settings' problems, before anything is rendered."""
+    with pytest.raises(ConfigError, match=message):
+        make_cfg(raw)
 
 
 def test_render_script_writes_the_user_data_and_every_file(tmp_path: Path) -> None:
@@ -367,7 +396,9 @@ def test_local_runs_use_the_server_files_but_for_root_ports_and_venv(
                          r"url = \"https?://127\.0\.0\.1:|venv_shared=|uv=\(|"
                          r"# REF \(tag, branch or commit SHA\) defaults to |"
                          r"ref=\$\{ref:-|health_url=https?://127\.0\.0\.1:|"
-                         r"\"\$lib/probe\" get https?://127\.0\.0\.1:)")
+                         r"\"\$lib/probe\" get https?://127\.0\.0\.1:|"
+                         # settings.json: the artefact is another, uv the developer's
+                         r"\s*\"(key|sha256|path|root)\": )")
     ec2_only = re.compile(r"^# >>> (EC2|servers) only.*?^# <<< \1 only\n\n", re.M | re.S)
     for path, text in server.files.items():
         if path in server_only_files:

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from unittest import mock
@@ -23,7 +24,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from components import naming
-from components.bootstrap import SAMPLE_APP_DIR, Target, render
+from components.bootstrap import SAMPLE_APP_DIR, Endpoints, Target, render
 from components.naming import Paths
 from components.parameters import TLS_PLACEHOLDER
 from devtools.localrun import install, local_target, read_env_file
@@ -41,9 +42,12 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Comple
                           env=env)
 
 
-def installed(raw: dict[str, str], root: Path) -> Paths:
+def installed(raw: dict[str, str], root: Path, aws: str = "") -> Paths:
+    """The rendered files under `root`; `aws`: the URL of an IMDS + SSM fake the settings name
+    as the server's endpoints."""
     cfg = make_cfg(raw)
-    target = local_target(root, 8080, 8443, root / "venv")
+    target = replace(local_target(root, 8080, 8443, root / "venv"),
+                     endpoints=Endpoints(imds=aws, ssm=aws))
     install(render(cfg, target), target)
     return Paths(target.root, cfg.app.name)
 
@@ -264,11 +268,10 @@ SECRET_VALUES["/hello/prod/s00"] = "-----BEGIN KEY-----\nmulti\nline\n-----END K
 def secrets_run(fake_aws: str, tmp_path: Path, mapping: dict[str, str]) -> tuple[
         subprocess.CompletedProcess[str], Path]:
     raw = {"webstack:appSecrets": json.dumps([f"{k}={v}" for k, v in mapping.items()])}
-    paths = installed(raw, tmp_path / "root")
+    paths = installed(raw, tmp_path / "root", aws=fake_aws)
     out = Path(paths.secrets_dir) / "secrets.env"
-    proc = run(["/usr/bin/python3", f"{paths.lib}/ssm-get", "--region", "us-east-1",
-                "--imds", fake_aws, "--endpoint", fake_aws,
-                f"{paths.etc}/secrets.json", str(out)], env={"PATH": os.environ["PATH"]})
+    proc = run(["/usr/bin/python3", f"{paths.lib}/ssm-get", f"{paths.etc}/secrets.json",
+                str(out)], env={"PATH": os.environ["PATH"]})
     return proc, out
 
 
@@ -302,7 +305,8 @@ def test_ssm_get_reads_the_release_ref_with_get_parameter(fake_aws: str, tmp_pat
     FakeAws.parameters = {"/webstack/dev/shop/release-ref": "v2.0.1"}
     FakeAws.requests = []
     cfg = make_cfg({"webstack:appName": "shop", "webstack:appRepo": REPO_URL})
-    target = Target(root=str(tmp_path / "root"))  # an EC2 target, under a root
+    # an EC2 target, under a root
+    target = Target(root=str(tmp_path / "root"), endpoints=Endpoints(imds=fake_aws, ssm=fake_aws))
     rendered = render(cfg, target)
     install(rendered, target)
     lib = Paths(target.root, "shop").lib
@@ -310,8 +314,7 @@ def test_ssm_get_reads_the_release_ref_with_get_parameter(fake_aws: str, tmp_pat
     assert "--get /webstack/dev/shop/release-ref" in release
 
     def get(name: str) -> subprocess.CompletedProcess[str]:
-        return run(["/usr/bin/python3", f"{lib}/ssm-get", "--region", "us-east-1",
-                    "--imds", fake_aws, "--endpoint", fake_aws, "--get", name],
+        return run(["/usr/bin/python3", f"{lib}/ssm-get", "--get", name],
                    env={"PATH": os.environ["PATH"]})
 
     proc = get("/webstack/dev/shop/release-ref")
@@ -319,7 +322,7 @@ def test_ssm_get_reads_the_release_ref_with_get_parameter(fake_aws: str, tmp_pat
     assert FakeAws.requests[-1] == "POST /"
     missing = get("/webstack/dev/shop/nope")
     assert missing.returncode != 0 and missing.stdout == ""
-    assert "SSM answered 400 to GetParameter" in missing.stderr
+    assert "ssm AmazonSSM.GetParameter answered 400" in missing.stderr
     assert "ParameterNotFound" in missing.stderr
 
 
@@ -371,7 +374,8 @@ def test_ssm_get_puts_and_gets_the_certificate_slot_on_moto(
     cfg = make_cfg({**ZONE, "webstack:tlsMode": "letsencrypt",
                     "webstack:domainExtraNames": json.dumps(["www.example.com"]),
                     "webstack:tlsEmail": "ops@example.com"}, stack="slot")
-    target = Target(root=str(tmp_path / "root"))  # an EC2 target, under a root
+    # an EC2 target, under a root
+    target = Target(root=str(tmp_path / "root"), endpoints=Endpoints(imds=fake_aws, ssm=moto_url))
     install(render(cfg, target), target)
     lib = Paths(target.root, "hello").lib
     slot = naming.tls_parameter(cfg)
@@ -384,8 +388,7 @@ def test_ssm_get_puts_and_gets_the_certificate_slot_on_moto(
     assert 4096 < len(blob.encode()) < 8192 and naming.TLS_PARAMETER_TIER == "Advanced"
 
     def ssm_get(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["/usr/bin/python3", f"{lib}/ssm-get", "--region", "us-east-1",
-                               "--imds", fake_aws, "--endpoint", moto_url, *args], input=stdin,
+        return subprocess.run(["/usr/bin/python3", f"{lib}/ssm-get", *args], input=stdin,
                               capture_output=True, text=True, timeout=60, check=False,
                               env={"PATH": os.environ["PATH"]})
 

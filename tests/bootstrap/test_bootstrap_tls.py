@@ -62,7 +62,7 @@ exec /usr/bin/curl --connect-to "::127.0.0.1:$HTTP_PORT" "$@"
 # SSM for the certificate slot: a file, and a log line per call (the value comes on stdin).
 SSM_GET = r"""
 echo "ssm-get $*" >> "$STUB_LOG"
-case "$3" in
+case "$1" in
   --get) cat "$STUB_STATE/slot" ;;
   --put) cat > "$STUB_STATE/slot" ;;
   *) exit 2 ;;
@@ -167,7 +167,7 @@ def test_a_stored_certificate_still_good_is_restored_without_certbot(server: Ser
     proc = server.setup()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     calls = server.calls()
-    assert f"ssm-get --region us-east-1 --get {SLOT}" in calls
+    assert f"ssm-get --get {SLOT}" in calls
     assert not [c for c in calls if c.startswith(("certbot", "curl")) or "--put" in c]
     assert server.served() == stored
     assert f"tls: restored the certificate stored in {SLOT}" in proc.stderr
@@ -203,7 +203,7 @@ def test_nothing_good_stored_asks_certbot_and_stores_what_it_issues(
     assert (server.tls / "fullchain.pem").resolve() == lineage / "fullchain.pem"
     issued = (lineage / "fullchain.pem").read_text() + (lineage / "privkey.pem").read_text()
     assert calls.index("systemctl reload nginx") < calls.index(
-        f"ssm-get --region us-east-1 --put {SLOT}")
+        f"ssm-get --put {SLOT}")
     assert (server.state / "slot").read_text() == issued  # the next server restores this one
     assert f"tls: stored the certificate in {SLOT}" in proc.stderr
     webroot = Path(server.run.paths.state) / "acme/.well-known/acme-challenge"

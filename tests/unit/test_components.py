@@ -13,6 +13,7 @@ from components.certificate import Certificate
 from components.dns import Dns
 from components.firewall import Firewall, rules
 from components.fleet import ServerFleet
+from components.artefact import ArtefactArgs, ServerArtefact
 from components.instance_role import MANAGED_POLICIES, InstanceRole, agent_policy, parameter_arn
 from components.loadbalancer import TLS_POLICY, LoadBalancer
 from components.monitoring import LogGroups, Monitoring
@@ -25,6 +26,7 @@ from devtools.mockrun import ACCOUNT_ID, MockRun, run_program, stack_config
 from tests.cases import ED25519_KEY, GOOD_ZONE, arr
 
 REGIONS = ("us-east-1",)
+BUCKET = f"hello-dev-{ACCOUNT_ID}-us-east-1"
 IMAGE = Image(id="ami-0123456789abcdef0", root_device_name="/dev/xvda", pinned=False)
 
 
@@ -199,7 +201,7 @@ def test_single_server_behind_a_load_balancer_has_no_elastic_ip():
 
 
 def _role(cfg: config.StackConfig, name: str) -> MockRun:
-    return build(lambda: InstanceRole(name, cfg))
+    return build(lambda: InstanceRole(name, cfg, artefact_bucket=BUCKET))
 
 
 def test_role_has_only_ssm_and_cloudwatch_and_exact_parameters():
@@ -211,7 +213,10 @@ def test_role_has_only_ssm_and_cloudwatch_and_exact_parameters():
     assert attached == sorted(MANAGED_POLICIES)
     policies = {r.name.removeprefix("role-b-"): json.loads(r.inputs["policy"])
                 for r in run.of_type("aws:iam/rolePolicy:RolePolicy")}
-    assert set(policies) == {"parameters", "cloudwatch-agent"}
+    assert set(policies) == {"parameters", "cloudwatch-agent", "artefacts"}
+    assert policies["artefacts"]["Statement"] == [{
+        "Sid": "ReadServerArtefacts", "Effect": "Allow", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{BUCKET}/artefacts/*"}]  # exactly the prefix, read only
     statement, decrypt = policies["parameters"]["Statement"]
     assert decrypt["Condition"]["StringEquals"]["kms:EncryptionContext:PARAMETER_ARN"] == (
         statement["Resource"])
@@ -227,8 +232,34 @@ def test_role_has_only_ssm_and_cloudwatch_and_exact_parameters():
 
 def test_bundled_app_without_secrets_reads_no_parameters():
     run = _role(cfg_of(), "role-c")
-    (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
-    assert policy.name.endswith("-cloudwatch-agent")
+    names = sorted(p.name for p in run.of_type("aws:iam/rolePolicy:RolePolicy"))
+    assert names == ["role-c-artefacts", "role-c-cloudwatch-agent"]
+
+
+def test_artefact_bucket_is_private_encrypted_versioned_tls_only():
+    content = b"x" * 1000
+    run = build(lambda: ServerArtefact("art-a", ArtefactArgs(
+        bucket=BUCKET, key="artefacts/abc.tar", content=content, tags={"k": "v"})))
+    bucket = run.one("aws:s3/bucket:Bucket")
+    assert bucket.inputs["bucket"] == BUCKET and bucket.inputs["forceDestroy"] is True
+    block = run.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy",
+                                          "ignorePublicAcls", "restrictPublicBuckets"))
+    (rule,) = run.one("aws:s3/bucketServerSideEncryptionConfiguration:"
+                      "BucketServerSideEncryptionConfiguration").inputs["rules"]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    assert run.one("aws:s3/bucketVersioning:BucketVersioning").inputs[
+        "versioningConfiguration"]["status"] == "Enabled"
+    assert run.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs[
+        "rule"]["objectOwnership"] == "BucketOwnerEnforced"
+    (deny,) = json.loads(run.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])[
+        "Statement"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:*")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Resource"] == [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]
+    obj = run.one("aws:s3/bucketObjectv2:BucketObjectv2")
+    assert obj.inputs["key"] == "artefacts/abc.tar"
+    assert base64.b64decode(obj.inputs["contentBase64"]) == content
 
 
 def test_agent_may_ship_only_to_our_namespace_and_log_groups():

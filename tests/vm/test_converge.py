@@ -24,7 +24,8 @@ from components.config import PROJECT_DIR
 from components.readiness_check import probe_command
 from devtools.localrun import wait_until
 from devtools.vm import Vm, get, healthy
-from devtools.vm_up import UpResult, render_for_vm, up
+from devtools import local_aws
+from devtools.vm_up import UpResult, stage, up
 from tests.vm.conftest import say, vm_ports
 
 pytestmark = pytest.mark.vm
@@ -49,11 +50,19 @@ class Booted:
         return self.vm.ssh(script, timeout=timeout).stdout
 
 
+# A secret in the local SSM, as `pulumi up` stores appSecretValues: the server reads it at boot
+# with its IMDSv2 role credentials, as on EC2.
+SECRET_PARAMETER = "/webstack/dev/hello/secrets/SESSION_KEY"
+SECRET_VALUE = "local-vm s3cr3t \"quoted\" $HOME"
+
+
 @pytest.fixture(scope="module")
 def booted(accel: str) -> Iterator[Booted]:
     ports = vm_ports()
-    rendered = render_for_vm("dev", ports)
     vm = Vm.named("test-converge")
+    rendered = stage(vm, "dev", ports,
+                     extra={"webstack:appSecrets": json.dumps([f"SESSION_KEY={SECRET_PARAMETER}"])},
+                     parameters={SECRET_PARAMETER: SECRET_VALUE})
     try:
         result = up("test-converge", rendered.user_data, "dev-vm", ports, say,
                     timeout=900, accel=accel)
@@ -75,6 +84,29 @@ def test_cloud_init_done_without_errors(booted: Booted) -> None:
     assert warnings == "", warnings
     long = booted.sh("cloud-init status --long")
     assert "status: done" in long
+
+
+def test_artefact_and_secrets_came_from_the_local_s3_and_ssm_through_imdsv2(
+        booted: Booted) -> None:
+    """The same user-data as EC2's, but for its endpoints: the artefact fetched from S3 and
+    checked by its sha256, the secret read from SSM, both signed with the IMDSv2 role's
+    credentials, which reach no file."""
+    log = booted.sh("cat /var/log/cloud-init-output.log")
+    sha = booted.rendered.artefact_sha256
+    assert f"of artefact {sha[:12]} under /" in log, log[-2000:]
+    settings = json.loads(booted.sh("cat /usr/local/lib/webstack/hello/settings.json"))
+    assert settings["artefact"]["sha256"] == sha
+    aws = local_aws.running(booted.vm.aws_state)
+    assert aws is not None, "the VM's local AWS stopped"
+    aws_port = aws.moto_port
+    assert settings["endpoints"]["s3"] == f"http://{local_aws.GUEST_HOST}:{aws_port}"
+    env = booted.sh("cat /run/webstack/hello/secrets.env")
+    assert env == 'SESSION_KEY="local-vm s3cr3t \\"quoted\\" \\$HOME"\n', env
+    assert booted.sh("stat -c %a /run/webstack/hello/secrets.env").strip() == "600"
+    leaked = booted.sh(f"grep -rl {local_aws.CREDENTIALS['SecretAccessKey']} /etc /srv /usr/local "
+                       "/var/log /run 2>/dev/null || true")
+    assert leaked == "", leaked
+    assert SECRET_VALUE not in log
 
 
 def test_root_is_the_apps_greeting_through_nginx(booted: Booted) -> None:

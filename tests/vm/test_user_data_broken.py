@@ -14,7 +14,7 @@ import pytest
 from components.config import PROJECT_DIR
 from components.readiness_check import cloud_init_details, probe_command
 from devtools.vm import Vm
-from devtools.vm_up import render_for_vm
+from devtools.vm_up import stage
 from tests.vm.conftest import say, vm_ports
 
 pytestmark = pytest.mark.vm
@@ -25,7 +25,7 @@ BOUND = 600  # seconds: the package step fails within ~2 min of power-on under T
 
 def test_broken_user_data_reports_the_failing_module(accel: str, tmp_path: Path) -> None:
     ports = vm_ports()
-    user_data = render_for_vm("dev", ports).user_data
+    user_data = stage(Vm.named("test-broken"), "dev", ports).user_data
     assert "\npackages:\n" in user_data
     broken = tmp_path / "user-data"
     broken.write_text(user_data.replace("\npackages:\n", f"\npackages:\n  - {BOGUS}\n", 1))

@@ -1,7 +1,9 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """fetch-uv [--index URL --wheel FILE --sha256 HEX --out PATH]: uv from wheel FILE, found on the
 index's simple page and refused unless its sha256 is HEX, at PATH (unless already there).
 The defaults are this server's: its package index, the pinned uv for its arch."""
+
+from __future__ import annotations
 
 import argparse
 import fcntl
@@ -16,6 +18,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+
+from awsclient import settings
 
 
 class Failed(Exception):
@@ -47,14 +51,15 @@ def version_at(path):
 
 
 def main():
+    uv = settings()["uv"]
     p = argparse.ArgumentParser()
-    p.add_argument("--index", default={{ package_index | json }})
-    p.add_argument("--wheel", default={{ uv_wheel[0] | json }})
-    p.add_argument("--sha256", default={{ uv_wheel[1] | json }})
-    p.add_argument("--out", default={{ uv | json }})
+    p.add_argument("--index", default=uv["index"])
+    p.add_argument("--wheel", default=uv["wheel"])
+    p.add_argument("--sha256", default=uv["sha256"])
+    p.add_argument("--out", default=uv["path"])
     a = p.parse_args()
     version = a.wheel.split("-")[1]
-    lock = open(a.out + ".lock", "w")  # one fetch at a time; the next finds it done
+    lock = open(a.out + ".lock", "w")  # noqa: SIM115 - one fetch at a time, held until exit
     fcntl.flock(lock, fcntl.LOCK_EX)
     if version_at(a.out) == version:
         return print(f"fetch-uv: uv {version} is already at {a.out}")

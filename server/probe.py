@@ -1,5 +1,5 @@
-#!/usr/bin/env python3
-"""Health probe and log redaction for {{ app.name }}'s release script (standard library only).
+#!/usr/bin/python3
+"""Health probe and log redaction for the release script (standard library only).
 
     probe get URL [--unix SOCKET] [--wait S] [--pid PID] [--redact ENVFILE ...]
         GET URL (over SOCKET when given: the candidate gunicorn), retrying refused connections
@@ -10,6 +10,8 @@
 Secret values never reach the release's messages: every body or log excerpt passes redact().
 """
 
+from __future__ import annotations
+
 import argparse
 import http.client
 import os
@@ -19,6 +21,8 @@ import ssl
 import sys
 import time
 import urllib.parse
+
+from awsclient import settings
 
 _ENV = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*="((?:[^"\\]|\\.)*)"', re.MULTILINE | re.DOTALL)
 
@@ -83,12 +87,12 @@ def get(url, unix, timeout):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("action", choices=["get", "redact"])
     parser.add_argument("url", nargs="?")
     parser.add_argument("--unix")
     parser.add_argument("--wait", type=float, default=60)
-    parser.add_argument("--timeout", type=float, default={{ app.timeout_seconds + 5 }})
+    parser.add_argument("--timeout", type=float, default=settings()["probe_timeout"])
     parser.add_argument("--pid", type=int)
     parser.add_argument("--redact", action="append", default=[])
     args = parser.parse_args()
