@@ -55,20 +55,6 @@ UV_WHEELS = {  # server arch -> (wheel, sha256)
 PYPI_SIMPLE = "https://pypi.org/simple/"
 AWS_DEFAULT_VPC_CIDR = "172.31.0.0/16"  # every region's default VPC uses this range
 
-# Accounts that exist on Debian/Ubuntu cloud images: an app named like one would run as it.
-RESERVED_NAMES = frozenset({
-    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
-    "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "admin", "debian",
-    "ubuntu", "ec2-user", "sshd", "messagebus", "nginx", "polkitd", "syslog", "uuidd", "tss",
-    "landscape", "lxd", "tcpdump", "dnsmasq", "usbmux", "pollinate", "fwupd-refresh",
-})
-
-# Words that reach nginx or systemd unquoted: the settings' own validation already limits them
-# to these characters; anything else is refused rather than quoted. No leading '-' or '~'
-# (systemd reads a leading '-' as "ignore failure"/"optional"), no '%' specifiers, no '$'.
-_PLAIN_WORD = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._~/:@+=,-]{0,254}$")
-
-
 class BootstrapError(ConfigError):
     """The rendered user-data cannot be used (a value unsafe for its context, or too big):
     a config problem, reported like the others and before any resource exists."""
@@ -211,15 +197,6 @@ def env_line(key: str, value: str) -> str:
     return f'{key}="{escaped}"'
 
 
-def plain_word(value: str, setting: str, expected: str) -> str:
-    """A value that must reach nginx/systemd unquoted: returned as is, or refused."""
-    if not _PLAIN_WORD.match(value):
-        shown = value if len(value) <= 80 else value[:77] + "..."
-        raise BootstrapError(f"webstack:{setting} = {shown!r}: expected {expected} (at most 255 "
-                             "letters, digits and . _ ~ / : @ + = , -, not starting with - or ~)")
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # Template context
 
@@ -273,31 +250,8 @@ def cloudwatch_agent_config(cfg: StackConfig, paths: Paths) -> dict[str, object]
     }
 
 
-def _check_words(cfg: StackConfig) -> None:
-    """Refuse what the server cannot honour, and values that would reach nginx or systemd
-    unquoted and are not plain words."""
-    app = cfg.app
-    if app.bundled and app.path:
-        raise BootstrapError(f"webstack:appPath = {app.path!r}: expected it empty with the bundled "
-                             "sample app (appRepo empty), which sits at the repository's root")
-    if app.name in RESERVED_NAMES:
-        raise BootstrapError(f"webstack:appName = {app.name!r}: expected a name that is not a "
-                             "system account on Debian/Ubuntu (it names the app's user)")
-    checks = [("appName", app.name, "1-32 chars of a-z, 0-9 and '-'"),
-              ("appWsgi", app.wsgi, "module:callable"),
-              ("appHealthPath", app.health_path, "a URL path such as /healthz"),
-              ("appStaticDir", app.static_dir, "a relative path, e.g. static"),
-              ("appRequirements", app.requirements, "a relative file path")]
-    checks += [("appStaticUrl", app.static_url, "a URL path ending in '/'")] * bool(app.static_url)
-    checks += [("appPath", app.path, "a relative path, e.g. src/app")] * bool(app.path)
-    checks += [("domainHostname", n, "a DNS name") for n in cfg.domain.names]
-    for setting, value, expected in checks:
-        plain_word(value, setting, expected)
-
-
 def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     """Everything the templates see; derived values are computed here, not in Jinja."""
-    _check_words(cfg)
     app = cfg.app
     paths = Paths(target.root, app.name)
     app_dir = f"{paths.src}/{app.path}" if app.path else paths.src

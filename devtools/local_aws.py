@@ -23,12 +23,13 @@ import time
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import boto3
 
 from components.bootstrap import Endpoints, RenderedBootstrap, artefact_key
-from devtools.motoserver import free_port
 from devtools.localrun import wait_until
+from devtools.motoserver import free_port
 
 HOST = "127.0.0.1"
 GUEST_HOST = "10.0.2.2"  # qemu user networking: the host's loopback, as the guest sees it
@@ -62,7 +63,8 @@ def imds_handler(region: str, instance_id: str) -> type[BaseHTTPRequestHandler]:
         "/latest/meta-data/iam/security-credentials/": ROLE,
         f"/latest/meta-data/iam/security-credentials/{ROLE}": json.dumps({
             "Code": "Success", "Type": "AWS-HMAC", **CREDENTIALS,
-            "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 6 * 3600))}),
+            "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                        time.gmtime(time.time() + 6 * 3600))}),
     }
 
     class Imds(BaseHTTPRequestHandler):
@@ -154,7 +156,7 @@ def stop(state: Path) -> bool:
     return info is not None
 
 
-def client(info: LocalAwsInfo, service: str):  # noqa: ANN201 - a boto3 client of any service
+def client(info: LocalAwsInfo, service: str) -> Any:  # a boto3 client of any service
     return boto3.client(service, endpoint_url=f"http://{HOST}:{info.moto_port}",
                         region_name=info.region, aws_access_key_id="testing",
                         aws_secret_access_key="testing")

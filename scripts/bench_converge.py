@@ -98,8 +98,8 @@ def measure(vm: Vm, total: float, milestones: dict[str, float]) -> Run:
     # Firmware, kernel, initrd and early systemd: the host's clock, power-on to cloud-init.
     run.phases["power-on → cloud-init starts"] = milestones.get("cloud-init init-local", 0.0)
     times = analyze(vm)
-    for stage in STAGES:
-        run.phases[f"cloud-init {stage}"] = times.get(stage, 0.0)
+    for name in STAGES:
+        run.phases[f"cloud-init {name}"] = times.get(name, 0.0)
     run.phases["apt (package-update-upgrade-install)"] = times.get(
         "modules-final/config-package-update-upgrade-install", 0.0)
     boot = vm.ssh("systemd-analyze time | head -1", timeout=30, check=False).stdout

@@ -42,8 +42,8 @@ def cmd_up(args: argparse.Namespace, vm: Vm) -> int:
     else:
         rendered = stage(vm, args.stack, ports)
         user_data, hostname = rendered.user_data, f"{args.stack}-vm"
-        say(f"render: {args.stack} user-data {len(user_data)} bytes, sha256 {rendered.sha256[:12]}; "
-            f"artefact {len(rendered.artefact)} bytes in the local S3 "
+        say(f"render: {args.stack} user-data {len(user_data)} bytes, sha256 "
+            f"{rendered.sha256[:12]}; artefact {len(rendered.artefact)} bytes in the local S3 "
             f"(sha256 {rendered.artefact_sha256[:12]})")
     try:
         result = up(vm.dir.name, user_data, hostname, ports, say, timeout=args.timeout)

@@ -21,10 +21,10 @@ import pytest
 
 from components.bootstrap import GUNICORN_VERSION, UV_VERSION, RenderedBootstrap
 from components.config import PROJECT_DIR
-from components.readiness_check import probe_command
+from deploy.readiness_check import probe_command
+from devtools import local_aws
 from devtools.localrun import wait_until
 from devtools.vm import Vm, get, healthy
-from devtools import local_aws
 from devtools.vm_up import UpResult, stage, up
 from tests.vm.conftest import say, vm_ports
 

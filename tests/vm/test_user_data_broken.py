@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from components.config import PROJECT_DIR
-from components.readiness_check import cloud_init_details, probe_command
+from deploy.readiness_check import cloud_init_details, probe_command
 from devtools.vm import Vm
 from devtools.vm_up import stage
 from tests.vm.conftest import say, vm_ports
