@@ -37,6 +37,12 @@ def read_policy(bucket: str) -> str:
         "Resource": f"arn:aws:s3:::{bucket}/{naming.ARTEFACT_PREFIX}/*"}]})
 
 
+def standard_tags(tags: dict[str, str]) -> dict[str, str]:
+    """S3 allows an object 10 tags: the object gets the four the program sets (a user's own tag
+    can neither start with webstack: nor be ManagedBy, config refuses them)."""
+    return {k: v for k, v in tags.items() if k.startswith("webstack:") or k == "ManagedBy"}
+
+
 @dataclass(frozen=True)
 class ArtefactArgs:
     bucket: str  # naming.artefact_bucket(...): also named in the user-data
@@ -82,7 +88,7 @@ class ServerArtefact(pulumi.ComponentResource):
         self.object = aws.s3.BucketObjectv2(
             f"{name}-artefact", bucket=bucket.id, key=args.key,
             content_base64=base64.b64encode(args.content).decode(),
-            content_type="application/x-tar",  # untagged: S3 allows objects 10 tags
+            content_type="application/x-tar", tags=standard_tags(args.tags),
             opts=pulumi.ResourceOptions(parent=self, depends_on=guards, retain_on_delete=True))
         self.bucket_name = bucket.bucket
         self.register_outputs({"bucket_name": self.bucket_name})
