@@ -425,7 +425,7 @@ def test_letsencrypt_server_may_read_and_write_exactly_its_certificate_slot():
     run = _role(cfg, "role-le")
     policies = {r.name.removeprefix("role-le-"): json.loads(r.inputs["policy"])
                 for r in run.of_type("aws:iam/rolePolicy:RolePolicy")}
-    assert set(policies) == {"cloudwatch-agent", "tls-store"}
+    assert set(policies) == {"artefacts", "cloudwatch-agent", "tls-store"}
     (statement,) = policies["tls-store"]["Statement"]
     assert statement == {
         "Sid": "StoreTlsCertificate", "Effect": "Allow",
