@@ -6,7 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_names import logical
-from components.config import StackConfig
+from components.dns import Endpoint
 
 # TLS 1.3 plus 1.2 with forward-secret ciphers only; nothing older is negotiated.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -23,25 +23,28 @@ class LoadBalancer(pulumi.ComponentResource):
     zone_id: pulumi.Output[str]
     arn: pulumi.Output[str]
     target_group_arn: pulumi.Output[str]
+    endpoint: Endpoint  # what the public names point at
 
-    def __init__(self, name: str, cfg: StackConfig, *, vpc_id: pulumi.Input[str],
-                 subnet_ids: pulumi.Input[list[str]], security_group_id: pulumi.Input[str],
+    def __init__(self, name: str, *, idle_timeout: int, health_path: str, tags: dict[str, str],
+                 vpc_id: pulumi.Input[str], subnet_ids: pulumi.Input[list[str]],
+                 security_group_id: pulumi.Input[str],
                  instance_ids: list[pulumi.Input[str]],  # [] when an Auto Scaling group registers
                  certificate_arn: pulumi.Input[str] | None,
                  opts: pulumi.ResourceOptions | None = None):
+        """`idle_timeout`: seconds an idle connection is kept (`StackConfig.lb_idle_timeout`);
+        `health_path`: what the target group's health check asks for."""
         super().__init__("webstack:lb:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = cfg.tags
         alb = aws.lb.LoadBalancer(
             logical("aws:lb/loadBalancer:LoadBalancer", f"{name}-alb"),
             load_balancer_type="application", internal=False,
             subnets=subnet_ids, security_groups=[security_group_id],
-            drop_invalid_header_fields=True, idle_timeout=cfg.lb_idle_timeout,
+            drop_invalid_header_fields=True, idle_timeout=idle_timeout,
             tags=tags, opts=child)
         target_group = aws.lb.TargetGroup(
             logical("aws:lb/targetGroup:TargetGroup", f"{name}-web"), port=80, protocol="HTTP",
             target_type="instance", vpc_id=vpc_id,
-            health_check=health_check(cfg.app.health_path), deregistration_delay=30,
+            health_check=health_check(health_path), deregistration_delay=30,
             tags=tags, opts=child)
         for i, instance_id in enumerate(instance_ids):
             aws.lb.TargetGroupAttachment(f"{name}-web-{i + 1}",
@@ -64,6 +67,7 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags, opts=child))
         self.dns_name = alb.dns_name
         self.zone_id = alb.zone_id
+        self.endpoint = Endpoint(alb.dns_name, alb.zone_id)
         self.arn = alb.arn
         self.target_group_arn = target_group.arn
         self.arn_suffix = alb.arn_suffix

@@ -1,7 +1,8 @@
 """Alarms, an alert topic, log groups with retention and a dashboard.
 
-The alarm list is a pure function of the config (`alarm_specs`); the component binds each spec's
-symbolic dimensions (the server or group, the load balancer, the certificate) to real IDs.
+The alarm list is a pure function of the topology and the thresholds (`alarm_specs`); the
+component binds each spec's symbolic dimensions (the server or group, the load balancer, the
+certificate) to real IDs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import pulumi_aws as aws
 
 from components import naming
 from components.aws_names import fit, logical, rule_for
-from components.config import StackConfig
+from components.config import MonitoringConfig
+from components.topology import Topology
 
 # Symbolic dimension values, bound to resources by the component.
 SERVERS, LOAD_BALANCER, TARGET_GROUP, CERTIFICATE = "servers", "lb", "tg", "cert"
@@ -37,8 +39,8 @@ class AlarmSpec:
     extra: Mapping[str, str] = field(default_factory=dict)  # fixed dimensions
 
 
-def alarm_specs(cfg: StackConfig) -> list[AlarmSpec]:
-    m, fleet = cfg.monitoring, cfg.server.autoscaling
+def alarm_specs(shape: Topology, m: MonitoringConfig) -> list[AlarmSpec]:
+    fleet = shape.fleet
     who = {"AutoScalingGroupName": SERVERS} if fleet else {"InstanceId": SERVERS}
     gt = "GreaterThanThreshold"
     specs = [
@@ -62,7 +64,7 @@ def alarm_specs(cfg: StackConfig) -> list[AlarmSpec]:
             AlarmSpec("instance-check", "the server failed its instance status check",
                       "AWS/EC2", "StatusCheckFailed_Instance", "Maximum", gt, 0, 60, 3, who),
         ]
-    if cfg.load_balanced:
+    if shape.load_balanced:
         lb = {"LoadBalancer": LOAD_BALANCER, "TargetGroup": TARGET_GROUP}
         specs += [
             AlarmSpec("http-5xx", f"more than {m.http_5xx_percent}% of requests failed with 5xx "
@@ -71,7 +73,7 @@ def alarm_specs(cfg: StackConfig) -> list[AlarmSpec]:
             AlarmSpec("unhealthy-hosts", "a server is failing the load balancer's health check",
                       "AWS/ApplicationELB", "UnHealthyHostCount", "Maximum", gt, 0, 60, 3, lb),
         ]
-    if cfg.tls.mode == "acm":
+    if shape.certificate == "acm":
         specs.append(AlarmSpec(
             "certificate-expiry", f"the TLS certificate expires within {m.cert_expiry_days} days",
             "AWS/CertificateManager", "DaysToExpiry", "Minimum", "LessThanThreshold",
@@ -94,9 +96,9 @@ def error_rate_queries(lb_suffix: str,
                 expression="100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests")]
 
 
-def dashboard_body(cfg: StackConfig, dims: Mapping[str, str]) -> str:
-    region, servers = cfg.region, dims[SERVERS]
-    key = "AutoScalingGroupName" if cfg.server.autoscaling else "InstanceId"
+def dashboard_body(shape: Topology, region: str, dims: Mapping[str, str]) -> str:
+    servers = dims[SERVERS]
+    key = "AutoScalingGroupName" if shape.fleet else "InstanceId"
 
     def graph(title: str, metrics: list[list], x: int, y: int) -> dict:
         return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
@@ -108,7 +110,7 @@ def dashboard_body(cfg: StackConfig, dims: Mapping[str, str]) -> str:
             [naming.METRICS_NAMESPACE, "mem_used_percent", key, servers],
             [naming.METRICS_NAMESPACE, "disk_used_percent", key, servers]], 12, 0),
     ]
-    if cfg.load_balanced:
+    if shape.load_balanced:
         lb = dims[LOAD_BALANCER]
         widgets += [
             graph("Requests and errors (sum)", [
@@ -131,14 +133,16 @@ class LogGroups(pulumi.ComponentResource):
     groups: list[aws.cloudwatch.LogGroup]
     names: list[str]
 
-    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, *, names: Mapping[str, str], retention_days: int,
+                 tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+        """`names`: each group's name by kind (`naming.log_groups`)."""
         super().__init__("webstack:monitoring:LogGroups", name, None, opts)
         self.groups = [
-            aws.cloudwatch.LogGroup(f"{name}-{kind}", name=group, tags=cfg.tags,
-                                    retention_in_days=cfg.monitoring.log_retention_days,
+            aws.cloudwatch.LogGroup(f"{name}-{kind}", name=group, tags=tags,
+                                    retention_in_days=retention_days,
                                     opts=pulumi.ResourceOptions(parent=self))
-            for kind, group in naming.log_groups(cfg).items()]
-        self.names = list(naming.log_groups(cfg).values())
+            for kind, group in names.items()]
+        self.names = list(names.values())
         self.register_outputs({"names": self.names})
 
 
@@ -146,28 +150,29 @@ class Monitoring(pulumi.ComponentResource):
     topic_arn: pulumi.Output[str]
     dashboard_url: pulumi.Output[str]
 
-    def __init__(self, name: str, cfg: StackConfig, *, servers: pulumi.Input[str],
+    def __init__(self, name: str, shape: Topology, settings: MonitoringConfig, *, region: str,
+                 tags: dict[str, str], servers: pulumi.Input[str],
                  lb_arn_suffix: pulumi.Input[str] | None = None,
                  tg_arn_suffix: pulumi.Input[str] | None = None,
                  certificate_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        topic = aws.sns.Topic(logical("aws:sns/topic:Topic", f"{name}-alerts"), tags=cfg.tags,
+        topic = aws.sns.Topic(logical("aws:sns/topic:Topic", f"{name}-alerts"), tags=tags,
                               opts=child)
-        for i, email in enumerate(cfg.monitoring.alert_emails):
+        for i, email in enumerate(settings.alert_emails):
             aws.sns.TopicSubscription(f"{name}-alerts-{i + 1}", topic=topic.arn,
                                       protocol="email", endpoint=email, opts=child)
         bound = {SERVERS: servers, LOAD_BALANCER: lb_arn_suffix, TARGET_GROUP: tg_arn_suffix,
                  CERTIFICATE: certificate_arn}
-        for spec in alarm_specs(cfg):
+        for spec in alarm_specs(shape, settings):
             actions: list[pulumi.Input[str]] = [topic.arn]
             if spec.recover:
-                actions.append(f"arn:aws:automate:{cfg.region}:ec2:recover")
+                actions.append(f"arn:aws:automate:{region}:ec2:recover")
             math = spec.metric == "5xx-rate"  # a metric-math expression over ALB metrics
             aws.cloudwatch.MetricAlarm(
                 f"{name}-{spec.key}",
-                alarm_description=f"{cfg.prefix}: {spec.description}",
+                alarm_description=f"{name}: {spec.description}",
                 comparison_operator=spec.comparison, threshold=spec.threshold,
                 evaluation_periods=spec.periods, alarm_actions=actions, ok_actions=[topic.arn],
                 treat_missing_data="missing",
@@ -178,17 +183,17 @@ class Monitoring(pulumi.ComponentResource):
                 dimensions=None if math else {k: bound[v] for k, v in spec.dimensions.items()},
                 metric_queries=pulumi.Output.from_input(lb_arn_suffix).apply(
                     lambda lb, p=spec.period: error_rate_queries(str(lb), p)) if math else None,
-                tags=cfg.tags, opts=child)
+                tags=tags, opts=child)
 
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard", dashboard_name=fit(
-                cfg.prefix, rule_for("aws:cloudwatch/dashboard:Dashboard", "dashboardName")),
+                name, rule_for("aws:cloudwatch/dashboard:Dashboard", "dashboardName")),
             dashboard_body=pulumi.Output.all(**{k: v for k, v in bound.items()
                                                 if v is not None}).apply(
-                lambda dims: dashboard_body(cfg, dims)),
+                lambda dims: dashboard_body(shape, region, dims)),
             opts=child)
         self.topic_arn = topic.arn
         self.dashboard_url = dashboard.dashboard_name.apply(
-            lambda n: f"https://{cfg.region}.console.aws.amazon.com/cloudwatch/home"
-                      f"?region={cfg.region}#dashboards:name={n}")
+            lambda n: f"https://{region}.console.aws.amazon.com/cloudwatch/home"
+                      f"?region={region}#dashboards:name={n}")
         self.register_outputs({"topic_arn": self.topic_arn, "dashboard_url": self.dashboard_url})

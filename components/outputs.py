@@ -6,24 +6,25 @@ which refuses anything off-contract, and a test holds the dev and prod exports t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from components import naming
+from components import topology
 from components.config import StackConfig
+from components.topology import Topology
 
 if TYPE_CHECKING:
     from components.certificate import Certificate
     from components.firewall import Firewall
-    from components.fleet import ServerFleet
     from components.loadbalancer import LoadBalancer
     from components.monitoring import LogGroups, Monitoring
     from components.network import Network
+    from components.parameters import AppParameters
+    from components.servers import Servers
     from components.sizing import Choice
-    from components.webserver import WebServer
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,10 @@ class OutputSpec:
     type: str
     when: str
     meaning: str
-    present: Callable[[StackConfig], bool]
+    present: Callable[[Topology, StackConfig], bool]
 
 
-def _always(_: StackConfig) -> bool:
+def _always(_: Topology, __: StackConfig) -> bool:
     return True
 
 
@@ -43,19 +44,19 @@ CONTRACT: tuple[OutputSpec, ...] = (
     OutputSpec("url", "string", "always",
                "Public URL of the app: https:// with TLS, on the hostname when set.", _always),
     OutputSpec("hostname", "string", "domainHostname set", "Main DNS name of the app.",
-               lambda c: bool(c.domain.hostname)),
+               lambda _, c: bool(c.domain.hostname)),
     OutputSpec("dnsNames", "list(string)", "domainHostname set",
                "Every DNS name pointing at the app (hostname first).",
-               lambda c: bool(c.domain.hostname)),
+               lambda _, c: bool(c.domain.hostname)),
     OutputSpec("region", "string", "always", "AWS region of the stack.", _always),
     OutputSpec("publicIps", "list(string)", "a single server",
                "Public IPv4 of the server (an Elastic IP unless behind the load balancer).",
-               lambda c: not c.server.autoscaling),
+               lambda t, _: not t.fleet),
     OutputSpec("instanceIds", "list(string)", "a single server", "EC2 instance ID of the server.",
-               lambda c: not c.server.autoscaling),
+               lambda t, _: not t.fleet),
     OutputSpec("autoScalingGroupName", "string", "serverCount > 1 or autoscaling bounds",
                "Auto Scaling group running the servers (its instances change over time).",
-               lambda c: c.server.autoscaling),
+               lambda t, _: t.fleet),
     OutputSpec("instanceType", "string", "always", "Instance type of every server.", _always),
     OutputSpec("imageId", "string", "always",
                "AMI the servers run: serverImage, or the newest official image when they were "
@@ -67,14 +68,15 @@ CONTRACT: tuple[OutputSpec, ...] = (
     OutputSpec("webSecurityGroupId", "string", "always",
                "Security group of the servers (reference it to allow their traffic).", _always),
     OutputSpec("albDnsName", "string", "serverCount > 1 or tlsMode acm",
-               "DNS name of the application load balancer.", lambda c: c.load_balanced),
+               "DNS name of the application load balancer.", lambda t, _: t.load_balanced),
     OutputSpec("albSecurityGroupId", "string", "serverCount > 1 or tlsMode acm",
-               "Security group of the load balancer.", lambda c: c.load_balanced),
+               "Security group of the load balancer.", lambda t, _: t.load_balanced),
     OutputSpec("certificateArn", "string", "tlsMode acm",
-               "ARN of the issued (validated) ACM certificate.", lambda c: c.tls.mode == "acm"),
+               "ARN of the issued (validated) ACM certificate.",
+               lambda t, _: t.certificate == "acm"),
     OutputSpec("ssmSessionCommands", "list(string)", "a single server",
                "`aws ssm start-session` command for the server: shell access without SSH (for "
-               "a group, target any instance of it).", lambda c: not c.server.autoscaling),
+               "a group, target any instance of it).", lambda t, _: not t.fleet),
     OutputSpec("alertTopicArn", "string", "always",
                "SNS topic every alarm notifies; subscribe more endpoints to it.", _always),
     OutputSpec("dashboardUrl", "string", "always", "CloudWatch dashboard of the stack.",
@@ -84,10 +86,10 @@ CONTRACT: tuple[OutputSpec, ...] = (
                "output.", _always),
     OutputSpec("secretParameterNames", "list(string)", "appSecrets or appSecretValues set",
                "SSM parameter names the servers read secrets from (names only, never values).",
-               lambda c: bool(c.app.secrets)),
+               lambda _, c: bool(c.app.secrets)),
     OutputSpec("releaseRefParameter", "string", "appRepo set",
                "SSM parameter holding the git ref the servers deploy.",
-               lambda c: not c.app.bundled),
+               lambda _, c: not c.app.bundled),
     OutputSpec("userDataSha256", "string", "always",
                "SHA-256 of the rendered cloud-init user-data (changes replace the servers).",
                _always),
@@ -101,12 +103,12 @@ CONTRACT: tuple[OutputSpec, ...] = (
 
 
 def expected_names(cfg: StackConfig) -> list[str]:
-    return [o.name for o in CONTRACT if o.present(cfg)]
+    shape = topology.derive(cfg)
+    return [o.name for o in CONTRACT if o.present(shape, cfg)]
 
 
-def export(cfg: StackConfig, values: Mapping[str, Any]) -> None:
-    """Export exactly the contract's outputs for this config, or fail loudly."""
-    expected = expected_names(cfg)
+def export(values: Mapping[str, Any], *, expected: Sequence[str]) -> None:
+    """Export exactly the contract's outputs (`expected`: `expected_names`), or fail loudly."""
     if set(values) != set(expected):
         raise ValueError(f"outputs off contract: missing {sorted(set(expected) - set(values))}, "
                          f"unexpected {sorted(set(values) - set(expected))}")
@@ -114,41 +116,43 @@ def export(cfg: StackConfig, values: Mapping[str, Any]) -> None:
         pulumi.export(name, values[name])
 
 
-def collect(cfg: StackConfig, *, url: pulumi.Input[str], choice: Choice, network: Network,
-            firewall: Firewall, server: WebServer | None, fleet: ServerFleet | None,
-            alb: LoadBalancer | None, certificate: Certificate | None, monitoring: Monitoring,
-            logs: LogGroups, user_data_sha256: str, cost: dict[str, Any],
+def collect(*, region: str, names: tuple[str, ...], secrets: Mapping[str, str],
+            url: pulumi.Input[str], choice: Choice, network: Network, firewall: Firewall,
+            servers: Servers, alb: LoadBalancer | None, certificate: Certificate | None,
+            parameters: AppParameters, monitoring: Monitoring, logs: LogGroups,
+            user_data_sha256: str, cost: dict[str, Any],
             health_check: pulumi.Input[str]) -> dict[str, Any]:
-    """The contract's values from the built components, present exactly when the spec says."""
+    """The contract's values from the built components, present exactly when the spec says.
+
+    `names`: the public DNS names, hostname first (none without one); `secrets`: appSecrets'
+    parameter names by variable."""
     values: dict[str, Any] = {
-        "url": url, "region": cfg.region, "instanceType": choice.instance_type,
+        "url": url, "region": region, "instanceType": choice.instance_type,
         "sizingReason": choice.reason, "vpcId": network.vpc_id, "subnetIds": network.subnet_ids,
         "webSecurityGroupId": firewall.web_group_id, "userDataSha256": user_data_sha256,
         "healthCheckCommand": health_check, "estimatedMonthlyCost": cost,
         "alertTopicArn": monitoring.topic_arn, "dashboardUrl": monitoring.dashboard_url,
-        "logGroupNames": logs.names,
+        "logGroupNames": logs.names, "imageId": servers.image_id,
     }
-    values["imageId"] = server.image_id if server is not None else (
-        fleet.image_id if fleet is not None else None)
-    if server is not None:
-        values["publicIps"] = server.public_ip.apply(lambda ip: [ip])
-        values["instanceIds"] = server.instance_id.apply(lambda i: [i])
-        values["ssmSessionCommands"] = server.instance_id.apply(lambda i: [
-            f"aws ssm start-session --region {cfg.region} --target {i}"])
-    if fleet is not None:
-        values["autoScalingGroupName"] = fleet.group_name
-    if cfg.domain.hostname:
-        values["hostname"] = cfg.domain.hostname
-        values["dnsNames"] = list(cfg.domain.names)
+    if servers.instance_id is not None and servers.public_ip is not None:
+        values["publicIps"] = servers.public_ip.apply(lambda ip: [ip])
+        values["instanceIds"] = servers.instance_id.apply(lambda i: [i])
+        values["ssmSessionCommands"] = servers.instance_id.apply(lambda i: [
+            f"aws ssm start-session --region {region} --target {i}"])
+    if servers.group_name is not None:
+        values["autoScalingGroupName"] = servers.group_name
+    if names:
+        values["hostname"] = names[0]
+        values["dnsNames"] = list(names)
     if alb is not None:
         values["albDnsName"] = alb.dns_name
         values["albSecurityGroupId"] = firewall.alb_group_id
     if certificate is not None:
         values["certificateArn"] = certificate.certificate_arn
-    if cfg.app.secrets:
-        values["secretParameterNames"] = sorted(cfg.app.secrets.values())
-    if not cfg.app.bundled:
-        values["releaseRefParameter"] = naming.release_ref_parameter(cfg)
+    if secrets:
+        values["secretParameterNames"] = sorted(secrets.values())
+    if parameters.release_ref_name is not None:
+        values["releaseRefParameter"] = parameters.release_ref_name
     return values
 
 

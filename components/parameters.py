@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import naming
-from components.config import StackConfig
+from components.config import AppConfig
 
 # The certificate slot's value until the server's first certificate: not a PEM, so the server
 # finds nothing to restore. The server owns the content (`ignore_changes`), never the program.
@@ -23,32 +23,36 @@ TLS_PLACEHOLDER = "none"
 class AppParameters(pulumi.ComponentResource):
     parameters: list[aws.ssm.Parameter]
     secret_names: list[str]
+    release_ref_name: str | None  # None: the bundled app has no release to deploy
 
-    def __init__(self, name: str, cfg: StackConfig, *,
-                 secret_values: Mapping[str, pulumi.Output[str]],
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, app: AppConfig, *, release_ref_parameter: str,
+                 tls_parameter: str | None, secret_values: Mapping[str, pulumi.Output[str]],
+                 tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+        """`release_ref_parameter`, `tls_parameter`: their names (`components.naming`); the
+        certificate slot only when the server keeps a Let's Encrypt certificate (else None)."""
         super().__init__("webstack:parameters:AppParameters", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.parameters = []
-        if not cfg.app.bundled:
+        self.release_ref_name = None if app.bundled else release_ref_parameter
+        if not app.bundled:
             self.parameters.append(aws.ssm.Parameter(
-                f"{name}-release-ref", name=naming.release_ref_parameter(cfg), type="String",
+                f"{name}-release-ref", name=release_ref_parameter, type="String",
                 # not a secret: `insecure_value` keeps the ref readable in diffs and state
-                insecure_value=cfg.app.ref, description=f"git ref {cfg.prefix} servers deploy",
-                tags=cfg.tags, opts=child))
+                insecure_value=app.ref, description=f"git ref {name} servers deploy",
+                tags=tags, opts=child))
         self.secret_names = []
-        for key in cfg.app.stored_secrets:
-            parameter_name = cfg.app.secrets[key]  # named once, in config.parse
+        for key in app.stored_secrets:
+            parameter_name = app.secrets[key]  # named once, in config.parse
             self.parameters.append(aws.ssm.Parameter(
                 f"{name}-secret-{key.lower().replace('_', '-')}", name=parameter_name,
                 type="SecureString", value=pulumi.Output.secret(secret_values[key]),
-                description=f"{key} of {cfg.prefix}", tags=cfg.tags, opts=child))
+                description=f"{key} of {name}", tags=tags, opts=child))
             self.secret_names.append(parameter_name)
-        if cfg.tls.mode == "letsencrypt":
+        if tls_parameter is not None:
             self.parameters.append(aws.ssm.Parameter(
-                f"{name}-tls", name=naming.tls_parameter(cfg), type="SecureString",
+                f"{name}-tls", name=tls_parameter, type="SecureString",
                 tier=naming.TLS_PARAMETER_TIER, value=pulumi.Output.secret(TLS_PLACEHOLDER),
-                description=f"Let's Encrypt certificate and key of {cfg.prefix}, kept by its "
-                "server across replacements", tags=cfg.tags,
+                description=f"Let's Encrypt certificate and key of {name}, kept by its "
+                "server across replacements", tags=tags,
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"])))
         self.register_outputs({"secret_names": self.secret_names})

@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from components import config, naming
+from components import config, naming, topology
+from components.artefact import ArtefactArgs, ServerArtefact
 from components.certificate import Certificate
-from components.dns import Dns
+from components.dns import Dns, Endpoint
 from components.firewall import Firewall, rules
 from components.fleet import ServerFleet
-from components.artefact import ArtefactArgs, ServerArtefact
 from components.instance_role import MANAGED_POLICIES, InstanceRole, agent_policy, parameter_arn
 from components.loadbalancer import TLS_POLICY, LoadBalancer
 from components.monitoring import LogGroups, Monitoring
@@ -42,6 +42,31 @@ def build(fn) -> MockRun:
         raise run.error
     assert run.resources, "nothing registered: the mocks were not active"
     return run
+
+
+def firewall(name: str, cfg: config.StackConfig) -> Firewall:
+    return Firewall(name, topology.derive(cfg), cfg.access, app_repo=cfg.app.repo, tags=cfg.tags,
+                    vpc_id="vpc-1")
+
+
+def firewall_rules(cfg: config.StackConfig) -> list:
+    return rules(topology.derive(cfg), cfg.access, cfg.app.repo)
+
+
+def parameters(name: str, cfg: config.StackConfig, secret_values: dict) -> AppParameters:
+    tls = naming.tls_parameter(cfg) if topology.derive(cfg).certificate == "letsencrypt" else None
+    return AppParameters(name, cfg.app, release_ref_parameter=naming.release_ref_parameter(cfg),
+                         tls_parameter=tls, secret_values=secret_values, tags=cfg.tags)
+
+
+def monitoring(name: str, cfg: config.StackConfig, **bound) -> Monitoring:
+    return Monitoring(name, topology.derive(cfg), cfg.monitoring, region=cfg.region,
+                      tags=cfg.tags, **bound)
+
+
+def load_balancer(name: str, cfg: config.StackConfig, **wiring) -> LoadBalancer:
+    return LoadBalancer(name, idle_timeout=cfg.lb_idle_timeout,
+                        health_path=cfg.app.health_path, tags=cfg.tags, **wiring)
 
 
 def children_of(run: MockRun, component_type: str) -> list:
@@ -103,7 +128,7 @@ def _ingress(run: MockRun) -> list[dict]:
 
 def test_single_server_firewall_opens_only_http_to_the_world():
     cfg = cfg_of()
-    run = build(lambda: Firewall("fw-a", cfg, "vpc-1"))
+    run = build(lambda: firewall("fw-a", cfg))
     groups = run.of_type("aws:ec2/securityGroup:SecurityGroup")
     assert len(groups) == 1 and "ingress" not in groups[0].inputs  # rules are separate resources
     ingress = _ingress(run)
@@ -116,15 +141,15 @@ def test_single_server_firewall_opens_only_http_to_the_world():
 def test_https_single_server_adds_443():
     cfg = cfg_of(**GOOD_ZONE, **{"webstack:tlsMode": "letsencrypt",
                                  "webstack:tlsEmail": "ops@example.com"})
-    assert {(r.port, r.cidr) for r in rules(cfg) if r.direction == "ingress"} == {
+    assert {(r.port, r.cidr) for r in firewall_rules(cfg) if r.direction == "ingress"} == {
         (80, "0.0.0.0/0"), (80, "::/0"), (443, "0.0.0.0/0"), (443, "::/0")}
 
 
 def test_load_balanced_servers_accept_http_only_from_the_alb():
     cfg = cfg_of("prod")
-    run = build(lambda: Firewall("fw-b", cfg, "vpc-1"))
+    run = build(lambda: firewall("fw-b", cfg))
     assert len(run.of_type("aws:ec2/securityGroup:SecurityGroup")) == 2
-    plan = rules(cfg)
+    plan = firewall_rules(cfg)
     web_in = [r for r in plan if r.group == "web" and r.direction == "ingress"]
     assert [(r.port, r.peer, r.cidr) for r in web_in] == [(80, "alb", None)]
     alb_in = {(r.port, r.cidr) for r in plan if r.group == "alb" and r.direction == "ingress"}
@@ -135,7 +160,7 @@ def test_load_balanced_servers_accept_http_only_from_the_alb():
 
 def test_ssh_only_from_admin_cidrs():
     cfg = cfg_of(**{"webstack:adminCidrs": arr("203.0.113.0/24", "2001:db8::/32")})
-    run = build(lambda: Firewall("fw-c", cfg, "vpc-1"))
+    run = build(lambda: firewall("fw-c", cfg))
     ssh = [r for r in _ingress(run) if r["fromPort"] == 22]
     assert sorted(r.get("cidrIpv4") or r["cidrIpv6"] for r in ssh) == [
         "2001:db8::/32", "203.0.113.0/24"]
@@ -144,8 +169,8 @@ def test_ssh_only_from_admin_cidrs():
 def test_ssh_git_remote_opens_egress_22():
     https_repo = cfg_of(**{"webstack:appRepo": "https://github.com/acme/app.git"})
     ssh_repo = cfg_of(**{"webstack:appRepo": "git@github.com:acme/app.git"})
-    assert 22 not in {r.port for r in rules(https_repo) if r.direction == "egress"}
-    assert 22 in {r.port for r in rules(ssh_repo) if r.direction == "egress"}
+    assert 22 not in {r.port for r in firewall_rules(https_repo) if r.direction == "egress"}
+    assert 22 in {r.port for r in firewall_rules(ssh_repo) if r.direction == "egress"}
 
 
 # --- InstanceRole, WebServer, ServerFleet ----------------------------------------------------
@@ -369,9 +394,9 @@ def test_fixed_size_fleet_keeps_the_count_it_is_given():
 
 def test_admin_key_pair_only_with_a_key():
     with_key = cfg_of(**{"webstack:sshPublicKey": ED25519_KEY})
-    run = build(lambda: Firewall("fw-key", with_key, "vpc-1"))
+    run = build(lambda: firewall("fw-key", with_key))
     assert run.one("aws:ec2/keyPair:KeyPair").inputs["publicKey"].startswith("ssh-ed25519")
-    run = build(lambda: Firewall("fw-nokey", cfg_of(), "vpc-1"))
+    run = build(lambda: firewall("fw-nokey", cfg_of()))
     assert not run.of_type("aws:ec2/keyPair:KeyPair")
 
 
@@ -386,7 +411,7 @@ def test_parameters_store_secrets_encrypted_and_the_release_ref():
     cfg = config.parse(raw, project="webstack", stack="dev", region="us-east-1",
                        supported_regions=REGIONS,
                        secret_keys=frozenset({"webstack:appSecretValues"}))
-    run = build(lambda: AppParameters(
+    run = build(lambda: parameters(
         "params-a", cfg, secret_values={"API_KEY": pulumi.Output.from_input("s3cr3t-value")}))
     by_name = {r.inputs["name"]: r.inputs for r in run.of_type("aws:ssm/parameter:Parameter")}
     ref = by_name["/webstack/dev/hello/release-ref"]
@@ -404,7 +429,7 @@ LETSENCRYPT = {**GOOD_ZONE, "webstack:tlsMode": "letsencrypt",
 
 def test_letsencrypt_gets_a_certificate_slot_the_server_owns():
     cfg = cfg_of(**LETSENCRYPT)
-    run = build(lambda: AppParameters("params-le", cfg, secret_values={}))
+    run = build(lambda: parameters("params-le", cfg, secret_values={}))
     (slot,) = [r for r in run.of_type("aws:ssm/parameter:Parameter")
                if r.inputs["name"] == naming.tls_parameter(cfg)]
     assert slot.inputs["name"] == "/webstack/dev/hello/tls/letsencrypt"
@@ -415,7 +440,7 @@ def test_letsencrypt_gets_a_certificate_slot_the_server_owns():
     assert envelope["value"] == TLS_PLACEHOLDER == "none"
     assert slot.ignore_changes == ["value"]
     assert slot in children_of(run, "webstack:parameters:AppParameters")
-    plain = build(lambda: AppParameters("params-no-le", cfg_of(), secret_values={}))
+    plain = build(lambda: parameters("params-no-le", cfg_of(), secret_values={}))
     assert not [r for r in plain.of_type("aws:ssm/parameter:Parameter")
                 if "/tls/" in r.inputs["name"]]
 
@@ -465,7 +490,10 @@ def test_single_server_alarms_thresholds_recovery_and_topic():
     cfg = cfg_of(**{"webstack:alertEmails": arr("ops@example.com", "web@example.com"),
                     "webstack:alarmCpuPercent": "70", "webstack:alarmDiskPercent": "90",
                     "webstack:logRetentionDays": "14"})
-    run = build(lambda: (LogGroups("logs-a", cfg), Monitoring("mon-a", cfg, servers="i-123")))
+    run = build(lambda: (
+        LogGroups("logs-a", names=naming.log_groups(cfg),
+                  retention_days=cfg.monitoring.log_retention_days, tags=cfg.tags),
+        monitoring("mon-a", cfg, servers="i-123")))
     topic = run.one("aws:sns/topic:Topic")
     subs = run.of_type("aws:sns/topicSubscription:TopicSubscription")
     assert sorted(s.inputs["endpoint"] for s in subs) == ["ops@example.com", "web@example.com"]
@@ -489,7 +517,7 @@ def test_single_server_alarms_thresholds_recovery_and_topic():
 
 def test_fleet_alarms_cover_the_group_the_alb_and_the_certificate():
     cfg = cfg_of("prod", **{"webstack:alarm5xxPercent": "3", "webstack:alarmCertExpiryDays": "21"})
-    run = build(lambda: Monitoring("mon-b", cfg, servers="asg-1", lb_arn_suffix="app/lb/1",
+    run = build(lambda: monitoring("mon-b", cfg, servers="asg-1", lb_arn_suffix="app/lb/1",
                                    tg_arn_suffix="targetgroup/tg/2", certificate_arn="arn:cert"))
     alarms = _alarms(run)
     assert set(alarms) == {"cpu-high", "memory-high", "disk-full", "status-check", "http-5xx",
@@ -533,7 +561,7 @@ def test_certificate_validated_through_one_record_per_name():
 
 def test_load_balancer_https_policy_redirect_and_health_check():
     cfg = cfg_of("prod")
-    run = build(lambda: LoadBalancer(
+    run = build(lambda: load_balancer(
         "lb-a", cfg, vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"],
         security_group_id="sg-alb", instance_ids=["i-1", "i-2"], certificate_arn="arn:cert"))
     alb = run.one("aws:lb/loadBalancer:LoadBalancer").inputs
@@ -552,7 +580,7 @@ def test_load_balancer_https_policy_redirect_and_health_check():
 
 def test_load_balancer_without_tls_forwards_http():
     cfg = cfg_of(**{"webstack:serverCount": "2"})
-    run = build(lambda: LoadBalancer(
+    run = build(lambda: load_balancer(
         "lb-b", cfg, vpc_id="vpc-1", subnet_ids=["subnet-a"], security_group_id="sg-alb",
         instance_ids=["i-1", "i-2"], certificate_arn=None))
     (listener,) = run.of_type("aws:lb/listener:Listener")
@@ -562,11 +590,12 @@ def test_load_balancer_without_tls_forwards_http():
 
 def test_dns_alias_to_alb_or_a_record_to_ip():
     names = ("app.example.com", "www.example.com")
-    run = build(lambda: Dns("dns-a", names=names, zone_id="Z1", alb_dns_name="lb.aws",
-                            alb_zone_id="ZLB"))
+    run = build(lambda: Dns("dns-a", names=names, zone_id="Z1",
+                            target=Endpoint("lb.aws", zone_id="ZLB")))
     records = run.of_type("aws:route53/record:Record")
     assert sorted(r.inputs["name"] for r in records) == sorted(names)
     assert all(r.inputs["aliases"][0]["name"] == "lb.aws" for r in records)
-    run = build(lambda: Dns("dns-b", names=names[:1], zone_id="Z1", public_ip="198.51.100.7"))
+    run = build(lambda: Dns("dns-b", names=names[:1], zone_id="Z1",
+                            target=Endpoint("198.51.100.7")))
     (record,) = run.of_type("aws:route53/record:Record")
     assert record.inputs["records"] == ["198.51.100.7"] and record.inputs["type"] == "A"

@@ -29,8 +29,10 @@ def test_nginx_outlives_the_load_balancers_idle_connections(timeout):
     site = render(cfg).files["/etc/nginx/conf.d/hello.conf"]
     (keepalive,) = re.findall(r"keepalive_timeout (\d+)s;", site)
     def program() -> None:
-        LoadBalancer(f"lb-{timeout}", cfg, vpc_id="vpc-1", subnet_ids=["subnet-a", "subnet-b"],
-                     security_group_id="sg-1", instance_ids=[], certificate_arn="arn:cert")
+        LoadBalancer(f"lb-{timeout}", idle_timeout=cfg.lb_idle_timeout,
+                     health_path=cfg.app.health_path, tags=cfg.tags, vpc_id="vpc-1",
+                     subnet_ids=["subnet-a", "subnet-b"], security_group_id="sg-1",
+                     instance_ids=[], certificate_arn="arn:cert")
     run = run_program("test", {"aws:region": "us-east-1"}, program=program)
     assert run.error is None, run.error
     idle = run.one("aws:lb/loadBalancer:LoadBalancer").inputs["idleTimeout"]
