@@ -37,7 +37,9 @@ TEMPLATE_DIR = PROJECT_DIR / "cloud-init"
 SERVER_DIR = PROJECT_DIR / "server"
 # The server programs, as real files in server/ (name on the server -> file): copied verbatim.
 FETCHER = "awsclient.py"  # in the user-data; the others come in the artefact and import it
-PROGRAMS = {"ssm-get": "ssm_get.py", "probe": "probe.py", "fetch-uv": "fetch_uv.py"}
+PROGRAMS = {"ssm-get": "ssm_get.py", "probe": "probe.py", "fetch-uv": "fetch_uv.py",
+            "setup": "setup.sh", "release": "release.sh", "tls": "tls.sh",
+            "fetch-app": "fetch_app.sh"}
 USER_DATA_BUDGET = 8 * 1024  # bytes: what every variant's user-data stays within (room to grow)
 SAMPLE_APP_DIR = PROJECT_DIR / "examples" / "hello-app"
 GUNICORN_VERSION = "27.0.1"  # same pin as requirements-dev.txt: the loopback run matches servers
@@ -342,13 +344,11 @@ class _File:
 def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     """Every file the artefact carries (the bundled app's files aside), with its source."""
     unit, units, app = unit_name(cfg), p.units, cfg.app.name
-    programs = ["probe"] + ["fetch-uv"] * (not target.uv)
+    programs = ["setup", "release", "probe"] + ["fetch-uv"] * (not target.uv)
     # secrets, the release ref, or the Let's Encrypt certificate kept in SSM
     if cfg.app.secrets or (target.ec2 and (cfg.app.repo or cfg.tls.mode == "letsencrypt")):
         programs.append("ssm-get")
     files = [
-        _File(f"{p.lib}/setup", "files/setup.sh.j2", mode=0o755),
-        _File(f"{p.lib}/release", "files/release.sh.j2", mode=0o755),
         *(_File(f"{p.lib}/{name}", program=PROGRAMS[name], mode=0o755) for name in programs),
         _File(f"{p.etc}/gunicorn.conf.py", "files/gunicorn.conf.py.j2"),
         _File(f"{p.etc}/uv.toml", "files/uv.toml.j2"),
@@ -362,7 +362,7 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
         _File(p.root + "/etc/apt/apt.conf.d/20auto-upgrades", "files/20auto-upgrades.j2"),
     ]
     if cfg.app.repo:
-        files.append(_File(f"{p.lib}/fetch-app", "files/fetch-app.sh.j2", mode=0o755))
+        files.append(_File(f"{p.lib}/fetch-app", program=PROGRAMS["fetch-app"], mode=0o755))
     if cfg.app.secrets:
         files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", mode=0o600),
                   _File(f"{units}/{unit}-secrets.service", "files/secrets.service.j2")]
@@ -370,32 +370,70 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
         files += [_File(f"{p.lib}/pre-start", "files/pre-start.sh.j2", mode=0o755),
                   _File(f"{units}/{unit}-prestart.service", "files/prestart.service.j2")]
     if cfg.tls.mode in ("selfsigned", "letsencrypt"):
-        files.append(_File(f"{p.lib}/tls", "files/tls.sh.j2", mode=0o755))
+        files.append(_File(f"{p.lib}/tls", program=PROGRAMS["tls"], mode=0o755))
     if cfg.tls.mode == "letsencrypt":
         files += [_File(f"{units}/{unit}-tls.service", "files/tls.service.j2"),
                   _File(f"{units}/{unit}-tls.timer", "files/tls.timer.j2")]
     return files
 
 
-def server_settings(cfg: StackConfig, target: Target, bucket: str,
-                    artefact_sha256: str) -> dict[str, object]:
-    """settings.json: what the server programs read (the fetcher first: where the artefact is
-    and how to check it)."""
-    paths = Paths(target.root, cfg.app.name)
+def _endpoint_settings(cfg: StackConfig, target: Target) -> dict[str, str]:
+    ends = target.endpoints
+    return {"REGION": cfg.region, "ROOT": target.root, "ENDPOINT_IMDS": ends.imds,
+            "ENDPOINT_S3": ends.s3, "ENDPOINT_SSM": ends.ssm,
+            "ENDPOINT_SECRETSMANAGER": ends.secretsmanager}
+
+
+def boot_settings(cfg: StackConfig, target: Target, bucket: str,
+                  artefact_sha256: str) -> dict[str, str]:
+    """boot.env, in the user-data: what the fetcher needs to get and check the artefact."""
+    return {**_endpoint_settings(cfg, target), "ARTEFACT_BUCKET": bucket,
+            "ARTEFACT_KEY": artefact_key(artefact_sha256), "ARTEFACT_SHA256": artefact_sha256}
+
+
+def server_settings(cfg: StackConfig, target: Target) -> dict[str, str]:
+    """settings.env, in the artefact: every per-stack value the server programs read (sourced by
+    the shell ones, parsed by awsclient for the Python ones), so the programs are plain files."""
+    app, tls = cfg.app, cfg.tls.mode
+    ctx = context(cfg, target)
+    paths = Paths(target.root, app.name)
     wheel, digest = UV_WHEELS[cfg.server.arch]
-    endpoints = {k: v for k, v in vars(target.endpoints).items() if v}
+    flag = {True: "1", False: ""}
     return {
-        "app": cfg.app.name,
-        "region": cfg.region,
-        "root": target.root,
-        **({"endpoints": endpoints} if endpoints else {}),
-        "artefact": {"bucket": bucket, "key": artefact_key(artefact_sha256),
-                     "sha256": artefact_sha256},
-        "probe_timeout": cfg.app.timeout_seconds + 5,
-        "tls_tier": naming.TLS_PARAMETER_TIER,
-        "uv": {"index": cfg.sources.pip_index_url or PYPI_SIMPLE, "wheel": wheel,
-               "sha256": digest, "path": target.uv or f"{paths.lib}/uv"},
+        **_endpoint_settings(cfg, target),
+        "APP": app.name, "UNIT": unit_name(cfg),
+        # where things are (components.naming.Paths: the one place server paths are spelled)
+        "HOME_DIR": paths.home, "RELEASES": paths.releases, "CURRENT": paths.current,
+        "LIB": paths.lib, "ETC": paths.etc, "STATE": paths.state, "NGINX_DIR": paths.nginx,
+        "SECRETS_ENV": f"{paths.secrets_dir}/secrets.env", "BUNDLE": paths.bundle,
+        "GIT_CACHE": f"{paths.home}/.git-cache", "TLS_DIR": f"{paths.etc}/tls",
+        # the app and its releases
+        "APP_SOURCE": "bundle" if app.bundled else "git", "APP_REPO": app.repo,
+        # where servers read the ref from SSM, it is not here: a new ref is a release, never
+        # a new artefact (whose hash is in the user-data: new servers)
+        "APP_REF": "" if ctx["ref_parameter"] else app.ref,
+        "REF_PARAMETER": str(ctx["ref_parameter"]), "APP_PATH": app.path,
+        "APP_REQUIREMENTS": app.requirements, "RELEASES_KEPT": str(app.releases_kept),
+        "SECRETS": flag[bool(app.secrets)], "PRE_START": flag[bool(app.pre_start)],
+        "GUNICORN_VERSION": GUNICORN_VERSION, "VENV_SHARED": target.venv,
+        "HEALTH_PATH": app.health_path, "HEALTH_URL": str(ctx["health_url"]),
+        "PROBE_TIMEOUT": str(app.timeout_seconds + 5),
+        # uv, fetched by fetch-uv unless the target brings its own
+        "UV": str(ctx["uv"]), "UV_VERSION": UV_VERSION,
+        "UV_INDEX": cfg.sources.pip_index_url or PYPI_SIMPLE, "UV_WHEEL": wheel,
+        "UV_SHA256": digest, "FETCH_UV": flag[not target.uv],
+        # TLS on the server (selfsigned, letsencrypt) and the certificate kept in SSM
+        "TLS_MODE": tls, "HTTPS": flag[bool(ctx["https"])], "CERT_NAME": str(ctx["cert_name"]),
+        "ALT_NAMES": str(ctx["alt_names"]), "DOMAIN_NAMES": " ".join(cfg.domain.names),
+        "TLS_EMAIL": cfg.tls.email, "TLS_PARAMETER": naming.tls_parameter(cfg),
+        "TLS_TIER": naming.TLS_PARAMETER_TIER,
+        # EC2's agents (empty: none to install)
+        "SSM_AGENT_URL": str(ctx["ssm_agent_url"]), "CW_AGENT_URL": str(ctx["cw_agent_url"]),
     }
+
+
+def env_file(values: dict[str, str]) -> str:
+    return "".join(env_line(k, v) + "\n" for k, v in values.items())
 
 
 _ENV = jinja2.Environment(
@@ -422,13 +460,14 @@ def render(cfg: StackConfig, target: Target = SERVER, bucket: str = "") -> Rende
         for rel, text in _files_of_sample_app().items():
             specs.append(_File(f"{paths.bundle}/{rel}"))
             files[f"{paths.bundle}/{rel}"] = text
+    files[f"{paths.lib}/settings.env"] = env_file(server_settings(cfg, target))
+    specs.append(_File(f"{paths.lib}/settings.env"))
     modes = {f.path: f.mode for f in specs}
     artefact = pack(files, modes, target.root)
-    settings = server_settings(cfg, target, bucket, hashlib.sha256(artefact).hexdigest())
+    boot = boot_settings(cfg, target, bucket, hashlib.sha256(artefact).hexdigest())
     fetcher = (SERVER_DIR / FETCHER).read_text(encoding="utf-8")
     carried = {f"{paths.lib}/{FETCHER}": (fetcher, 0o755),
-               f"{paths.lib}/settings.json": (json.dumps(settings, indent=1, sort_keys=True)
-                                              + "\n", 0o644)}
+               f"{paths.lib}/boot.env": (env_file(boot), 0o644)}
     # The fetcher travels gzipped (cloud-init's gz+b64, our deterministic encoder): a third of
     # its size, and the settings stay readable.
     writes = [{"path": path, "mode": f"{mode:04o}", "encoding": "gz+b64" * (path.endswith(".py")),

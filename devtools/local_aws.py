@@ -4,8 +4,8 @@ reaches through qemu's user networking at `GUEST_HOST`. With these, the VM boots
 user-data as EC2 and fetches the same artefact and secrets the same way; only `Endpoints`
 differ, and `guest_endpoints` is the one place that says how.
 
-    python -m devtools.local_aws --state DIR --region R   serve until SIGTERM (detached by
-                                                          `start`, so it outlives `make demo`)
+    python -m devtools.local_aws --state DIR --region R [--detach]   serve until SIGTERM
+                                   (--detach: in the background, so it outlives `make demo`)
 """
 
 from __future__ import annotations
@@ -134,10 +134,10 @@ def start(state: Path, region: str, timeout: float = 30.0) -> LocalAwsInfo:
     stop(state)
     state.mkdir(parents=True, exist_ok=True)
     with open(state / "local-aws.log", "wb") as log:
-        subprocess.Popen([sys.executable, "-m", "devtools.local_aws", "--state", str(state),
-                          "--region", region], cwd=_ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                         stderr=subprocess.STDOUT, start_new_session=True,
-                         env={**os.environ, "PYTHONPATH": str(_ROOT)})
+        subprocess.run([sys.executable, "-m", "devtools.local_aws", "--state", str(state),
+                        "--region", region, "--detach"], cwd=_ROOT, stdin=subprocess.DEVNULL,
+                       stdout=log, stderr=subprocess.STDOUT, check=True, timeout=timeout,
+                       env={**os.environ, "PYTHONPATH": str(_ROOT)})
     if not wait_until(lambda: running(state) is not None, timeout, interval=0.1):
         tail = (state / "local-aws.log").read_text(errors="replace")[-1500:]
         raise RuntimeError(f"the local AWS endpoints did not start within {timeout:.0f}s:\n{tail}")
@@ -182,7 +182,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--region", required=True)
+    parser.add_argument("--detach", action="store_true")
     args = parser.parse_args()
+    if args.detach:
+        if os.fork():  # the caller waits for this parent only; the child serves on
+            return 0
+        os.setsid()
     serve(args.state, args.region)
     return 0
 

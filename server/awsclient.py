@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """AWS for webstack servers (IMDSv2 role credentials, SigV4, retries), in the user-data beside
-settings.json, whose endpoints (none: AWS's) are all a local VM changes. `awsclient.py fetch
-[--only DIR]`: the artefact from S3 if its sha256 matches, unpacked (only DIR's: early)."""
+boot.env, whose endpoints (empty: AWS's) are all a local VM changes. `awsclient.py fetch [--only
+DIR]`: the artefact from S3 if its sha256 matches, unpacked (only DIR's: early). The artefact's
+programs import it and read settings.env."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import sys
 import tarfile
 import time
@@ -29,8 +31,11 @@ class AwsError(Exception):
     pass
 
 
-def settings() -> dict[str, Any]:
-    return json.loads((HERE / "settings.json").read_text(encoding="utf-8"))
+def settings(name: str = "settings.env") -> dict[str, str]:
+    """KEY="value" lines as the renderer writes them and sh reads them (backslash escapes)."""
+    text = (HERE / name).read_text(encoding="utf-8")
+    return {k: re.sub(r"\\(.)", r"\1", v, flags=re.S)
+            for k, v in re.findall(r'^([A-Z0-9_]+)="((?:[^"\\]|\\.)*)"$', text, re.M | re.S)}
 
 
 def send(what: str, req: urllib.request.Request, attempts: int = 5) -> bytes:
@@ -56,16 +61,17 @@ def _hex(data: bytes) -> str:
 
 
 class Aws:
-    def __init__(self, conf: dict[str, Any]):
-        self.region, self.ends = conf["region"], conf.get("endpoints", {})
+    def __init__(self, conf: dict[str, str]):
+        self.region, self.conf = conf["REGION"], conf
         self._creds: list[str] = []
 
     def endpoint(self, service: str) -> str:
-        return self.ends.get(service) or f"https://{service}.{self.region}.amazonaws.com"
+        return (self.conf.get(f"ENDPOINT_{service.upper()}")
+                or f"https://{service}.{self.region}.amazonaws.com")
 
     def creds(self) -> list[str]:
         if not self._creds:
-            base = self.ends.get("imds", "http://169.254.169.254") + "/latest/"
+            base = (self.conf.get("ENDPOINT_IMDS") or "http://169.254.169.254") + "/latest/"
             ttl = {"X-aws-ec2-metadata-token-ttl-seconds": "21600"}
             token = send("IMDS token", urllib.request.Request(
                 base + "api/token", method="PUT", headers=ttl))
@@ -131,15 +137,16 @@ def unpack(data: bytes, root: str, only: str = "") -> int:
 
 
 def fetch(only: str = "") -> str:
-    conf = settings()
-    art, root = conf["artefact"], conf["root"]
+    conf = settings("boot.env")
+    bucket, key, sha, root = (conf[k] for k in ("ARTEFACT_BUCKET", "ARTEFACT_KEY",
+                                                "ARTEFACT_SHA256", "ROOT"))
     with open(HERE / ".fetch.lock", "w") as lock:  # the early fetch and runcmd's: one at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
-        data = Aws(conf).s3_get(art["bucket"], art["key"])
-        if _hex(data) != art["sha256"]:
-            raise AwsError(f"s3://{art['bucket']}/{art['key']} has sha256 {_hex(data)}: refused")
+        data = Aws(conf).s3_get(bucket, key)
+        if _hex(data) != sha:
+            raise AwsError(f"s3://{bucket}/{key} has sha256 {_hex(data)}: refused")
         count = unpack(data, root, only)
-    return f"fetch: {count} file(s) of artefact {art['sha256'][:12]} under {root or '/'}"
+    return f"fetch: {count} file(s) of artefact {sha[:12]} under {root or '/'}"
 
 
 if __name__ == "__main__":

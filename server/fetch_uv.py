@@ -51,12 +51,12 @@ def version_at(path):
 
 
 def main():
-    uv = settings()["uv"]
+    conf = settings()
     p = argparse.ArgumentParser()
-    p.add_argument("--index", default=uv["index"])
-    p.add_argument("--wheel", default=uv["wheel"])
-    p.add_argument("--sha256", default=uv["sha256"])
-    p.add_argument("--out", default=uv["path"])
+    p.add_argument("--index", default=conf["UV_INDEX"])
+    p.add_argument("--wheel", default=conf["UV_WHEEL"])
+    p.add_argument("--sha256", default=conf["UV_SHA256"])
+    p.add_argument("--out", default=conf["UV"])
     a = p.parse_args()
     version = a.wheel.split("-")[1]
     lock = open(a.out + ".lock", "w")  # noqa: SIM115 - one fetch at a time, held until exit

@@ -92,7 +92,7 @@ def main():
     parser.add_argument("url", nargs="?")
     parser.add_argument("--unix")
     parser.add_argument("--wait", type=float, default=60)
-    parser.add_argument("--timeout", type=float, default=settings()["probe_timeout"])
+    parser.add_argument("--timeout", type=float, default=float(settings()["PROBE_TIMEOUT"]))
     parser.add_argument("--pid", type=int)
     parser.add_argument("--redact", action="append", default=[])
     args = parser.parse_args()

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.put:
             aws.call("ssm", "AmazonSSM.PutParameter",
                           {"Name": args.put, "Value": sys.stdin.read(), "Type": "SecureString",
-                           "Tier": conf["tls_tier"], "Overwrite": True})
+                           "Tier": conf["TLS_TIER"], "Overwrite": True})
         else:
             print(write_secrets(aws, *args.files))
     except AwsError as err:

@@ -55,7 +55,7 @@ def fetch_uv(tmp_path: Path) -> Path:
     """The fetcher exactly as the server's setup script gets it, beside the client and the
     settings it reads."""
     files = render(make_cfg({})).files
-    for name in ("fetch-uv", "awsclient.py", "settings.json"):
+    for name in ("fetch-uv", "awsclient.py", "settings.env"):
         script = tmp_path / name
         script.write_text(files[f"/usr/local/lib/webstack/hello/{name}"])
         script.chmod(0o755)

@@ -75,6 +75,13 @@ def bash_words(script: str) -> list[str]:
     return out.decode().split("\0")[:-1]
 
 
+def sourced(env_file: str, key: str) -> str:
+    """What bash has in `key` after sourcing `env_file` (as the server programs do)."""
+    return subprocess.run(["bash", "-c", f'set -eu; . /dev/stdin; printf %s "${key}"'],
+                          input=env_file, capture_output=True, text=True, timeout=10,
+                          check=True).stdout
+
+
 def test_at_least_twenty_hostile_values() -> None:
     assert len(HOSTILE) >= 20
 
@@ -126,10 +133,9 @@ def test_hostile_git_url_is_refused_or_one_shell_word(value: str) -> None:
         if outcome.startswith("refused:"):
             assert "webstack:appRepo" in outcome
         else:
-            script = render(make_cfg({"webstack:appRepo": url})).files[
-                "/usr/local/lib/webstack/hello/fetch-app"]
-            line = next(x for x in script.splitlines() if x.startswith("repo="))
-            assert bash_words(line.removeprefix("repo=")) == [url.strip()]
+            settings = render(make_cfg({"webstack:appRepo": url})).files[
+                "/usr/local/lib/webstack/hello/settings.env"]
+            assert sourced(settings, "APP_REPO") == url.strip()
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -141,9 +147,8 @@ def test_hostile_git_ref_is_refused_or_one_shell_word(value: str) -> None:
         return
     # On EC2 the ref is not in the user-data at all; local runs keep it as the default REF.
     local = render(make_cfg(raw), local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/v")))
-    script = local.files["/tmp/x/usr/local/lib/webstack/hello/release"]
-    line = next(x for x in script.splitlines() if x.startswith("ref=${ref:-"))
-    assert bash_words(line.removeprefix("ref=")) == [value.strip()]
+    settings = local.files["/tmp/x/usr/local/lib/webstack/hello/settings.env"]
+    assert sourced(settings, "APP_REF") == value.strip()
 
 
 @pytest.mark.parametrize("value", HOSTILE)

@@ -14,6 +14,7 @@ import string
 import subprocess
 import sys
 import tarfile
+import tempfile
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -37,11 +38,19 @@ from components.bootstrap import (
     render,
 )
 from components.config import PROJECT_DIR, ConfigError, StackConfig, parse_stack
-from devtools.localrun import local_target
+from devtools.localrun import local_target, read_env_file
 from tests.bootstrap.stacks import VARIANTS, all_configs, make_cfg, shipped
 
 UNIT_DIR = "/etc/systemd/system"
 NO_RECOMMENDS = 'APT::Install-Recommends "false";\n'
+
+
+def env_of(rendered: RenderedBootstrap, path: str) -> dict[str, str]:
+    """A rendered env file as sh reads it."""
+    with tempfile.NamedTemporaryFile("w", suffix=".env") as f:
+        f.write(rendered.files[path])
+        f.flush()
+        return read_env_file(f.name)
 
 
 def write_files(user_data: str) -> dict[str, dict[str, object]]:
@@ -55,17 +64,19 @@ def test_render_returns_the_cloud_config_and_every_file_it_writes() -> None:
     # The user-data carries the fetcher and the settings; the artefact every other file.
     lib = "/usr/local/lib/webstack/hello"
     entries = write_files(rendered.user_data)
-    assert set(entries) == {f"{lib}/awsclient.py", f"{lib}/settings.json"}
+    assert set(entries) == {f"{lib}/awsclient.py", f"{lib}/boot.env"}
     assert entries[f"{lib}/awsclient.py"]["encoding"] == "gz+b64"
     assert shipped(rendered) == rendered.files
     assert {p: int(str(e["permissions"]), 8) for p, e in entries.items()} == {
-        f"{lib}/awsclient.py": 0o755, f"{lib}/settings.json": 0o644}
+        f"{lib}/awsclient.py": 0o755, f"{lib}/boot.env": 0o644}
     with tarfile.open(fileobj=io.BytesIO(rendered.artefact)) as tar:
         assert {"/" + m.name: m.mode for m in tar.getmembers()} == {
             p: m for p, m in rendered.modes.items() if p not in entries}
-    settings = json.loads(rendered.files[f"{lib}/settings.json"])
-    assert settings["artefact"]["sha256"] == hashlib.sha256(rendered.artefact).hexdigest()
-    assert settings["artefact"]["key"] == f"artefacts/{rendered.artefact_sha256}.tar"
+    boot = env_of(rendered, f"{lib}/boot.env")
+    assert boot["ARTEFACT_SHA256"] == hashlib.sha256(rendered.artefact).hexdigest()
+    assert boot["ARTEFACT_KEY"] == f"artefacts/{rendered.artefact_sha256}.tar"
+    # the programs' settings come in the artefact
+    assert env_of(rendered, f"{lib}/settings.env")["HEALTH_URL"] == "http://127.0.0.1:80/healthz"
     doc = yaml.safe_load(rendered.user_data)
     assert doc["runcmd"] == [["/usr/bin/python3", f"{lib}/awsclient.py", "fetch"],
                              [f"{lib}/setup"]]
@@ -186,8 +197,12 @@ def test_bundled_sample_app_ships_in_the_user_data_and_a_git_app_is_fetched() ->
     git = render(make_cfg(VARIANTS["full"]))
     assert not any(p.startswith(("/srv/", "/usr/local/lib/webstack/shop/bundle/"))
                    for p in git.files)
-    fetch = git.files["/usr/local/lib/webstack/shop/fetch-app"]
-    assert "repo=https://git.example.com/acme/shop.git\n" in fetch
+    assert git.files["/usr/local/lib/webstack/shop/fetch-app"] == (
+        SERVER_DIR / "fetch_app.sh").read_text()
+    settings = env_of(git, "/usr/local/lib/webstack/shop/settings.env")
+    assert (settings["APP_SOURCE"], settings["APP_REPO"]) == (
+        "git", "https://git.example.com/acme/shop.git")
+    assert env_of(bundled, "/usr/local/lib/webstack/hello/settings.env")["APP_SOURCE"] == "bundle"
 
 
 def test_a_git_apps_ref_is_read_from_ssm_on_ec2_and_inline_locally() -> None:
@@ -196,16 +211,20 @@ def test_a_git_apps_ref_is_read_from_ssm_on_ec2_and_inline_locally() -> None:
     cfg = make_cfg(raw)
     server = render(cfg)
     assert "release-2031-07-unique" not in server.user_data
+    assert not any("release-2031-07-unique" in text for text in server.files.values())
     other = render(make_cfg({**raw, "webstack:appRef": "v9.9.9"}))
     assert other.user_data == server.user_data
     release = server.files["/usr/local/lib/webstack/shop/release"]
+    settings = env_of(server, "/usr/local/lib/webstack/shop/settings.env")
     assert naming.release_ref_parameter(cfg) == "/webstack/dev/shop/release-ref"
-    assert ("--get /webstack/dev/shop/release-ref" in release
+    assert settings["REF_PARAMETER"] == "/webstack/dev/shop/release-ref"
+    assert ('"$lib/ssm-get" --get "$REF_PARAMETER"' in release
             and "/usr/local/lib/webstack/shop/ssm-get" in server.files)
     local = render(cfg, local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
-    local_release = local.files["/tmp/x/usr/local/lib/webstack/shop/release"]
-    assert "ref=${ref:-release-2031-07-unique}" in local_release
-    assert "ssm-get" not in local_release
+    local_settings = env_of(local, "/tmp/x/usr/local/lib/webstack/shop/settings.env")
+    assert (local_settings["REF_PARAMETER"], local_settings["APP_REF"]) == (
+        "", "release-2031-07-unique")
+    assert "ref=${ref:-$APP_REF}" in release
     # The bundled app has no ref at all: its release is its files' hash.
     bundled = render(make_cfg({"webstack:appRef": "release-2031-07-unique"}))
     assert "release-2031-07-unique" not in bundled.user_data
@@ -218,12 +237,13 @@ def test_letsencrypt_keeps_its_certificate_in_ssm_and_retries_from_a_timer() -> 
     lib, units = "/usr/local/lib/webstack/hello", UNIT_DIR
     tls = files[f"{lib}/tls"]
     assert naming.tls_parameter(cfg) == "/webstack/dev/hello/tls/letsencrypt"
-    assert "slot=/webstack/dev/hello/tls/letsencrypt\n" in tls
+    assert "slot=$TLS_PARAMETER\n" in tls
+    assert 'TLS_PARAMETER="/webstack/dev/hello/tls/letsencrypt"\n' in files[f"{lib}/settings.env"]
     assert 'ssm=("$lib/ssm-get")' in tls
     assert '--deploy-hook "$lib/tls deployed"' in tls
     ssm_get = files[f"{lib}/ssm-get"]
-    assert '"Type": "SecureString",\n                           "Tier": conf["tls_tier"]' in ssm_get
-    assert json.loads(files[f"{lib}/settings.json"])["tls_tier"] == "Advanced"
+    assert '"Type": "SecureString",\n                           "Tier": conf["TLS_TIER"]' in ssm_get
+    assert 'TLS_TIER="Advanced"\n' in files[f"{lib}/settings.env"]
     # setup asks once and goes on: the timer retries, no boot fails for a certificate
     setup = files[f"{lib}/setup"]
     assert "certbot" not in setup.replace("certbot.timer", "")
@@ -252,9 +272,11 @@ def test_release_script_and_the_service_agree_on_the_layout() -> None:
     files = render(make_cfg({"webstack:appReleasesKept": "3"})).files
     release = files["/usr/local/lib/webstack/hello/release"]
     service = files[f"{UNIT_DIR}/webstack-hello.service"]
-    assert "keep=3\n" in release
-    assert "current=/srv/hello/current\n" in release and "releases=/srv/hello/releases\n" in release
-    assert f"gunicorn=={GUNICORN_VERSION}" in release
+    settings = files["/usr/local/lib/webstack/hello/settings.env"]
+    assert "keep=$RELEASES_KEPT\n" in release and 'RELEASES_KEPT="3"\n' in settings
+    assert 'CURRENT="/srv/hello/current"\n' in settings
+    assert 'RELEASES="/srv/hello/releases"\n' in settings
+    assert '"gunicorn==$GUNICORN_VERSION"' in release
     assert ("ExecStart=/srv/hello/current/venv/bin/gunicorn "
             "--config /etc/webstack/hello/gunicorn.conf.py") in service
     assert "WorkingDirectory=/srv/hello/current/src" in service.splitlines()
@@ -323,20 +345,20 @@ def test_uv_is_pinned_per_arch_to_the_development_version() -> None:
     pins = (PROJECT_DIR / "requirements-dev.txt").read_text().splitlines()
     assert f"uv=={UV_VERSION}" in pins
     for arch, machine in (("x86_64", "x86_64"), ("arm64", "aarch64")):
-        settings = json.loads(render(make_cfg({"webstack:serverArch": arch})).files[
-            "/usr/local/lib/webstack/hello/settings.json"])
+        settings = env_of(render(make_cfg({"webstack:serverArch": arch})),
+                          "/usr/local/lib/webstack/hello/settings.env")
         wheel, sha = UV_WHEELS[arch]
         assert wheel.startswith(f"uv-{UV_VERSION}-py3-none-manylinux") and machine in wheel
         assert re.fullmatch(r"[0-9a-f]{64}", sha)
-        assert (settings["uv"]["wheel"], settings["uv"]["sha256"]) == (wheel, sha)
+        assert (settings["UV_WHEEL"], settings["UV_SHA256"]) == (wheel, sha)
     assert UV_WHEELS["x86_64"][1] != UV_WHEELS["arm64"][1]
 
 
 def test_server_installs_the_same_gunicorn_as_the_loopback_run() -> None:
     pins = (PROJECT_DIR / "requirements-dev.txt").read_text().splitlines()
     assert f"gunicorn=={GUNICORN_VERSION}" in pins
-    assert f"gunicorn=={GUNICORN_VERSION}" in render(make_cfg({})).files[
-        "/usr/local/lib/webstack/hello/release"]
+    assert f'GUNICORN_VERSION="{GUNICORN_VERSION}"\n' in render(make_cfg({})).files[
+        "/usr/local/lib/webstack/hello/settings.env"]
 
 
 def test_unattended_security_upgrades_are_enabled() -> None:
@@ -393,17 +415,13 @@ def test_local_runs_use_the_server_files_but_for_root_ports_and_venv(
     assert {p.removeprefix(root) for p in local.files} == set(server.files) - server_only_files
     assert not cfg.app.secrets or not ec2_only_files
     allowed = re.compile(r"^[-+]\s*(listen |set_real_ip_from |return 301 https://\$host|"
-                         r"url = \"https?://127\.0\.0\.1:|venv_shared=|uv=\(|"
-                         r"# REF \(tag, branch or commit SHA\) defaults to |"
-                         r"ref=\$\{ref:-|health_url=https?://127\.0\.0\.1:|"
-                         r"\"\$lib/probe\" get https?://127\.0\.0\.1:|"
-                         # settings.json: the artefact is another, uv the developer's
-                         r"\s*\"(key|sha256|path|root)\": )")
-    ec2_only = re.compile(r"^# >>> (EC2|servers) only.*?^# <<< \1 only\n\n", re.M | re.S)
+                         r"url = \"https?://127\.0\.0\.1:|venv_shared=|"  # pre-start's
+                         # settings: the artefact, uv, the agents and the ref (SSM) are EC2's
+                         r"(ARTEFACT_KEY|ARTEFACT_SHA256|UV|ROOT|FETCH_UV|VENV_SHARED|"
+                         r"HEALTH_URL|APP_REF|REF_PARAMETER|SSM_AGENT_URL|CW_AGENT_URL)=)")
     for path, text in server.files.items():
         if path in server_only_files:
             continue
-        text = ec2_only.sub("", text)
         other = (local.files[root + path].replace(root, "")
                  .replace("/opt/dev-venv", f"/srv/{cfg.app.name}/current/venv"))
         changed = [line for line in difflib.unified_diff(text.splitlines(), other.splitlines(),
@@ -420,15 +438,19 @@ def test_local_runs_use_the_server_files_but_for_root_ports_and_venv(
 def test_ssm_agent_on_ec2_images_that_lack_it(os_name: str, arch: str,
                                               expected: str | None) -> None:
     cfg = make_cfg({"webstack:serverOs": os_name, "webstack:serverArch": arch})
-    setup = next(t for p, t in render(cfg).files.items() if p.endswith("/setup"))
+    rendered = render(cfg)
+    url = env_of(rendered, "/usr/local/lib/webstack/hello/settings.env")["SSM_AGENT_URL"]
     if expected is None:
-        assert "amazon-ssm-agent" not in setup
+        assert url == ""
     else:
-        assert f"https://s3.us-east-1.amazonaws.com/amazon-ssm-us-east-1{expected}" in setup
-        assert "curl" in render(cfg).user_data
+        assert url == f"https://s3.us-east-1.amazonaws.com/amazon-ssm-us-east-1{expected}"
+        assert "curl" in rendered.user_data
+    setup = rendered.files["/usr/local/lib/webstack/hello/setup"]
+    assert 'if [ -n "$SSM_AGENT_URL" ] && ! dpkg-query' in setup
     local = render(cfg, local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
-    assert "amazon-ssm-agent" not in next(t for p, t in local.files.items()
-                                          if p.endswith("/setup"))
+    assert env_of(local, "/tmp/x/usr/local/lib/webstack/hello/settings.env")["SSM_AGENT_URL"] == ""
+    vm = render(cfg, Target(agents=False))  # the local VM: no agent downloads
+    assert env_of(vm, "/usr/local/lib/webstack/hello/settings.env")["SSM_AGENT_URL"] == ""
 
 
 # --- CloudWatch agent (EC2 only) ----------------------------------------------------------------
@@ -498,17 +520,18 @@ def test_cloudwatch_agent_config_has_the_metrics_and_logs_the_alarms_and_groups_
 def test_cloudwatch_agent_is_installed_and_started_on_ec2_only(os_name: str, arch: str,
                                                                path: str) -> None:
     cfg = make_cfg({"webstack:serverOs": os_name, "webstack:serverArch": arch})
-    setup = render(cfg).files["/usr/local/lib/webstack/hello/setup"]
+    rendered = render(cfg)
+    setup = rendered.files["/usr/local/lib/webstack/hello/setup"]
     url = (f"https://s3.us-east-1.amazonaws.com/amazoncloudwatch-agent-us-east-1/{path}/latest/"
            "amazon-cloudwatch-agent.deb")
-    assert url in setup
+    assert env_of(rendered, "/usr/local/lib/webstack/hello/settings.env")["CW_AGENT_URL"] == url
     assert ("amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \\\n"
             '    -c "file:$etc/cloudwatch-agent.json"') in setup
-    block = re.search(r"^# >>> EC2 only: the CloudWatch agent.*?^# <<< EC2 only$", setup,
-                      re.M | re.S)
-    assert block is not None and url in block.group(0)
+    # installed and configured only when the settings name a download
+    assert 'if [ -n "$CW_AGENT_URL" ] && ! dpkg-query' in setup
+    assert 'if [ -n "$CW_AGENT_URL" ] && [ "$agent_conf" != ' in setup
     local = render(cfg, local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
-    assert "amazon-cloudwatch-agent" not in local.files["/tmp/x/usr/local/lib/webstack/hello/setup"]
+    assert env_of(local, "/tmp/x/usr/local/lib/webstack/hello/settings.env")["CW_AGENT_URL"] == ""
 
 
 def test_no_script_can_echo_a_secret_into_a_log() -> None:
@@ -521,7 +544,9 @@ def test_no_script_can_echo_a_secret_into_a_log() -> None:
         assert "bash -x" not in text and "xtrace" not in text, path
     release = rendered.files["/usr/local/lib/webstack/shop/release"]
     assert '"$lib/probe" redact "${redact[@]}"' in release
-    assert 'redact=(--redact /run/webstack/shop/secrets.env)' in release
+    assert 'redact=(--redact "$SECRETS_ENV")' in release
+    assert 'SECRETS_ENV="/run/webstack/shop/secrets.env"\n' in rendered.files[
+        "/usr/local/lib/webstack/shop/settings.env"]
 
 
 def test_the_https_redirect_names_the_port_clients_reach() -> None:

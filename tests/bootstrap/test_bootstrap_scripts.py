@@ -311,7 +311,9 @@ def test_ssm_get_reads_the_release_ref_with_get_parameter(fake_aws: str, tmp_pat
     install(rendered, target)
     lib = Paths(target.root, "shop").lib
     release = rendered.files[f"{lib}/release"]
-    assert "--get /webstack/dev/shop/release-ref" in release
+    assert '"$lib/ssm-get" --get "$REF_PARAMETER"' in release
+    assert 'REF_PARAMETER="/webstack/dev/shop/release-ref"\n' in rendered.files[
+        f"{lib}/settings.env"]
 
     def get(name: str) -> subprocess.CompletedProcess[str]:
         return run(["/usr/bin/python3", f"{lib}/ssm-get", "--get", name],

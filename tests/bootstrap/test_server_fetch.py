@@ -3,7 +3,7 @@ role credentials from the local VM's IMDS, checked by its sha256 before anything
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import threading
 import urllib.error
@@ -47,7 +47,7 @@ def staged(tmp_path: Path, imds: str, moto_url: str, body: bytes | None = None):
                      endpoints=Endpoints(imds=imds, s3=moto_url))
     rendered = render(cfg, target, bucket=BUCKET)
     lib = Paths(str(root), cfg.app.name).lib
-    for name in ("awsclient.py", "settings.json"):
+    for name in ("awsclient.py", "boot.env"):
         Path(lib).mkdir(parents=True, exist_ok=True)
         Path(f"{lib}/{name}").write_text(rendered.files[f"{lib}/{name}"])
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
@@ -71,7 +71,7 @@ def test_fetch_unpacks_every_file_with_its_mode(tmp_path: Path, imds: str, moto_
     assert f"of artefact {rendered.artefact_sha256[:12]} under {tmp_path}/root" in proc.stdout
     for path, text in rendered.files.items():
         assert Path(path).read_text() == text, path
-        if not path.startswith((f"{lib}/awsclient.py", f"{lib}/settings.json")):  # cloud-init's
+        if not path.startswith((f"{lib}/awsclient.py", f"{lib}/boot.env")):  # cloud-init's
             assert Path(path).stat().st_mode & 0o7777 == rendered.modes[path], path
 
 
@@ -96,9 +96,9 @@ def test_a_tampered_artefact_is_refused_and_nothing_written(
 def test_a_missing_artefact_fails_with_s3s_answer(tmp_path: Path, imds: str,
                                                   moto_url: str) -> None:
     _, lib = staged(tmp_path, imds, moto_url)
-    settings = json.loads(Path(f"{lib}/settings.json").read_text())
-    settings["artefact"]["key"] = "artefacts/nope.tar"
-    Path(f"{lib}/settings.json").write_text(json.dumps(settings))
+    boot = Path(f"{lib}/boot.env")
+    boot.write_text(re.sub(r'ARTEFACT_KEY="[^"]*"', 'ARTEFACT_KEY="artefacts/nope.tar"',
+                           boot.read_text()))
     proc = fetch(lib)
     assert proc.returncode == 1 and "answered 404" in proc.stderr and "NoSuchKey" in proc.stderr
 

@@ -94,12 +94,15 @@ def test_artefact_and_secrets_came_from_the_local_s3_and_ssm_through_imdsv2(
     log = booted.sh("cat /var/log/cloud-init-output.log")
     sha = booted.rendered.artefact_sha256
     assert f"of artefact {sha[:12]} under /" in log, log[-2000:]
-    settings = json.loads(booted.sh("cat /usr/local/lib/webstack/hello/settings.json"))
-    assert settings["artefact"]["sha256"] == sha
+    boot = booted.sh("cat /usr/local/lib/webstack/hello/boot.env")
+    assert f'ARTEFACT_SHA256="{sha}"\n' in boot
     aws = local_aws.running(booted.vm.aws_state)
     assert aws is not None, "the VM's local AWS stopped"
-    aws_port = aws.moto_port
-    assert settings["endpoints"]["s3"] == f"http://{local_aws.GUEST_HOST}:{aws_port}"
+    endpoint = f"http://{local_aws.GUEST_HOST}:{aws.moto_port}"
+    assert f'ENDPOINT_S3="{endpoint}"\n' in boot
+    # the programs' settings came in the artefact, with the same endpoints
+    settings = booted.sh("cat /usr/local/lib/webstack/hello/settings.env")
+    assert f'ENDPOINT_SSM="{endpoint}"\n' in settings
     env = booted.sh("cat /run/webstack/hello/secrets.env")
     assert env == 'SESSION_KEY="local-vm s3cr3t \\"quoted\\" \\$HOME"\n', env
     assert booted.sh("stat -c %a /run/webstack/hello/secrets.env").strip() == "600"

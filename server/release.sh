@@ -1,41 +1,39 @@
 #!/bin/bash
-# Releases {{ app.name }} on this server, as root:  release{% if not app.bundled %} [REF]{% endif %}
-
-{% if app.bundled %}
-# The bundled sample app has no ref: the release is its files ({{ paths.bundle }}), named by their hash.
-{% elif ref_parameter %}
-# REF (tag, branch or commit SHA) defaults to the SSM parameter {{ ref_parameter }}.
-{% else %}
-# REF (tag, branch or commit SHA) defaults to {{ app.ref }}.
-{% endif %}
+# shellcheck disable=SC2153  # the upper-case names come from settings.env
+# Releases the app on this server, as root:  release [REF]
+# REF (tag, branch or commit SHA; a git app only) defaults to the SSM parameter REF_PARAMETER on
+# EC2, else to APP_REF. The bundled sample app has no ref: its release is its files ($BUNDLE),
+# named by their hash.
 #
-# 1. fetch into a new directory {{ paths.releases }}/<id>, build its own venv, run the hooks;
-# 2. start it on a private socket and GET {{ app.health_path }}: a broken release never takes traffic;
-# 3. switch {{ paths.current }} to it atomically, restart gunicorn with no failed request
-#    (see restart_app), GET {{ app.health_path }} through nginx; on failure switch back;
-# 4. keep the newest {{ app.releases_kept }} releases.
+# 1. fetch into a new directory $RELEASES/<id>, build its own venv, run the hooks;
+# 2. start it on a private socket and GET $HEALTH_PATH: a broken release never takes traffic;
+# 3. switch $CURRENT to it atomically, restart gunicorn with no failed request (see
+#    restart_app), GET $HEALTH_PATH through nginx; on failure switch back;
+# 4. keep the newest $RELEASES_KEPT releases.
 # Releasing what already serves is a no-op. Last line on success: "release: serving REF (ID) as
 # DIR"; on failure one paragraph "release: FAILED: ..." on stderr and exit 1 (2: usage).
 # Never `set -x`: the hooks and the candidate run with the app's secrets in their environment.
 set -euo pipefail
 umask 022
 export LC_ALL=C
+# shellcheck source=/dev/null
+. "$(dirname "$(readlink -f "$0")")/settings.env"
 
-user={{ app.name | sh }}
-unit={{ unit | sh }}
-home={{ paths.home | sh }}
-releases={{ paths.releases | sh }}
-current={{ paths.current | sh }}
-lib={{ paths.lib | sh }}
-etc={{ paths.etc | sh }}
-state={{ paths.state | sh }}
-redact=(--redact {{ (paths.secrets_dir ~ "/secrets.env") | sh }})
-keep={{ app.releases_kept }}
+user=$APP
+unit=$UNIT
+home=$HOME_DIR
+releases=$RELEASES
+current=$CURRENT
+lib=$LIB
+etc=$ETC
+state=$STATE
+redact=(--redact "$SECRETS_ENV")
+keep=$RELEASES_KEPT
 # Local runs share the developer's venv; servers build one per release, with uv.
-venv_shared={{ target.venv | sh }}
-uv=({{ uv | sh }} --config-file "$etc/uv.toml")
-health_path={{ app.health_path | sh }}
-health_url={{ health_url | sh }}
+venv_shared=$VENV_SHARED
+uv=("$UV" --config-file "$etc/uv.toml")
+health_path=$HEALTH_PATH
+health_url=$HEALTH_URL
 
 say() { echo "release: $*"; }
 fail() {  # MESSAGE [CODE]: one paragraph on stderr, credentials in URLs masked
@@ -48,53 +46,48 @@ app_env() {  # the app's environment as systemd gives it (call in a subshell)
   set -a
   # shellcheck source=/dev/null
   . "$etc/app.env"
-{% if app.secrets %}
-  # shellcheck source=/dev/null
-  . {{ (paths.secrets_dir ~ "/secrets.env") | sh }}
-{% endif %}
+  if [ -n "$SECRETS" ]; then
+    # shellcheck source=/dev/null
+    . "$SECRETS_ENV"
+  fi
   set +a
 }
 
-{% if app.bundled %}
-[ $# -eq 0 ] || fail "usage: release (the bundled sample app has no ref: appRepo is empty)" 2
-bundle={{ paths.bundle | sh }}
-ref="bundled app"
-{% else %}
-[ $# -le 1 ] || fail "usage: release [REF]" 2
-ref=${1:-}
-{% if ref_parameter %}
-# >>> EC2 only: the ref lives in SSM, so a new ref never changes the user-data
-if [ -z "$ref" ]; then
-  ref=$(/usr/bin/python3 "$lib/ssm-get" --get {{ ref_parameter | sh }}) \
-    || fail "could not read the release ref from the SSM parameter {{ ref_parameter }}"
+if [ "$APP_SOURCE" = bundle ]; then
+  [ $# -eq 0 ] || fail "usage: release (the bundled sample app has no ref: appRepo is empty)" 2
+  ref="bundled app"
+else
+  [ $# -le 1 ] || fail "usage: release [REF]" 2
+  ref=${1:-}
+  if [ -z "$ref" ] && [ -n "$REF_PARAMETER" ]; then
+    # On EC2 the ref lives in SSM, so a new ref never changes the user-data.
+    ref=$(/usr/bin/python3 "$lib/ssm-get" --get "$REF_PARAMETER") \
+      || fail "could not read the release ref from the SSM parameter $REF_PARAMETER"
+  fi
+  ref=${ref:-$APP_REF}
+  # The program and the rollout check refs with components.gitref; this guards a hand-typed one.
+  if [[ $ref == -* || $ref == *..* || $ref =~ [[:space:][:cntrl:]] ]]; then
+    fail "'$ref' is not a git ref: expected a tag, branch or commit SHA" 2
+  fi
 fi
-# <<< EC2 only
-
-{% else %}
-ref=${ref:-{{ app.ref | sh }}}
-{% endif %}
-if [[ $ref == -* || $ref == *..* || $ref =~ [[:space:][:cntrl:]] ]]; then
-  fail "'$ref' is not a git ref: expected a tag, branch or commit SHA" 2
-fi
-{% endif %}
 
 install -d -m 0755 "$state"
 exec 9>>"$state/release.lock"
 flock --wait 900 9 || fail "another release still runs (it holds $state/release.lock)"
 
-{% if app.bundled %}
-sha=$(cd "$bundle" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
-id="bundle-${sha:0:12}"
-{% else %}
-if ! out=$(as_app "$lib/fetch-app" resolve "$ref" 2>&1); then
-  fail "could not fetch $ref: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+if [ "$APP_SOURCE" = bundle ]; then
+  sha=$(cd "$BUNDLE" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+  id="bundle-${sha:0:12}"
+else
+  if ! out=$(as_app "$lib/fetch-app" resolve "$ref" 2>&1); then
+    fail "could not fetch $ref: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+  fi
+  sha=$(tail -n 1 <<<"$out")
+  id=${sha:0:12}
 fi
-sha=$(tail -n 1 <<<"$out")
-id=${sha:0:12}
-{% endif %}
 short=${sha:0:12}
 dir="$releases/$id"
-app_dir="$dir"/src{{ ("/" ~ app.path) | sh if app.path }}
+app_dir="$dir/src${APP_PATH:+/$APP_PATH}"
 venv=${venv_shared:-$dir/venv}
 previous=$(readlink "$current" 2>/dev/null || true)
 previous=${previous##*/}
@@ -115,16 +108,13 @@ abandon() {  # the new release never took traffic
 }
 
 restart_app() {
-{#
-  Zero downtime without HUP. `systemctl reload` (HUP) would re-fork workers from the old
-  master, whose interpreter and sys.path are the old release's venv: the new release's new
-  dependencies would not import. So gunicorn is restarted, from the venv `current` now
-  points at, and nothing is lost because the listening socket belongs to $unit.socket, not
-  to gunicorn: the old master stops accepting and finishes its requests (graceful stop), new
-  connections wait in the socket's backlog meanwhile, and the new master takes the same
-  socket from systemd and accepts them. nginx sees a slower answer, never an error.
-  (A template comment: the reasoning stays here, out of the 16 KB user-data.)
-#}
+  # Zero downtime without HUP. `systemctl reload` (HUP) would re-fork workers from the old
+  # master, whose interpreter and sys.path are the old release's venv: the new release's new
+  # dependencies would not import. So gunicorn is restarted, from the venv `current` now
+  # points at, and nothing is lost because the listening socket belongs to $unit.socket, not
+  # to gunicorn: the old master stops accepting and finishes its requests (graceful stop), new
+  # connections wait in the socket's backlog meanwhile, and the new master takes the same
+  # socket from systemd and accepts them. nginx sees a slower answer, never an error.
   # A restart, not HUP (whose workers keep the old venv); $unit.socket holds connections meanwhile.
   systemctl start "$unit.socket"
   if systemctl is-active --quiet "$unit.service"; then
@@ -145,41 +135,41 @@ if [ -e "$dir/.complete" ]; then
 else
   rm -rf "$dir"
   install -d -o "$user" -g "$user" -m 0755 "$dir"
-{% if app.bundled %}
-  say "bundled app ($short) into $dir"
-  cp -R "$bundle" "$dir/src"
-  chown -R "$user:$user" "$dir/src"
-{% else %}
-  say "fetching $ref ($short) into $dir"
-  as_app "$lib/fetch-app" export "$sha" "$dir/src" >"$dir/.fetch.log" 2>&1 \
-    || abandon "could not export $sha: $(excerpt "$dir/.fetch.log" 3)"
-{% endif %}
-  [ -f "$app_dir"/{{ app.requirements | sh }} ] \
-    || abandon "it has no {{ app.requirements }}{{ " in " ~ app.path if app.path }}"
+  if [ "$APP_SOURCE" = bundle ]; then
+    say "bundled app ($short) into $dir"
+    cp -R "$BUNDLE" "$dir/src"
+    chown -R "$user:$user" "$dir/src"
+  else
+    say "fetching $ref ($short) into $dir"
+    as_app "$lib/fetch-app" export "$sha" "$dir/src" >"$dir/.fetch.log" 2>&1 \
+      || abandon "could not export $sha: $(excerpt "$dir/.fetch.log" 3)"
+  fi
+  [ -f "$app_dir/$APP_REQUIREMENTS" ] \
+    || abandon "it has no $APP_REQUIREMENTS${APP_PATH:+ in $APP_PATH}"
   say "virtualenv $venv"
   if [ -z "$venv_shared" ]; then
     as_app "${uv[@]}" venv --quiet --python /usr/bin/python3 "$venv" >"$dir/.venv.log" 2>&1 \
       || abandon "uv venv failed: $(excerpt "$dir/.venv.log")"
   fi
   as_app "${uv[@]}" pip install --python "$venv/bin/python" --compile-bytecode \
-      --requirement "$app_dir"/{{ app.requirements | sh }} gunicorn=={{ gunicorn_version }} \
+      --requirement "$app_dir/$APP_REQUIREMENTS" "gunicorn==$GUNICORN_VERSION" \
       >"$dir/.install.log" 2>&1 \
     || abandon "installing the requirements failed: $(excerpt "$dir/.install.log")"
   echo "$sha" > "$dir/.complete"
 fi
-{% if app.secrets %}
 
-# The hooks and the candidate get the secrets: fetched once per boot (a no-op if they were).
-systemctl start "$unit-secrets.service" \
-  || fail "could not fetch the app's secrets from SSM (journalctl -u $unit-secrets)"
-{% endif %}
-{% if app.pre_start %}
+if [ -n "$SECRETS" ]; then
+  # The hooks and the candidate get the secrets: fetched once per boot (a no-op if they were).
+  systemctl start "$unit-secrets.service" \
+    || fail "could not fetch the app's secrets from SSM (journalctl -u $unit-secrets)"
+fi
 
-say "pre-start hooks"
-(app_env; exec runuser -u "$user" -- env HOME="$home" "$lib/pre-start" "$dir") 9>&- \
-    >"$dir/.hooks.log" 2>&1 \
-  || abandon "a pre-start hook failed: $(excerpt "$dir/.hooks.log")"
-{% endif %}
+if [ -n "$PRE_START" ]; then
+  say "pre-start hooks"
+  (app_env; exec runuser -u "$user" -- env HOME="$home" "$lib/pre-start" "$dir") 9>&- \
+      >"$dir/.hooks.log" 2>&1 \
+    || abandon "a pre-start hook failed: $(excerpt "$dir/.hooks.log")"
+fi
 
 say "checking $health_path on $id before it takes traffic"
 candidate="$dir/.candidate.sock"

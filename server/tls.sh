@@ -1,35 +1,33 @@
 #!/bin/bash
-# TLS for {{ app.name }} ({{ tls }}): nginx's certificate in {{ paths.etc }}/tls.
-{% if tls == "letsencrypt" %}
-{#
-  Replacements restore the certificate kept in SSM instead of asking Let's Encrypt again (after 5
-  duplicates a week it refuses); no boot fails for a certificate, the timer retries. Documented
-  here, not in the rendered script: the user-data budget is tight.
-    tls        setup, before nginx: keep a good certificate, else restore the stored one, else a
-               self-signed placeholder (nginx starts and answers the HTTP-01 challenge)
-    tls issue  setup, then <unit>-tls.timer: certbot when the certificate is missing or expires
-               within 30 days, only once every name reaches this server (else certbot would
-               spend Let's Encrypt's failed-validation allowance: DNS or the Elastic IP not here
-               yet); then, or when the served one is not stored yet, `store`
-    tls store  put the served certificate (fullchain, then key) in SSM unless $state/tls-stored
-               says it is there
-    tls deployed  certbot's deploy hook (each issue and renewal): serve the new one, store it
-  No ssm-get (a local run): no store.
-#}
-{% endif %}
+# shellcheck disable=SC2153  # the upper-case names come from settings.env
+# nginx's certificate for the app, in $TLS_DIR (TLS_MODE selfsigned or letsencrypt).
+#   tls        setup, before nginx: keep a good certificate; letsencrypt: else restore the one
+#              stored in SSM, else a self-signed placeholder (nginx starts and answers the
+#              HTTP-01 challenge)
+#   tls issue  (letsencrypt) setup, then <unit>-tls.timer: certbot when the certificate is
+#              missing or expires within 30 days, only once every name reaches this server
+#              (else certbot would spend Let's Encrypt's failed-validation allowance: DNS or the
+#              Elastic IP not here yet); then, or when the served one is not stored yet, `store`
+#   tls store  put the served certificate (fullchain, then key) in SSM unless $STATE/tls-stored
+#              says it is there
+#   tls deployed  certbot's deploy hook (each issue and renewal): serve the new one, store it
+# Replacements restore the certificate kept in SSM instead of asking Let's Encrypt again (after 5
+# duplicates a week it refuses); no boot fails for a certificate, the timer retries. No ssm-get
+# (a local run): no store.
 # ECDSA P-256: every client speaks it, and the key takes milliseconds where RSA takes seconds.
 set -euo pipefail
 umask 077
+# shellcheck source=/dev/null
+. "$(dirname "$(readlink -f "$0")")/settings.env"
 
-dir={{ (paths.etc ~ "/tls") | sh }}
-name={{ cert_name | sh }}
-alt_names={{ alt_names | sh }}
-{% if tls == "letsencrypt" %}
-lib={{ paths.lib | sh }}
-state={{ paths.state | sh }}
-slot={{ tls_parameter | sh }}
+dir=$TLS_DIR
+name=$CERT_NAME
+alt_names=$ALT_NAMES
+lib=$LIB
+state=$STATE
+slot=$TLS_PARAMETER
 ssm=("$lib/ssm-get")
-names=({% for n in cfg.domain.names %}{{ n | sh }} {% endfor %})
+read -r -a names <<<"$DOMAIN_NAMES"
 log() { echo "tls: $*" >&2; }
 
 # good CERT KEY SECONDS: trusted (no placeholder), for each name, KEY's, valid SECONDS more
@@ -81,8 +79,8 @@ issue() {
   rm "$state/acme/$token"
   [ "$ok" = 0 ] || { log "certbot not run: nginx keeps its certificate"; return 1; }
   log "requesting a Let's Encrypt certificate for ${names[*]}"
-  {# certbot >= 2.0 (Debian 12, Ubuntu 24.04) makes ECDSA P-256 keys: chain and key fit the slot #}
-  certbot certonly --non-interactive --agree-tos --email {{ cfg.tls.email | sh }} \
+  # certbot >= 2.0 (Debian 12, Ubuntu 24.04) makes ECDSA P-256 keys: chain and key fit the slot
+  certbot certonly --non-interactive --agree-tos --email "$TLS_EMAIL" \
     --webroot --webroot-path "$state/acme" --cert-name "$name" "${names[@]/#/--domain=}" \
     --deploy-hook "$lib/tls deployed" \
     || { log "certbot failed: nginx keeps its certificate"; return 1; }
@@ -95,13 +93,14 @@ deployed() {
   store
 }
 
-case "${1:-}" in
-  issue|store|deployed) "$1"; exit ;;
-  "") install -d -m 0700 "$dir" ;;
-  *) log "usage: tls [issue|store|deployed]"; exit 2 ;;
-esac
-good "$dir/fullchain.pem" "$dir/privkey.pem" 3600 || restore || rm -f "$dir"/*.new
-{% endif %}
+if [ "$TLS_MODE" = letsencrypt ]; then
+  case "${1:-}" in
+    issue|store|deployed) "$1"; exit ;;
+    "") install -d -m 0700 "$dir" ;;
+    *) log "usage: tls [issue|store|deployed]"; exit 2 ;;
+  esac
+  good "$dir/fullchain.pem" "$dir/privkey.pem" 3600 || restore || rm -f "$dir"/*.new
+fi
 
 if [ ! -e "$dir/fullchain.pem" ]; then
   install -d -m 0700 "$dir"

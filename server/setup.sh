@@ -1,0 +1,122 @@
+#!/bin/bash
+# shellcheck disable=SC2153  # the upper-case names come from settings.env
+# Deploys the app on this server, as root, after the fetcher unpacked the artefact. cloud-init
+# runs it once at first boot; run it again to repair. Every step checks before it acts. The app
+# itself is put in place by $LIB/release (the first release goes through the same code as every
+# later one); gunicorn restarts here only when its settings changed.
+set -euo pipefail
+umask 022
+# shellcheck source=/dev/null
+. "$(dirname "$(readlink -f "$0")")/settings.env"
+
+user=$APP
+unit=$UNIT
+home=$HOME_DIR
+lib=$LIB
+etc=$ETC
+state=$STATE
+nginx_dir=$NGINX_DIR
+
+log() { echo "webstack-setup: $*"; }
+
+# The SSM agent (EC2 images that lack it)
+if [ -n "$SSM_AGENT_URL" ] && ! dpkg-query -W -f='${Status}' amazon-ssm-agent 2>/dev/null | grep -q "ok installed"; then
+  log "SSM agent (Session Manager, Run Command)"
+  deb=$(mktemp --suffix=.deb)
+  curl --fail --silent --show-error --location --retry 3 --max-time 120 \
+    --output "$deb" "$SSM_AGENT_URL"
+  # apt waits for the dpkg lock (Ubuntu's first boot runs unattended-upgrades); dpkg fails
+  apt-get install -y -o DPkg::Lock::Timeout=600 "$deb"
+  rm -f "$deb"
+fi
+[ -z "$SSM_AGENT_URL" ] || systemctl enable --now --quiet amazon-ssm-agent
+
+# The CloudWatch agent (memory and disk metrics, nginx, app and cloud-init logs), on EC2
+if [ -n "$CW_AGENT_URL" ] && ! dpkg-query -W -f='${Status}' amazon-cloudwatch-agent 2>/dev/null | grep -q "ok installed"; then
+  log "CloudWatch agent"
+  deb=$(mktemp --suffix=.deb)
+  curl --fail --silent --show-error --location --retry 3 --max-time 300 \
+    --output "$deb" "$CW_AGENT_URL"
+  apt-get install -y -o DPkg::Lock::Timeout=600 "$deb"
+  rm -f "$deb"
+fi
+agent_conf=$(sha256sum "$etc/cloudwatch-agent.json")
+if [ -n "$CW_AGENT_URL" ] && [ "$agent_conf" != "$(cat "$state/cloudwatch-agent" 2>/dev/null || true)" ]; then
+  /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \
+    -c "file:$etc/cloudwatch-agent.json"
+  install -d -m 0755 "$state"
+  echo "$agent_conf" > "$state/cloudwatch-agent"
+fi
+
+log "app directory $home"
+install -d -o "$user" -g "$user" -m 0750 "$home"
+install -d -m 0755 "$state"
+# nginx serves the static files straight from the app's tree: let it in through the group.
+if ! id -nG www-data | grep -qw -- "$user"; then
+  usermod -a -G "$user" www-data
+  nginx_restart=1
+fi
+
+[ -z "$HTTPS" ] || "$lib/tls"
+[ "$TLS_MODE" != letsencrypt ] || install -d -m 0755 "$state/acme"
+log "nginx"
+rm -f "$nginx_dir/sites-enabled/default"
+nginx -t -q
+# Enabling goes through the SysV compatibility scripts (seconds on a small server): only if needed.
+systemctl is-enabled --quiet nginx || systemctl enable --quiet nginx
+site=$(sha256sum "$nginx_dir/conf.d/$APP.conf")
+if [ "${nginx_restart:-0}" = 1 ]; then
+  systemctl restart nginx  # workers pick up the new group only on a restart
+  echo "$site" > "$state/nginx-site"
+elif [ "$site" != "$(cat "$state/nginx-site" 2>/dev/null || true)" ]; then
+  systemctl reload-or-restart nginx
+  echo "$site" > "$state/nginx-site"
+else
+  systemctl start nginx  # a no-op unless it had stopped
+fi
+
+log "systemd units"
+units=("$unit.socket" "$unit.service")
+[ -z "$SECRETS" ] || units+=("$unit-secrets.service")
+[ -z "$PRE_START" ] || units+=("$unit-prestart.service")
+# A reload re-reads every unit on the machine (seconds on a small server): only when one of ours
+# changed since systemd loaded it. On a first boot none was loaded yet, so none needs it.
+systemctl enable --quiet --no-reload "${units[@]}"
+for u in "${units[@]}"; do
+  if [ "$(systemctl show --property=NeedDaemonReload --value "$u")" = yes ]; then
+    systemctl daemon-reload
+    break
+  fi
+done
+
+if [ -n "$FETCH_UV" ]; then  # local runs bring their own uv; bootcmd has usually fetched it
+  log "uv $UV_VERSION"
+  [ "$("$UV" --version 2>/dev/null | cut -d' ' -f2)" = "$UV_VERSION" ] || "$lib/fetch-uv"
+fi
+
+# The release starts the socket: started earlier, a request would start gunicorn before a release.
+log "release"
+"$lib/release"
+systemctl start "$unit.socket"  # a no-op when the release started it; a repair run needs it
+# gunicorn's settings come with the user-data, not with a release: restart on a change.
+settings=$(sha256sum "$etc/gunicorn.conf.py" "$etc/app.env" | sha256sum | cut -d' ' -f1)
+recorded=$(cat "$state/settings" 2>/dev/null || true)
+if [ "$settings" != "$recorded" ]; then
+  if [ -n "$recorded" ]; then
+    log "restarting $unit (settings changed)"
+    systemctl restart "$unit.service"
+  fi
+  echo "$settings" > "$state/settings"
+fi
+systemctl start "$unit.service"
+
+log "waiting for $HEALTH_PATH through nginx"
+"$lib/probe" get "$HEALTH_URL" --wait 60 || { log "$HEALTH_URL did not answer 200"; exit 1; }
+
+if [ "$TLS_MODE" = letsencrypt ]; then
+  # A restored certificate needs no new issue; without one nginx serves the placeholder and the
+  # timer retries: a certificate that can wait never fails a boot.
+  "$lib/tls" issue || log "no Let's Encrypt certificate yet: $unit-tls.timer retries"
+  systemctl enable --now --quiet certbot.timer "$unit-tls.timer"
+fi
+log "done"
