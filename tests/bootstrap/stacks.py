@@ -1,76 +1,47 @@
-"""The stacks the bootstrap tests render: the repo's stack files plus variants that between
-them take every branch of the templates (each TLS mode, load balancer, git app, secrets, hooks,
-mirrors and CAs, Ubuntu)."""
+"""What a server gets from a render, read back as the server reads it; and, for the bootstrap
+tests that still import them from here, the names of the one variant table (tests/variants.py)."""
 
 from __future__ import annotations
 
 import base64
 import gzip
 import io
-import json
+import re
 import tarfile
+from pathlib import PurePosixPath
 
 import yaml
 
 from components.bootstrap import RenderedBootstrap
-from components.config import PROJECT_DIR, StackConfig, parse, parse_stack
-from tests.cases import ssh_key
+from tests.cases import GOOD_ZONE as ZONE
+from tests.variants import VARIANTS as _TABLE
+from tests.variants import make_cfg, raw
 
-ZONE = {"webstack:domainZone": "example.com", "webstack:domainHostname": "app.example.com"}
+__all__ = ["VARIANTS", "ZONE", "make_cfg", "shell_scripts", "shipped", "sourced_files",
+           "user_data_commands"]
 
-VARIANTS: dict[str, dict[str, str]] = {
-    "plain": {"webstack:appEnv": json.dumps(["APP_GREETING=Hello from the loopback run"])},
-    "selfsigned": {"webstack:tlsMode": "selfsigned", "webstack:appMaxBodyMib": "1"},
-    "letsencrypt": {**ZONE, "webstack:tlsMode": "letsencrypt",
-                    "webstack:domainExtraNames": json.dumps(["www.example.com"]),
-                    "webstack:tlsEmail": "ops@example.com"},
-    "alb-acm": {**ZONE, "webstack:tlsMode": "acm", "webstack:serverCount": "2",
-                "webstack:networkCreateVpc": "true", "webstack:networkCidr": "10.42.0.0/16"},
-    "full": {
-        "webstack:appName": "shop",
-        "webstack:appRepo": "https://git.example.com/acme/shop.git",
-        "webstack:appRef": "v1.2.3",
-        "webstack:appPath": "src/site",
-        "webstack:appWsgi": "site.wsgi:application",
-        "webstack:appRequirements": "requirements/prod.txt",
-        "webstack:appStaticUrl": "",
-        "webstack:appWorkers": "3",
-        "webstack:appEnv": json.dumps(["DJANGO_SETTINGS_MODULE=site.settings.prod",
-                                       "APP_GREETING=it's \"quoted\" $HOME `id` ü"]),
-        "webstack:appSecrets": json.dumps(["DATABASE_URL=/shop/prod/database-url",
-                                           "SECRET_KEY=/shop/prod/secret-key"]),
-        "webstack:appPreStart": json.dumps(["python manage.py migrate --noinput",
-                                            "python manage.py collectstatic --noinput"]),
-        "webstack:serverOs": "ubuntu-24.04",
-        "webstack:aptMirror": "https://mirror.example.com/ubuntu",
-        "webstack:pipIndexUrl": "https://pypi.example.com/simple/",
-        "webstack:extraCaCertFiles": json.dumps(["tests/bootstrap/data/test-ca.pem"]),
-        "webstack:sshPublicKey": ssh_key(comment="ops@example"),
-    },
-}
-
-
-def make_cfg(raw: dict[str, str], stack: str = "dev") -> StackConfig:
-    return parse(raw, project="webstack", stack=stack, region="us-east-1",
-                 supported_regions=("us-east-1",))
-
-
-def stack_files() -> list[str]:
-    """Stack names with a Pulumi.<stack>.yaml in the repo."""
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
-
-
-def all_configs() -> dict[str, StackConfig]:
-    """Every variant, and every stack file as `stack:<name>`."""
-    configs = {name: make_cfg(raw) for name, raw in VARIANTS.items()}
-    configs.update({f"stack:{s}": parse_stack(s) for s in stack_files()})
-    return configs
+# The dev-based variants' settings, for make_cfg (which parses as stack dev by default):
+# make_cfg(VARIANTS[name]) is tests.variants.cfg(name).
+VARIANTS = {name: raw(name) for name, variant in _TABLE.items() if variant.stack == "dev"}
 
 
 def shell_scripts(files: dict[str, str]) -> dict[str, str]:
     """The rendered files that are shell scripts (by their #! line)."""
     return {p: t for p, t in files.items() if t.startswith(("#!/bin/bash", "#!/bin/sh"))}
 
+
+def sourced_files(files: dict[str, str]) -> dict[str, str]:
+    """The rendered files that the shell scripts source (`. "<dir>/<name>"`)."""
+    names = {name for text in shell_scripts(files).values()
+             for name in re.findall(r'^\. ".*/([^/"]+)"$', text, re.M)}
+    return {p: t for p, t in files.items() if PurePosixPath(p).name in names}
+
+
+def user_data_commands(user_data: str) -> list[str]:
+    """The user-data's commands that cloud-init hands to /bin/sh (bootcmd and runcmd items given
+    as strings; a list item is run without a shell)."""
+    doc = yaml.safe_load(user_data)
+    return [c for key in ("bootcmd", "runcmd") for c in doc.get(key, []) if isinstance(c, str)]
 
 
 def shipped(rendered: RenderedBootstrap, root: str = "") -> dict[str, str]:

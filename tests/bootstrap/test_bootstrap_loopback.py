@@ -20,7 +20,7 @@ import pytest
 
 from components.config import StackConfig
 from devtools.localrun import LocalRun, run_local
-from tests.bootstrap.stacks import VARIANTS, make_cfg
+from tests import variants
 
 pytestmark = pytest.mark.realtools
 
@@ -58,7 +58,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
     for tool in ("nginx", "systemd-socket-activate", "openssl"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed: scripts/setup-system.sh (make system) does it")
-    cfg = make_cfg(VARIANTS[request.param])
+    cfg = variants.cfg(request.param)
     # A short root: the socket path must fit in a unix address (108 bytes).
     root = Path(tempfile.mkdtemp(prefix="wsloop-", dir="/tmp"))
     try:

@@ -39,7 +39,9 @@ from components.bootstrap import (
 )
 from components.config import PROJECT_DIR, ConfigError, StackConfig, parse_stack
 from devtools.localrun import local_target, read_env_file
-from tests.bootstrap.stacks import VARIANTS, all_configs, make_cfg, shipped
+from tests import variants
+from tests.bootstrap.stacks import shipped
+from tests.variants import make_cfg
 
 UNIT_DIR = "/etc/systemd/system"
 NO_RECOMMENDS = 'APT::Install-Recommends "false";\n'
@@ -58,7 +60,7 @@ def write_files(user_data: str) -> dict[str, dict[str, object]]:
 
 
 def test_render_returns_the_cloud_config_and_every_file_it_writes() -> None:
-    rendered = render(make_cfg(VARIANTS["plain"]))
+    rendered = render(variants.cfg("plain"))
     assert rendered.user_data.startswith("#cloud-config\n")
     assert rendered.sha256 == hashlib.sha256(rendered.user_data.encode()).hexdigest()
     # The user-data carries the fetcher and the settings; the artefact every other file.
@@ -85,13 +87,13 @@ def test_render_returns_the_cloud_config_and_every_file_it_writes() -> None:
 
 
 def test_user_data_goes_to_ec2_as_is() -> None:
-    rendered = render(make_cfg(VARIANTS["plain"]))
+    rendered = render(variants.cfg("plain"))
     assert base64.b64decode(rendered.ec2_user_data_base64).decode() == rendered.user_data
 
 
-@pytest.mark.parametrize("name", [*VARIANTS, "stack:dev", "stack:prod"])
+@pytest.mark.parametrize("name", variants.NAMES)
 def test_every_stack_fits_the_8_kb_budget_uncompressed(name: str) -> None:
-    cfg = all_configs()[name]
+    cfg = variants.cfg(name)
     sent = len(base64.b64decode(render(cfg).ec2_user_data_base64))
     assert sent <= USER_DATA_BUDGET < EC2_USER_DATA_LIMIT, (name, sent)
 
@@ -118,7 +120,7 @@ def test_user_data_over_ec2s_limit_is_a_clear_error() -> None:
 def test_artefact_depends_on_the_files_alone() -> None:
     """ustar, sorted, root-owned, mtime 0: the same bytes on any machine (its sha256 is in the
     user-data, so a difference would replace the servers)."""
-    rendered = render(make_cfg(VARIANTS["full"]))
+    rendered = render(variants.cfg("full"))
     again = pack(dict(reversed(list(rendered.files.items()))), rendered.modes, "")
     carried = set(write_files(rendered.user_data))
     mine = pack({p: t for p, t in rendered.files.items() if p not in carried},
@@ -132,7 +134,7 @@ def test_artefact_depends_on_the_files_alone() -> None:
 
 
 def test_env_values_go_to_a_root_only_file_and_secrets_are_fetched_by_name() -> None:
-    cfg = make_cfg(VARIANTS["full"])
+    cfg = variants.cfg("full")
     rendered = render(cfg)
     assert rendered.modes["/etc/webstack/shop/app.env"] == 0o600
     assert 'DJANGO_SETTINGS_MODULE="site.settings.prod"' in shipped(rendered)[
@@ -180,11 +182,11 @@ def test_load_balanced_nginx_trusts_forwarded_ips_only_from_the_vpc() -> None:
     def site(raw: dict[str, str]) -> str:
         return render(make_cfg(raw)).files["/etc/nginx/conf.d/hello.conf"]
 
-    assert "set_real_ip_from 10.42.0.0/16;" in site(VARIANTS["alb-acm"])
-    default_vpc = {**VARIANTS["alb-acm"], "webstack:networkCreateVpc": "false"}
+    assert "set_real_ip_from 10.42.0.0/16;" in site(variants.raw("alb-acm"))
+    default_vpc = {**variants.raw("alb-acm"), "webstack:networkCreateVpc": "false"}
     assert "set_real_ip_from 172.31.0.0/16;" in site(default_vpc)
-    assert "set_real_ip_from" not in site(VARIANTS["plain"])
-    assert "certbot" not in render(make_cfg(VARIANTS["alb-acm"])).user_data
+    assert "set_real_ip_from" not in site(variants.raw("plain"))
+    assert "certbot" not in render(variants.cfg("alb-acm")).user_data
 
 
 def test_bundled_sample_app_ships_in_the_user_data_and_a_git_app_is_fetched() -> None:
@@ -194,7 +196,7 @@ def test_bundled_sample_app_ships_in_the_user_data_and_a_git_app_is_fetched() ->
             rel = path.relative_to(SAMPLE_APP_DIR).as_posix()
             assert bundled.files[f"/usr/local/lib/webstack/hello/bundle/{rel}"] == path.read_text()
     assert "/usr/local/lib/webstack/hello/fetch-app" not in bundled.files
-    git = render(make_cfg(VARIANTS["full"]))
+    git = render(variants.cfg("full"))
     assert not any(p.startswith(("/srv/", "/usr/local/lib/webstack/shop/bundle/"))
                    for p in git.files)
     assert git.files["/usr/local/lib/webstack/shop/fetch-app"] == (
@@ -207,7 +209,7 @@ def test_bundled_sample_app_ships_in_the_user_data_and_a_git_app_is_fetched() ->
 
 def test_a_git_apps_ref_is_read_from_ssm_on_ec2_and_inline_locally() -> None:
     """A new ref must not change the user-data (that would replace the servers)."""
-    raw = {**VARIANTS["full"], "webstack:appRef": "release-2031-07-unique"}
+    raw = {**variants.raw("full"), "webstack:appRef": "release-2031-07-unique"}
     cfg = make_cfg(raw)
     server = render(cfg)
     assert "release-2031-07-unique" not in server.user_data
@@ -232,7 +234,7 @@ def test_a_git_apps_ref_is_read_from_ssm_on_ec2_and_inline_locally() -> None:
 
 
 def test_letsencrypt_keeps_its_certificate_in_ssm_and_retries_from_a_timer() -> None:
-    cfg = make_cfg(VARIANTS["letsencrypt"])
+    cfg = variants.cfg("letsencrypt")
     files = render(cfg).files
     lib, units = "/usr/local/lib/webstack/hello", UNIT_DIR
     tls = files[f"{lib}/tls"]
@@ -260,10 +262,10 @@ def test_letsencrypt_keeps_its_certificate_in_ssm_and_retries_from_a_timer() -> 
 
 def test_ssm_get_is_the_server_program_as_it_is() -> None:
     lib = "/usr/local/lib/webstack"
-    le = render(make_cfg(VARIANTS["letsencrypt"])).files[f"{lib}/hello/ssm-get"]
+    le = render(variants.cfg("letsencrypt")).files[f"{lib}/hello/ssm-get"]
     assert le == (SERVER_DIR / "ssm_get.py").read_text()
     # a local run has no SSM: nothing to read or write the certificate with
-    local = render(make_cfg(VARIANTS["letsencrypt"]),
+    local = render(variants.cfg("letsencrypt"),
                    local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
     assert f"/tmp/x{lib}/hello/ssm-get" not in local.files
 
@@ -297,7 +299,7 @@ def test_gunicorn_logs_to_a_file_the_cloudwatch_agent_ships() -> None:
 
 
 def test_sources_use_cloud_init_modules() -> None:
-    cfg = make_cfg(VARIANTS["full"])
+    cfg = variants.cfg("full")
     doc = yaml.safe_load(render(cfg).user_data)
     mirror = [{"arches": ["default"], "uri": "https://mirror.example.com/ubuntu"}]
     assert doc["apt"] == {"conf": NO_RECOMMENDS, "preserve_sources_list": False,
@@ -399,11 +401,11 @@ def test_render_script_writes_the_user_data_and_every_file(tmp_path: Path) -> No
     assert (out / "files/etc/webstack/review/app.env").stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("name", variants.NAMES)
 def test_local_runs_use_the_server_files_but_for_root_ports_and_venv(
         name: str, tmp_path: Path) -> None:
     """What nginx -t, systemd-analyze and the loopback run check is what servers get."""
-    cfg = make_cfg(VARIANTS[name])
+    cfg = variants.cfg(name)
     server = render(cfg)
     local = render(cfg, local_target(tmp_path, 8080, 8443, Path("/opt/dev-venv")))
     root = str(tmp_path)
@@ -467,12 +469,12 @@ _CW_FILE_KEYS = {"file_path", "log_group_name", "log_stream_name", "log_group_cl
 
 
 def _cw(cfg_name: str) -> tuple[dict[str, object], dict[str, str], StackConfig]:
-    cfg = all_configs()[cfg_name]
+    cfg = variants.cfg(cfg_name)
     files = render(cfg).files
     return json.loads(files[f"/etc/webstack/{cfg.app.name}/cloudwatch-agent.json"]), files, cfg
 
 
-@pytest.mark.parametrize("name", [*VARIANTS, "stack:dev", "stack:prod"])
+@pytest.mark.parametrize("name", variants.NAMES)
 def test_cloudwatch_agent_config_has_the_metrics_and_logs_the_alarms_and_groups_expect(
         name: str) -> None:
     conf, files, cfg = _cw(name)
@@ -537,7 +539,7 @@ def test_cloudwatch_agent_is_installed_and_started_on_ec2_only(os_name: str, arc
 def test_no_script_can_echo_a_secret_into_a_log() -> None:
     """No `set -x` anywhere; secret values are only in /run, never in the user-data; the
     release script's messages pass through the redactor (see tests/release)."""
-    cfg = make_cfg(VARIANTS["full"])
+    cfg = variants.cfg("full")
     rendered = render(cfg)
     for path, text in rendered.files.items():
         assert not re.search(r"^\s*set\s+-[a-wyz]*x", text, re.M), path
@@ -550,7 +552,7 @@ def test_no_script_can_echo_a_secret_into_a_log() -> None:
 
 
 def test_the_https_redirect_names_the_port_clients_reach() -> None:
-    cfg = make_cfg(VARIANTS["selfsigned"])
+    cfg = variants.cfg("selfsigned")
     site = "/etc/nginx/conf.d/hello.conf"
     assert "return 301 https://$host$request_uri;" in render(cfg).files[site]
     # The local VM: nginx listens on 443, the host forwards 127.0.0.1:8443 to it.

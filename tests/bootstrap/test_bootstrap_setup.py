@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from devtools.localrun import LocalRun, run_local
-from tests.bootstrap.stacks import VARIANTS, make_cfg
+from tests import variants
 from tests.stubs import INSTALL_WITHOUT_OWNER, write_stubs
 
 pytestmark = pytest.mark.realtools
@@ -52,7 +52,7 @@ def live() -> Iterator[LocalRun]:
             pytest.skip(f"{tool} is not installed: scripts/setup-system.sh (make system) does it")
     root = Path(tempfile.mkdtemp(prefix="wssetup-", dir="/tmp"))
     try:
-        with run_local(make_cfg(VARIANTS["plain"]), root, venv=Path(sys.prefix)) as run:
+        with run_local(variants.cfg("plain"), root, venv=Path(sys.prefix)) as run:
             yield run
     finally:
         shutil.rmtree(root)

@@ -1,5 +1,6 @@
 """The rendered output checked by the real tools: cloud-init's schema validator, nginx -t,
-shellcheck and systemd-analyze verify, for every stack file and every variant."""
+shellcheck and systemd-analyze verify, for every variant of the one table (tests/variants.py),
+the stack files among them: what the program plans is what these check."""
 
 from __future__ import annotations
 
@@ -14,12 +15,10 @@ import pytest
 from components.bootstrap import Target, render
 from components.config import StackConfig
 from devtools.localrun import install, local_target, nginx_main_conf
-from tests.bootstrap.stacks import VARIANTS, all_configs, shell_scripts, stack_files
+from tests import variants
+from tests.bootstrap.stacks import shell_scripts, shipped, sourced_files, user_data_commands
 
 pytestmark = pytest.mark.realtools
-
-NAMES = [*VARIANTS, *(f"stack:{s}" for s in stack_files())]
-CONFIGS = all_configs()
 
 
 def require(tool: str) -> str:
@@ -41,11 +40,11 @@ def local_install(cfg: StackConfig, root: Path) -> tuple[Target, dict[str, str]]
     return target, rendered.files
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", variants.NAMES)
 def test_cloud_init_schema_accepts_the_user_data(name: str, tmp_path: Path) -> None:
     tool = require("cloud-init")
     user_data = tmp_path / "user-data"
-    user_data.write_text(render(CONFIGS[name]).user_data)
+    user_data.write_text(render(variants.cfg(name)).user_data)
     proc = run([tool, "schema", "--config-file", str(user_data)])
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
@@ -53,10 +52,10 @@ def test_cloud_init_schema_accepts_the_user_data(name: str, tmp_path: Path) -> N
     assert "deprecat" not in output.lower() and "warn" not in output.lower(), output
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", variants.NAMES)
 def test_nginx_accepts_the_site_in_the_distro_config(name: str, tmp_path: Path) -> None:
     nginx = require("nginx")
-    cfg = CONFIGS[name]
+    cfg = variants.cfg(name)
     target, files = local_install(cfg, tmp_path / "root")
     lib = f"{target.root}/usr/local/lib/webstack/{cfg.app.name}"
     if f"{lib}/tls" in files:  # the rendered script makes the certificate nginx loads
@@ -75,11 +74,19 @@ def test_nginx_accepts_the_site_in_the_distro_config(name: str, tmp_path: Path) 
     assert "[warn]" not in proc.stderr and "[emerg]" not in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", variants.NAMES)
 def test_shellcheck_finds_nothing_in_the_scripts(name: str, tmp_path: Path) -> None:
     shellcheck = require("shellcheck")
-    scripts = shell_scripts(render(CONFIGS[name]).files)
+    rendered = render(variants.cfg(name))
+    files = shipped(rendered)  # as the server gets them
+    scripts = shell_scripts(files)
     assert scripts, "every stack has at least the setup script"
+    sourced = sourced_files(files)
+    assert sourced, "the scripts read their settings from a sourced file"
+    for path, text in sourced.items():  # as bash reads it; the scripts use what it assigns
+        scripts[path] = f"#!/bin/bash\n# shellcheck disable=SC2034\n{text}"
+    scripts["user-data"] = "#!/bin/sh\n" + "".join(f"{c}\n" for c in user_data_commands(
+        rendered.user_data))  # the commands cloud-init hands to a shell
     paths = []
     for i, (path, text) in enumerate(sorted(scripts.items())):
         out = tmp_path / f"{i}-{Path(path).name}"
@@ -90,9 +97,9 @@ def test_shellcheck_finds_nothing_in_the_scripts(name: str, tmp_path: Path) -> N
     assert proc.stdout + proc.stderr == ""
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", variants.NAMES)
 def test_python_files_compile(name: str, tmp_path: Path) -> None:
-    files = render(CONFIGS[name]).files
+    files = shipped(render(variants.cfg(name)))
     python = {p: t for p, t in files.items()
               if p.endswith(".py") or t.startswith("#!/usr/bin/env python3")}
     for i, (path, text) in enumerate(sorted(python.items())):
@@ -109,14 +116,14 @@ def _systemd_analyze_usable(tool: str, tmp_path: Path) -> str:
     return "" if proc.returncode == 0 else (proc.stdout + proc.stderr).strip()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", variants.NAMES)
 def test_systemd_analyze_verifies_the_units(name: str, tmp_path: Path) -> None:
     tool = require("systemd-analyze")
     why_not = _systemd_analyze_usable(tool, tmp_path)
     if why_not:
         pytest.skip(f"systemd-analyze verify does not work on this machine ({why_not}); "
                     "a host or VM booted with systemd runs it")
-    cfg = CONFIGS[name]
+    cfg = variants.cfg(name)
     target, files = local_install(cfg, tmp_path / "root")
     units = sorted(p for p in files if p.startswith(f"{target.root}/etc/systemd/system/"))
     assert {Path(u).name for u in units} >= {f"webstack-{cfg.app.name}.service",

@@ -16,32 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from devtools.mockrun import PROJECT_DIR, MockRun, RecordingMocks, run_program, stack_config
+from devtools.mockrun import PROJECT_DIR, MockRun, RecordingMocks, run_program
 from devtools.provider import REPLACES, diff
-from tests.cases import GOOD_ZONE, arr
+from tests import variants
+from tests.cases import arr
 
-VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
-    "dev": ("dev", {}),
-    "prod-fleet-acm": ("prod", {"webstack:serverMaxCount": "4"}),
-    "git-letsencrypt": ("dev", {
-        **GOOD_ZONE, "webstack:tlsMode": "letsencrypt", "webstack:tlsEmail": "ops@example.com",
-        "webstack:appRepo": "https://git.example.com/acme/shop.git",
-        "webstack:appSecrets": arr("DB_URL=/shop/db")}),
-}
-
-
-def _run(key: str, mocks: RecordingMocks | None = None) -> MockRun:
-    stack, overrides = VARIANTS[key]
-    run = run_program(stack, stack_config(stack, overrides), mocks=mocks)
-    if run.error is not None:
-        raise run.error
-    assert run.resources, key
-    return run
+# Replayed under each circumstance (a cold replay takes seconds): one server, a scaling fleet,
+# a git app with Let's Encrypt, and the largest (its CA file read from disk).
+REPLAYED = ["dev", "prod-fleet-acm", "git-letsencrypt", "full"]
 
 
 @pytest.fixture(scope="module")
 def baseline(aws_env_module) -> dict[str, MockRun]:
-    return {key: _run(key) for key in VARIANTS}
+    """Every variant's first run (every type it registers needs a replacement row)."""
+    return {key: variants.plan(key) for key in variants.NAMES}
 
 
 def _other_compressor(mp: pytest.MonkeyPatch) -> None:
@@ -93,14 +81,14 @@ CIRCUMSTANCES: dict[str, Callable[[pytest.MonkeyPatch, Path], AbstractContextMan
 
 
 @pytest.mark.parametrize("circumstance", list(CIRCUMSTANCES))
-@pytest.mark.parametrize("key", list(VARIANTS))
+@pytest.mark.parametrize("key", REPLAYED)
 def test_a_second_run_changes_nothing(baseline, key, circumstance, tmp_path):
     mocks = RecordingMocks(region="us-east-1")
     if circumstance == "a-newer-image-published":
         mocks.images = 2
     try:
         with pytest.MonkeyPatch.context() as mp, CIRCUMSTANCES[circumstance](mp, tmp_path):
-            again = _run(key, mocks)
+            again = variants.plan(key, mocks)
     finally:
         time.tzset()  # TZ is restored by now: the process's zone follows it again
     deleted, created, changes = diff(baseline[key], again)
@@ -117,14 +105,12 @@ def test_every_type_has_a_replacement_row(baseline):
 def test_the_model_sees_a_real_change(baseline, aws_env_module):
     """The comparison itself works: a new disk size replaces the single server, a new CIDR
     for SSH only adds a rule."""
-    stack, overrides = VARIANTS["dev"]
-    bigger = run_program(stack, stack_config(stack, {**overrides,
-                                                     "webstack:serverDiskGib": "30"}))
+    dev = variants.raw("dev")
+    bigger = run_program("dev", {**dev, "webstack:serverDiskGib": "30"})
     _, _, changes = diff(baseline["dev"], bigger)
     assert [(c.type, c.prop, c.replaces) for c in changes] == [
         ("aws:ec2/instance:Instance", "rootBlockDevice", False)]  # EBS grows in place
-    ssh = run_program(stack, stack_config(stack, {**overrides,
-                                                  "webstack:adminCidrs": arr("203.0.113.0/24")}))
+    ssh = run_program("dev", {**dev, "webstack:adminCidrs": arr("203.0.113.0/24")})
     _, created, changes = diff(baseline["dev"], ssh)
     assert [u.rsplit("::", 1)[1] for u in created] == ["hello-dev-web-ingress-22-203-0-113-0-24"]
     assert not [c for c in changes if c.replaces]
