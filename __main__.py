@@ -13,7 +13,7 @@ from components.certificate import Certificate
 from components.dns import Dns, Endpoint, lookup_zone_id
 from components.firewall import Firewall
 from components.fleet import ServerFleet
-from components.instance_role import InstanceRole
+from components.instance_role import InstanceRole, role_args
 from components.loadbalancer import LoadBalancer
 from components.monitoring import LogGroups, Monitoring
 from components.network import Network
@@ -27,7 +27,8 @@ prices = sizing.PriceTable.load()
 cfg = config.load(prices.regions())
 shape = topology.derive(cfg)
 choice = sizing.size(cfg.server, cfg.region, prices)
-bucket = naming.artefact_bucket(cfg.prefix, placement.account_id(), cfg.region)
+account = placement.account_id()
+bucket = naming.artefact_bucket(cfg.prefix, account, cfg.region)
 user_data = bootstrap.render(cfg, bucket=bucket)
 user_data_base64 = user_data.ec2_user_data_base64
 site = placement.lookup(cfg, choice.instance_type)
@@ -44,7 +45,7 @@ parameters = AppParameters(
     name, cfg.app, release_ref_parameter=naming.release_ref_parameter(cfg),
     tls_parameter=naming.tls_parameter(cfg) if shape.certificate == "letsencrypt" else None,
     secret_values=config.load_secret_values(), tags=tags)
-role = InstanceRole(name, cfg, artefact_bucket=bucket)
+role = InstanceRole(name, role_args(cfg, account, artefact_bucket=bucket))
 logs = LogGroups(name, names=naming.log_groups(cfg),
                  retention_days=cfg.monitoring.log_retention_days, tags=tags)
 # what the first boot reads or writes to, and the grants it needs for that
@@ -70,18 +71,20 @@ def load_balancer(instance_ids: list[pulumi.Input[str]]) -> LoadBalancer:
 if shape.fleet:
     alb = load_balancer(instance_ids=[])
     servers = Servers.fleet(ServerFleet(
-        name, cfg, instance_type=choice.instance_type, image=image,
+        name, cfg.server, cfg.scaling, instance_type=choice.instance_type, image=image,
         subnet_ids=network.server_subnet_ids, security_group_id=firewall.web_group_id,
         instance_profile_arn=role.profile_arn, key_name=firewall.ssh_key_name,
-        user_data_base64=user_data_base64, target_group_arn=alb.target_group_arn,
+        user_data_base64=user_data_base64, target_group_arn=alb.target_group_arn, tags=tags,
         boot_after=boot_after))
     endpoint = alb.endpoint
 else:
-    server = WebServer(name, cfg, instance_type=choice.instance_type, image=image,
+    server = WebServer(name, behind_load_balancer=shape.load_balanced,
+                       instance_type=choice.instance_type, image=image,
+                       disk_gib=cfg.server.disk_gib,
                        subnet_id=network.server_subnet_ids.apply(lambda ids: ids[0]),
                        security_group_id=firewall.web_group_id,
                        instance_profile=role.profile_name, key_name=firewall.ssh_key_name,
-                       user_data_base64=user_data_base64, boot_after=boot_after)
+                       user_data_base64=user_data_base64, tags=tags, boot_after=boot_after)
     alb = load_balancer(instance_ids=[server.instance_id]) if shape.load_balanced else None
     servers = Servers.single(server)
     endpoint = alb.endpoint if alb else Endpoint(server.public_ip)

@@ -5,7 +5,8 @@ its Let's Encrypt certificate in one. Shared by the single server and the fleet.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -63,12 +64,11 @@ def tls_store_policy(region: str, account: str, name: str) -> str:
         "Resource": parameter_arn(region, account, name)}]})
 
 
-def agent_policy(region: str, account: str, cfg: StackConfig) -> str:
+def agent_policy(region: str, account: str, log_groups: Sequence[str]) -> str:
     """The CloudWatch agent's needs, narrower than AWS's CloudWatchAgentServerPolicy: our
     metric namespace, streams in our log groups only (it may not create groups, so retention is
     ours), and the tag lookup that gives metrics their Auto Scaling group dimension."""
-    groups = [f"arn:aws:logs:{region}:{account}:log-group:{name}"
-              for name in naming.log_groups(cfg).values()]
+    groups = [f"arn:aws:logs:{region}:{account}:log-group:{name}" for name in log_groups]
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
          "Resource": "*",  # PutMetricData has no resource ARNs: limited by namespace instead
@@ -81,44 +81,57 @@ def agent_policy(region: str, account: str, cfg: StackConfig) -> str:
     ]})
 
 
+@dataclass(frozen=True)
+class RoleArgs:
+    region: str
+    account: str
+    artefact_bucket: str  # readable: exactly its artefacts/ prefix
+    log_groups: Sequence[str]  # the agent ships to these only
+    parameters: Sequence[str]  # SSM parameters it reads (readable_parameters)
+    tls_parameter: str | None  # the Let's Encrypt slot it reads and writes, if any
+    tags: dict[str, str]
+
+
+def role_args(cfg: StackConfig, account: str, artefact_bucket: str) -> RoleArgs:
+    return RoleArgs(
+        region=cfg.region, account=account, artefact_bucket=artefact_bucket,
+        log_groups=tuple(naming.log_groups(cfg).values()), parameters=readable_parameters(cfg),
+        tls_parameter=naming.tls_parameter(cfg) if cfg.tls.mode == "letsencrypt" else None,
+        tags=cfg.tags)
+
+
 class InstanceRole(pulumi.ComponentResource):
     role_name: pulumi.Output[str]
     profile_name: pulumi.Output[str]
     profile_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, cfg: StackConfig, artefact_bucket: str,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: RoleArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:iam:InstanceRole", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(logical("aws:iam/role:Role", f"{name}-role"),
                             assume_role_policy=assume_role_policy(),
-                            description=f"webstack {cfg.prefix} servers", tags=cfg.tags,
+                            description=f"webstack {name} servers", tags=args.tags,
                             opts=child)
         # What the first boot needs granted before it starts (SSM, logs, parameters).
         self.policies: list[pulumi.Resource] = [
             aws.iam.RolePolicyAttachment(f"{name}-{arn.rsplit('/', 1)[1]}", role=role.name,
                                          policy_arn=arn, opts=child)
             for arn in MANAGED_POLICIES]
-        account = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)).account_id
 
-        def grant(suffix: str, policy: Callable[[str], str]) -> None:
-            """An inline policy of the role, written once the account id is known."""
+        def grant(suffix: str, policy: str) -> None:
             self.policies.append(aws.iam.RolePolicy(
-                logical(_POLICY, f"{name}-{suffix}"), role=role.id,
-                policy=account.apply(policy), opts=child))
+                logical(_POLICY, f"{name}-{suffix}"), role=role.id, policy=policy, opts=child))
 
-        grant("cloudwatch-agent", lambda acct: agent_policy(cfg.region, acct, cfg))
-        grant("artefacts", lambda _: artefact.read_policy(artefact_bucket))
-        names = readable_parameters(cfg)
-        if names:
-            grant("parameters", lambda acct: parameters_policy(cfg.region, acct, names))
-        if cfg.tls.mode == "letsencrypt":
-            slot = naming.tls_parameter(cfg)
-            grant("tls-store", lambda acct: tls_store_policy(cfg.region, acct, slot))
+        region, account = args.region, args.account
+        grant("cloudwatch-agent", agent_policy(region, account, args.log_groups))
+        grant("artefacts", artefact.read_policy(args.artefact_bucket))
+        if args.parameters:
+            grant("parameters", parameters_policy(region, account, list(args.parameters)))
+        if args.tls_parameter:
+            grant("tls-store", tls_store_policy(region, account, args.tls_parameter))
         profile = aws.iam.InstanceProfile(
             logical("aws:iam/instanceProfile:InstanceProfile", f"{name}-profile"),
-            role=role.name, tags=cfg.tags, opts=child)
+            role=role.name, tags=args.tags, opts=child)
         self.role_name = role.name
         self.profile_name = profile.name
         self.profile_arn = profile.arn

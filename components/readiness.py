@@ -16,10 +16,9 @@ import shlex
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_command as command
 
-from components import aws_session
+from components import aws_session, placement
 from components.config import StackConfig
 
 # Relative to the project directory, where Pulumi runs the program and its local commands (so
@@ -46,12 +45,10 @@ class AwsIdentity:
     """The provider's identity for our commands: `args` (its profile and roles as flags, and
     `--account`) and `environment` (its static keys as secrets; None without any)."""
 
-    def __init__(self, opts: pulumi.InvokeOutputOptions | None = None) -> None:
+    def __init__(self) -> None:
         settings = aws_session.provider_settings()
-        flags = aws_session.flags(settings)
-        account = aws.get_caller_identity_output(opts=opts).account_id
-        self.args: pulumi.Output[list[str]] = account.apply(
-            lambda a: [*flags, "--account", a])
+        self.args: pulumi.Output[list[str]] = pulumi.Output.from_input(
+            [*aws_session.flags(settings), "--account", placement.account_id()])
         env = aws_session.environment(settings)
         self.environment: dict[str, pulumi.Output[str]] | None = {
             k: pulumi.Output.secret(v) for k, v in env.items()} or None
@@ -110,7 +107,7 @@ class Readiness(pulumi.ComponentResource):
         # what the server gate vouches for: these servers, booted from this user-data
         self._servers = [instance_id or group_name, launch_version or 0, user_data_sha256]
         r = cfg.readiness
-        identity = AwsIdentity(pulumi.InvokeOutputOptions(parent=self))
+        identity = AwsIdentity()
         ids = pulumi.Output.all(instance_id, group_name, target_group_arn, launch_version,
                                 identity.args)
         self.server_gate = command.local.Command(

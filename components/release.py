@@ -38,7 +38,7 @@ class Rollout(pulumi.ComponentResource):
                  depends_on: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:release:Rollout", name, None, opts)
-        identity = AwsIdentity(pulumi.InvokeOutputOptions(parent=self))
+        identity = AwsIdentity()
         create = pulumi.Output.all(instance_id, group_name, target_group_arn,
                                    identity.args).apply(
             lambda a: rollout_command(cfg, aws_args=a[3], instance_ids=[a[0]] if a[0] else [],

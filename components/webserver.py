@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.config import StackConfig
 from components.placement import Image
 
 # IMDSv2 only; one hop, so nothing forwarded from the host (a container) reaches it.
@@ -28,15 +27,17 @@ class WebServer(pulumi.ComponentResource):
     instance_id: pulumi.Output[str]
     public_ip: pulumi.Output[str]
 
-    def __init__(self, name: str, cfg: StackConfig, *, instance_type: str, image: Image,
-                 subnet_id: pulumi.Input[str], security_group_id: pulumi.Input[str],
-                 instance_profile: pulumi.Input[str], key_name: pulumi.Input[str] | None,
-                 user_data_base64: str, boot_after: Sequence[pulumi.Resource] = (),
+    def __init__(self, name: str, *, behind_load_balancer: bool, instance_type: str,
+                 image: Image, disk_gib: int, subnet_id: pulumi.Input[str],
+                 security_group_id: pulumi.Input[str], instance_profile: pulumi.Input[str],
+                 key_name: pulumi.Input[str] | None, user_data_base64: str,
+                 tags: dict[str, str], boot_after: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None):
-        """`boot_after`: what the first boot reads (SSM parameters) must exist first."""
+        """`boot_after`: what the first boot reads (its artefact, SSM parameters) must exist
+        first."""
         super().__init__("webstack:server:WebServer", name, None, opts)
         self._name = name
-        tags = {**cfg.tags, "Name": f"{cfg.prefix}-1"}
+        tags = {**tags, "Name": f"{name}-1"}
         self.instance = aws.ec2.Instance(
             f"{name}-1",
             ami=image.id, instance_type=instance_type, subnet_id=subnet_id,
@@ -45,7 +46,7 @@ class WebServer(pulumi.ComponentResource):
             associate_public_ip_address=True,  # egress for the first boot without a NAT
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(**METADATA),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
-                volume_type="gp3", volume_size=cfg.server.disk_gib, encrypted=True,
+                volume_type="gp3", volume_size=disk_gib, encrypted=True,
                 delete_on_termination=True),
             volume_tags=tags, user_data_base64=user_data_base64,
             user_data_replace_on_change=True, tags=tags,
@@ -55,7 +56,7 @@ class WebServer(pulumi.ComponentResource):
         self.image_id = self.instance.ami  # the state's image: kept when unpinned
         self.address = None
         self.association: aws.ec2.EipAssociation | None = None
-        if cfg.load_balanced:
+        if behind_load_balancer:
             self.public_ip = self.instance.public_ip
         else:  # facing the internet itself: an address that survives replacements
             self.address = aws.ec2.Eip(f"{name}-1-ip", domain="vpc", tags=tags,

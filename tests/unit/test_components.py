@@ -14,7 +14,13 @@ from components.certificate import Certificate
 from components.dns import Dns, Endpoint
 from components.firewall import Firewall, rules
 from components.fleet import ServerFleet
-from components.instance_role import MANAGED_POLICIES, InstanceRole, agent_policy, parameter_arn
+from components.instance_role import (
+    MANAGED_POLICIES,
+    InstanceRole,
+    agent_policy,
+    parameter_arn,
+    role_args,
+)
 from components.loadbalancer import TLS_POLICY, LoadBalancer
 from components.monitoring import LogGroups, Monitoring
 from components.network import Network, subnet_cidrs
@@ -179,10 +185,11 @@ def _server(cfg: config.StackConfig, name: str, user_data: str = "#cloud-config\
             image: Image = IMAGE) -> MockRun:
     encoded = base64.b64encode(user_data.encode()).decode()
     def program() -> None:
-        server = WebServer(name, cfg, instance_type="t3a.micro", image=image,
-                           subnet_id="subnet-a", security_group_id="sg-1",
-                           instance_profile="profile-1", key_name=None,
-                           user_data_base64=encoded)
+        server = WebServer(name, behind_load_balancer=cfg.load_balanced,
+                           instance_type="t3a.micro", image=image,
+                           disk_gib=cfg.server.disk_gib, subnet_id="subnet-a",
+                           security_group_id="sg-1", instance_profile="profile-1",
+                           key_name=None, user_data_base64=encoded, tags=cfg.tags)
         server.attach_address(after=[])
     return build(program)
 
@@ -200,7 +207,7 @@ def test_single_server_hardening_and_elastic_ip():
     assert instance["instanceType"] == "t3a.micro"
     assert instance["ami"] == IMAGE.id
     assert instance["iamInstanceProfile"] == "profile-1"
-    assert instance["tags"]["Name"] == "hello-dev-1" and instance["tags"]["ManagedBy"] == "pulumi"
+    assert instance["tags"]["Name"] == "srv-a-1" and instance["tags"]["ManagedBy"] == "pulumi"
     eip = run.one("aws:ec2/eip:Eip").inputs
     assert eip["domain"] == "vpc" and "instance" not in eip  # associated after the gate
     association = run.one("aws:ec2/eipAssociation:EipAssociation")
@@ -226,7 +233,7 @@ def test_single_server_behind_a_load_balancer_has_no_elastic_ip():
 
 
 def _role(cfg: config.StackConfig, name: str) -> MockRun:
-    return build(lambda: InstanceRole(name, cfg, artefact_bucket=BUCKET))
+    return build(lambda: InstanceRole(name, role_args(cfg, ACCOUNT_ID, artefact_bucket=BUCKET)))
 
 
 def test_role_has_only_ssm_and_cloudwatch_and_exact_parameters():
@@ -289,7 +296,8 @@ def test_artefact_bucket_is_private_encrypted_versioned_tls_only():
 
 def test_agent_may_ship_only_to_our_namespace_and_log_groups():
     cfg = cfg_of()
-    statements = {s["Sid"]: s for s in json.loads(agent_policy("us-east-1", ACCOUNT_ID, cfg))[
+    statements = {s["Sid"]: s for s in json.loads(agent_policy(
+        "us-east-1", ACCOUNT_ID, list(naming.log_groups(cfg).values())))[
         "Statement"]}
     assert statements["Metrics"]["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": "CWAgent"}}
@@ -339,7 +347,7 @@ def test_fleet_launch_template_group_scaling_and_refresh():
                             "webstack:refreshMinHealthyPercent": "75"})
     encoded = base64.b64encode(b"#cloud-config\n").decode()
     run = build(lambda: ServerFleet(
-        "fleet-a", cfg, instance_type="t3a.medium", image=IMAGE,
+        "fleet-a", cfg.server, cfg.scaling, instance_type="t3a.medium", image=IMAGE, tags=cfg.tags,
         subnet_ids=pulumi.Output.from_input(["subnet-a", "subnet-b"]),
         security_group_id="sg-web", instance_profile_arn="arn:profile", key_name=None,
         user_data_base64=encoded, target_group_arn="arn:tg"))
@@ -378,7 +386,8 @@ def test_fixed_size_fleet_keeps_the_count_it_is_given():
 
     cfg = cfg_of("prod", **{"webstack:serverCount": "3"})
     run = build(lambda: ServerFleet(
-        "fleet-fixed", cfg, instance_type="t3a.medium", image=IMAGE,
+        "fleet-fixed", cfg.server, cfg.scaling, instance_type="t3a.medium", image=IMAGE,
+        tags=cfg.tags,
         subnet_ids=pulumi.Output.from_input(["subnet-a", "subnet-b"]),
         security_group_id="sg-web", instance_profile_arn="arn:profile", key_name=None,
         user_data_base64=base64.b64encode(b"#cloud-config\n").decode(),
