@@ -19,27 +19,24 @@ nginx_dir=$NGINX_DIR
 
 log() { echo "webstack-setup: $*"; }
 
-# The SSM agent (EC2 images that lack it)
-if [ -n "$SSM_AGENT_URL" ] && ! dpkg-query -W -f='${Status}' amazon-ssm-agent 2>/dev/null | grep -q "ok installed"; then
-  log "SSM agent (Session Manager, Run Command)"
+# install_deb PACKAGE URL SECONDS WHAT: AWS's .deb from URL unless installed (no URL: none)
+install_deb() {
+  [ -n "$2" ] || return 0
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" && return 0
+  log "$4"
+  local deb
   deb=$(mktemp --suffix=.deb)
-  curl --fail --silent --show-error --location --retry 3 --max-time 120 \
-    --output "$deb" "$SSM_AGENT_URL"
+  curl --fail --silent --show-error --location --retry 3 --max-time "$3" --output "$deb" "$2"
   # apt waits for the dpkg lock (Ubuntu's first boot runs unattended-upgrades); dpkg fails
   apt-get install -y -o DPkg::Lock::Timeout=600 "$deb"
   rm -f "$deb"
-fi
-[ -z "$SSM_AGENT_URL" ] || systemctl enable --now --quiet amazon-ssm-agent
+}
 
-# The CloudWatch agent (memory and disk metrics, nginx, app and cloud-init logs), on EC2
-if [ -n "$CW_AGENT_URL" ] && ! dpkg-query -W -f='${Status}' amazon-cloudwatch-agent 2>/dev/null | grep -q "ok installed"; then
-  log "CloudWatch agent"
-  deb=$(mktemp --suffix=.deb)
-  curl --fail --silent --show-error --location --retry 3 --max-time 300 \
-    --output "$deb" "$CW_AGENT_URL"
-  apt-get install -y -o DPkg::Lock::Timeout=600 "$deb"
-  rm -f "$deb"
-fi
+# On EC2: the SSM agent where the image lacks it; the CloudWatch agent (memory and disk
+# metrics, nginx, app and cloud-init logs)
+install_deb amazon-ssm-agent "$SSM_AGENT_URL" 120 "SSM agent (Session Manager, Run Command)"
+[ -z "$SSM_AGENT_URL" ] || systemctl enable --now --quiet amazon-ssm-agent
+install_deb amazon-cloudwatch-agent "$CW_AGENT_URL" 300 "CloudWatch agent"
 agent_conf=$(sha256sum "$etc/cloudwatch-agent.json")
 if [ -n "$CW_AGENT_URL" ] && [ "$agent_conf" != "$(cat "$state/cloudwatch-agent" 2>/dev/null || true)" ]; then
   /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \

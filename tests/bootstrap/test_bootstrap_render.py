@@ -448,7 +448,7 @@ def test_ssm_agent_on_ec2_images_that_lack_it(os_name: str, arch: str,
         assert url == f"https://s3.us-east-1.amazonaws.com/amazon-ssm-us-east-1{expected}"
         assert "curl" in rendered.user_data
     setup = rendered.files["/usr/local/lib/webstack/hello/setup"]
-    assert 'if [ -n "$SSM_AGENT_URL" ] && ! dpkg-query' in setup
+    assert 'install_deb amazon-ssm-agent "$SSM_AGENT_URL" 120 ' in setup
     local = render(cfg, local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
     assert env_of(local, "/tmp/x/usr/local/lib/webstack/hello/settings.env")["SSM_AGENT_URL"] == ""
     vm = render(cfg, Target(agents=False))  # the local VM: no agent downloads
@@ -530,7 +530,7 @@ def test_cloudwatch_agent_is_installed_and_started_on_ec2_only(os_name: str, arc
     assert ("amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \\\n"
             '    -c "file:$etc/cloudwatch-agent.json"') in setup
     # installed and configured only when the settings name a download
-    assert 'if [ -n "$CW_AGENT_URL" ] && ! dpkg-query' in setup
+    assert 'install_deb amazon-cloudwatch-agent "$CW_AGENT_URL" 300 ' in setup
     assert 'if [ -n "$CW_AGENT_URL" ] && [ "$agent_conf" != ' in setup
     local = render(cfg, local_target(Path("/tmp/x"), 8080, 8443, Path("/opt/venv")))
     assert env_of(local, "/tmp/x/usr/local/lib/webstack/hello/settings.env")["CW_AGENT_URL"] == ""

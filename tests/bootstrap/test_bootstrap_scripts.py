@@ -10,10 +10,9 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from unittest import mock
 
@@ -29,6 +28,7 @@ from components.naming import Paths
 from components.parameters import TLS_PLACEHOLDER
 from devtools.localrun import install, local_target, read_env_file
 from tests.bootstrap.stacks import ZONE, make_cfg
+from tests.http_site import serving
 
 pytestmark = pytest.mark.realtools
 
@@ -249,15 +249,8 @@ class FakeAws(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_aws() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAws)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(FakeAws) as url:
+        yield url
 
 
 SECRET_VALUES = {f"/hello/prod/s{i:02d}": f"value {i} with \"quotes\" $HOME `id` \\ ünï"

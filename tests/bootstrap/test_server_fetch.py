@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -21,6 +19,7 @@ from components.naming import Paths
 from devtools.local_aws import imds_handler
 from devtools.localrun import local_target
 from tests.bootstrap.stacks import VARIANTS, make_cfg
+from tests.http_site import serving
 
 pytestmark = pytest.mark.aws
 BUCKET = "hello-dev-123456789012-us-east-1"
@@ -28,15 +27,8 @@ BUCKET = "hello-dev-123456789012-us-east-1"
 
 @pytest.fixture
 def imds() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), imds_handler("us-east-1", "i-0test"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(imds_handler("us-east-1", "i-0test")) as url:
+        yield url
 
 
 def staged(tmp_path: Path, imds: str, moto_url: str, body: bytes | None = None):
