@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import jinja2
 import yaml
 
-from components import deflate, naming
+from components import deflate, naming, topology
 from components.config import PROJECT_DIR, ConfigError, StackConfig
 from components.naming import Paths
 
@@ -254,23 +254,23 @@ def cloudwatch_agent_config(cfg: StackConfig, paths: Paths) -> dict[str, object]
 
 def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     """Everything the templates see; derived values are computed here, not in Jinja."""
-    app = cfg.app
+    app, shape = cfg.app, topology.derive(cfg)
     paths = Paths(target.root, app.name)
     app_dir = f"{paths.src}/{app.path}" if app.path else paths.src
     venv = target.venv or f"{paths.current}/venv"
-    if cfg.load_balanced:
+    if shape.load_balanced:
         proxies = target.trusted_proxies or (
             cfg.network.cidr if cfg.network.create_vpc else AWS_DEFAULT_VPC_CIDR,)
     else:
         proxies = ()
-    https = cfg.tls.mode in ("selfsigned", "letsencrypt")
+    https = shape.tls == "server"  # nginx terminates TLS itself
     # No python3-venv: uv makes the venvs. git only for an app that comes from a repository.
     packages = ["ca-certificates", "logrotate", "nginx", "python3", "unattended-upgrades"]
     if not app.bundled:
         packages.append("git")
     if https:
         packages.append("openssl")
-    if cfg.tls.mode == "letsencrypt":
+    if shape.certificate == "letsencrypt":
         packages.append("certbot")
     # Ubuntu's images carry the SSM agent (snap); Debian's do not, and without it there is no
     # Session Manager shell and no Run Command. AWS publishes the .deb in each region's bucket.
@@ -314,7 +314,7 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "proxies": proxies,
         # behind the load balancer nginx must outlive its idle connections, or the ALB reuses
         # one nginx already closed and answers 502 (AWS: target keep-alive > ALB idle timeout)
-        "keepalive_seconds": cfg.lb_idle_timeout + 15 if cfg.load_balanced else 0,
+        "keepalive_seconds": cfg.lb_idle_timeout + 15 if shape.load_balanced else 0,
         "packages": sorted(packages),
         "ssm_agent_url": ssm_agent_url,
         "cw_agent_url": cw_agent_url,

@@ -32,13 +32,14 @@ from components.config import (
     PROJECT_DIR,
     ConfigError,
     StackConfig,
+    full_key,
     parse_stack,
     stack_file_settings,
 )
 from components.placement import ami_query
 from deploy.aws import AWS_CONFIG, UsageError, aws_error, short_error
 
-KEY = "webstack:serverImage"
+KEY = full_key("serverImage")
 
 
 def newest_official(ec2: Any, cfg: StackConfig) -> dict[str, str] | None:

@@ -1,5 +1,5 @@
-"""What a server gets from a render, read back as the server reads it; and, for the bootstrap
-tests that still import them from here, the names of the one variant table (tests/variants.py)."""
+"""What a server gets from a render, read back as the server reads it (the variants themselves
+are tests/variants.py)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,6 @@ from pathlib import PurePosixPath
 import yaml
 
 from components.bootstrap import RenderedBootstrap
-from tests.cases import GOOD_ZONE as ZONE
-from tests.variants import VARIANTS as _TABLE
-from tests.variants import make_cfg, raw
-
-__all__ = ["VARIANTS", "ZONE", "make_cfg", "shell_scripts", "shipped", "sourced_files",
-           "user_data_commands"]
-
-# The dev-based variants' settings, for make_cfg (which parses as stack dev by default):
-# make_cfg(VARIANTS[name]) is tests.variants.cfg(name).
-VARIANTS = {name: raw(name) for name, variant in _TABLE.items() if variant.stack == "dev"}
 
 
 def shell_scripts(files: dict[str, str]) -> dict[str, str]:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from components.bootstrap import UV_VERSION, UV_WHEELS, render
-from tests.bootstrap.stacks import make_cfg
 from tests.http_site import Site
+from tests.variants import make_cfg
 
 WHEEL = UV_WHEELS["x86_64"][0]
 

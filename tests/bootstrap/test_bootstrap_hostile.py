@@ -25,8 +25,10 @@ from components.bootstrap import (
 )
 from components.config import ConfigError
 from devtools.localrun import local_target, read_env_file
-from tests.bootstrap.stacks import ZONE, make_cfg, shipped
+from tests.bootstrap.stacks import shipped
 from tests.cases import ED25519_KEY
+from tests.cases import GOOD_ZONE as ZONE
+from tests.variants import make_cfg
 
 HOSTILE = [
     "it's",

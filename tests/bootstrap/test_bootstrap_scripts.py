@@ -27,8 +27,9 @@ from components.bootstrap import SAMPLE_APP_DIR, Endpoints, Target, render
 from components.naming import Paths
 from components.parameters import TLS_PLACEHOLDER
 from devtools.localrun import install, local_target, read_env_file
-from tests.bootstrap.stacks import ZONE, make_cfg
+from tests.cases import GOOD_ZONE as ZONE
 from tests.http_site import serving
+from tests.variants import make_cfg
 
 pytestmark = pytest.mark.realtools
 

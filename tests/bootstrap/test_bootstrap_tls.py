@@ -19,13 +19,13 @@ import pytest
 
 from components import naming
 from devtools.localrun import LocalRun, run_local
-from tests.bootstrap.stacks import VARIANTS, make_cfg
 from tests.bootstrap.test_bootstrap_setup import STUBS
 from tests.stubs import write_stubs
+from tests.variants import cfg as variant
 
 pytestmark = pytest.mark.realtools
 
-CFG = make_cfg(VARIANTS["letsencrypt"])
+CFG = variant("letsencrypt")
 NAMES = ["app.example.com", "www.example.com"]
 SLOT = naming.tls_parameter(CFG)
 RATE_LIMITED = ("too many certificates (5) already issued for this exact set of identifiers in "

@@ -18,8 +18,8 @@ from components.bootstrap import Endpoints, artefact_key, render
 from components.naming import Paths
 from devtools.local_aws import imds_handler
 from devtools.localrun import local_target
-from tests.bootstrap.stacks import VARIANTS, make_cfg
 from tests.http_site import serving
+from tests.variants import cfg as variant
 
 pytestmark = pytest.mark.aws
 BUCKET = "hello-dev-123456789012-us-east-1"
@@ -33,7 +33,7 @@ def imds() -> Iterator[str]:
 
 def staged(tmp_path: Path, imds: str, moto_url: str, body: bytes | None = None):
     """The user-data's two files under a root, and the artefact (or `body`) in the bucket."""
-    cfg = make_cfg(VARIANTS["selfsigned"])
+    cfg = variant("selfsigned")
     root = tmp_path / "root"
     target = replace(local_target(root, 8080, 8443, root / "venv"),
                      endpoints=Endpoints(imds=imds, s3=moto_url))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.bootstrap.stacks import make_cfg
 from tests.release.stack import (
     PRE_START,
     REPO_URL,
@@ -24,6 +23,7 @@ from tests.release.stack import (
     loopback_stack,
     rev,
 )
+from tests.variants import make_cfg
 
 pytestmark = pytest.mark.realtools
 
