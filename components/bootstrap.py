@@ -349,7 +349,7 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     if cfg.app.secrets or (target.ec2 and (cfg.app.repo or cfg.tls.mode == "letsencrypt")):
         programs.append("ssm-get")
     files = [
-        *(_File(f"{p.lib}/{name}", program=PROGRAMS[name], mode=0o755) for name in programs),
+        *(_File(p.program(name), program=PROGRAMS[name], mode=0o755) for name in programs),
         _File(f"{p.etc}/gunicorn.conf.py", "files/gunicorn.conf.py.j2"),
         _File(f"{p.etc}/uv.toml", "files/uv.toml.j2"),
         # Rendered for every target so local checks see it; only EC2's setup starts the agent.
@@ -362,7 +362,7 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
         _File(p.root + "/etc/apt/apt.conf.d/20auto-upgrades", "files/20auto-upgrades.j2"),
     ]
     if cfg.app.repo:
-        files.append(_File(f"{p.lib}/fetch-app", program=PROGRAMS["fetch-app"], mode=0o755))
+        files.append(_File(p.program("fetch-app"), program=PROGRAMS["fetch-app"], mode=0o755))
     if cfg.app.secrets:
         files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", mode=0o600),
                   _File(f"{units}/{unit}-secrets.service", "files/secrets.service.j2")]
@@ -370,7 +370,7 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
         files += [_File(f"{p.lib}/pre-start", "files/pre-start.sh.j2", mode=0o755),
                   _File(f"{units}/{unit}-prestart.service", "files/prestart.service.j2")]
     if cfg.tls.mode in ("selfsigned", "letsencrypt"):
-        files.append(_File(f"{p.lib}/tls", program=PROGRAMS["tls"], mode=0o755))
+        files.append(_File(p.program("tls"), program=PROGRAMS["tls"], mode=0o755))
     if cfg.tls.mode == "letsencrypt":
         files += [_File(f"{units}/{unit}-tls.service", "files/tls.service.j2"),
                   _File(f"{units}/{unit}-tls.timer", "files/tls.timer.j2")]

@@ -21,6 +21,10 @@ METRICS_NAMESPACE = "CWAgent"  # the CloudWatch agent's default
 # within the Advanced tier's 8 KB.
 TLS_PARAMETER_TIER = "Advanced"
 ARTEFACT_PREFIX = "artefacts"  # in the stack's bucket: what the instance role may read
+MAX_APP_NAME = 32
+# An app name: it names the system user, /srv/<name> and AWS resources (config checks the
+# setting with it, the deploy tools their --app).
+APP_NAME = rf"^[a-z][a-z0-9-]{{0,{MAX_APP_NAME - 1}}}$"
 
 
 def app_path(project: str, stack: str, app: str) -> str:
@@ -104,6 +108,10 @@ class Paths:
     @property
     def lib(self) -> str:
         return self._at(f"/usr/local/lib/webstack/{self.app}")
+
+    def program(self, name: str) -> str:
+        """A server program (setup, release, ...), where the artefact puts it."""
+        return f"{self.lib}/{name}"
 
     @property
     def state(self) -> str:

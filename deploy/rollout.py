@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components import gitref
+from components import gitref, naming
 from components.naming import Paths
 from deploy import cli, servers, ssm
 from deploy.aws import AWS_CONFIG, UsageError, aws_error, check_identity, session_from, short_error
@@ -38,7 +38,7 @@ from deploy.cli import OK, SYSTEM_CLOCK, Clock, elapsed
 
 POLL_SECONDS = 3.0
 TAIL_LINES = 6
-_APP = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_APP = re.compile(naming.APP_NAME)
 
 
 class Failed(cli.Failure):
@@ -47,7 +47,7 @@ class Failed(cli.Failure):
 
 def release_command(app: str, ref: str) -> str:
     """The shell line Run Command runs: the server's release script, the ref one literal word."""
-    return f"{Paths(root='', app=app).lib}/release {shlex.quote(ref)}"
+    return f"{Paths(root='', app=app).program('release')} {shlex.quote(ref)}"
 
 
 def _tail(text: str, lines: int = TAIL_LINES) -> str:

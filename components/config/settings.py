@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from components import gitref
+from components import gitref, naming
+from components.naming import MAX_APP_NAME
 
 NAMESPACE = "webstack"
 
@@ -20,7 +21,6 @@ ARCH_CHOICES = ("x86_64", "arm64")
 TLS_CHOICES = ("none", "acm", "letsencrypt", "selfsigned")
 MAX_SERVERS = 50
 MAX_CERT_NAME = 64  # ACM and Let's Encrypt: a certificate's first name (the CN) fits in 64
-MAX_APP_NAME = 32
 MAX_VALUE = 4096  # any one string setting
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
                       1827, 2192, 2557, 2922, 3288, 3653)
@@ -109,7 +109,7 @@ SETTINGS: tuple[Setting, ...] = (
     _shaped("appName", "hello",
             "App identifier: names the system user, /srv/<name> and AWS resources (so not a "
             "system account such as root or www-data).",
-            rf"^[a-z][a-z0-9-]{{0,{MAX_APP_NAME - 1}}}$",
+            naming.APP_NAME,
             f"1-{MAX_APP_NAME} chars of a-z, 0-9 and '-', starting with a letter", plain=True),
     _shaped("appRepo", "",
             "Git URL of the app. Empty: the bundled sample app examples/hello-app, shipped "
