@@ -3,6 +3,7 @@ role credentials from the local VM's IMDS, checked by its sha256 before anything
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import urllib.error
@@ -101,3 +102,29 @@ def test_imds_wants_a_token_first(imds: str) -> None:
         urllib.request.urlopen(f"{imds}/latest/meta-data/instance-id", timeout=5)
     assert err.value.code == 401
     err.value.close()
+
+
+def test_the_client_reads_secrets_manager_and_ssm_with_the_role(
+        tmp_path: Path, imds: str, moto_url: str) -> None:
+    """The one client every server program shares: Secrets Manager and SSM (JSON protocol)
+    beside S3, signed with the IMDSv2 role's credentials."""
+    _, lib = staged(tmp_path, imds, moto_url)
+    settings = Path(lib) / "settings.env"
+    settings.write_text(f'REGION="us-east-1"\nENDPOINT_IMDS="{imds}"\n'
+                        f'ENDPOINT_SECRETSMANAGER="{moto_url}"\nENDPOINT_SSM="{moto_url}"\n')
+    session = dict(endpoint_url=moto_url, region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+    boto3.client("secretsmanager", **session).create_secret(
+        Name="shop/db", SecretString='{"password": "p@ss \\"w0rd\\""}')
+    boto3.client("ssm", **session).put_parameter(Name="/shop/key", Value="k3y",
+                                                 Type="SecureString")
+    program = ("import awsclient, json\n"
+               "aws = awsclient.Aws(awsclient.settings())\n"
+               "print(json.dumps([aws.call('secretsmanager', 'secretsmanager.GetSecretValue',"
+               " {'SecretId': 'shop/db'})['SecretString'], aws.call('ssm', "
+               "'AmazonSSM.GetParameter', {'Name': '/shop/key', 'WithDecryption': True})"
+               "['Parameter']['Value']]))\n")
+    proc = subprocess.run(["/usr/bin/python3", "-c", program], cwd=lib, capture_output=True,
+                          text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == ['{"password": "p@ss \\"w0rd\\""}', "k3y"]
