@@ -333,7 +333,9 @@ def test_uv_is_fetched_during_the_package_installs_and_again_by_setup() -> None:
     [bootcmd] = yaml.safe_load(rendered.user_data)["bootcmd"]
     # Started now, run once cloud-config is done (the script and the CAs exist by then); its
     # failure never fails the boot, since setup fetches again (waiting on the same lock).
-    assert bootcmd.startswith("systemd-run --quiet --no-block --collect --unit=webstack-hello-uv ")
+    # bootcmd runs on every boot; the early fetch only on the first (a reboot keeps the files)
+    assert bootcmd.startswith("cloud-init-per instance webstack-hello-early systemd-run --quiet "
+                              "--no-block --collect --unit=webstack-hello-uv ")
     assert bootcmd.endswith(
         f" --property=After=cloud-config.service /bin/sh -c '/usr/bin/python3 {lib}/awsclient.py"
         f" fetch --only {lib} && /usr/bin/python3 {lib}/fetch-uv' || true")
