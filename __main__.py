@@ -18,7 +18,7 @@ from components.loadbalancer import LoadBalancer
 from components.monitoring import LogGroups, Monitoring
 from components.network import Network
 from components.parameters import AppParameters
-from components.readiness import Readiness, health_check_command
+from components.readiness import AwsIdentity, Readiness, health_check_command
 from components.release import Rollout
 from components.servers import Servers
 from components.webserver import WebServer
@@ -28,6 +28,7 @@ cfg = config.load(prices.regions())
 shape = topology.derive(cfg)
 choice = sizing.size(cfg.server, cfg.region, prices)
 account = placement.account_id()
+identity = AwsIdentity(account)  # the provider's, for every command the program runs
 bucket = naming.artefact_bucket(cfg.prefix, account, cfg.region)
 user_data = bootstrap.render(cfg, bucket=bucket)
 user_data_base64 = user_data.ec2_user_data_base64
@@ -101,7 +102,7 @@ url = pulumi.Output.concat(shape.scheme, "://", cfg.domain.hostname or endpoint.
 readiness = None
 if cfg.readiness.enabled:
     readiness = Readiness(
-        name, cfg, servers=servers.resource, instance_id=servers.instance_id,
+        name, cfg, identity, servers=servers.resource, instance_id=servers.instance_id,
         group_name=servers.group_name, launch_version=servers.launch_version,
         user_data_sha256=user_data.sha256, target_group_arn=target_group_arn,
         servers_after=listeners)
@@ -110,8 +111,8 @@ address = servers.attach_address(after=server_gate)
 
 rollout = None
 if not cfg.app.bundled:
-    rollout = Rollout(name, cfg, instance_id=servers.instance_id, group_name=servers.group_name,
-                      target_group_arn=target_group_arn,
+    rollout = Rollout(name, cfg, identity, instance_id=servers.instance_id,
+                      group_name=servers.group_name, target_group_arn=target_group_arn,
                       depends_on=[servers.resource, *parameters.parameters, *server_gate])
 
 # a self-signed certificate cannot be verified from here: servers are gated alone
@@ -132,6 +133,6 @@ outputs.export(outputs.collect(
     network=network, firewall=firewall, servers=servers, alb=alb, certificate=certificate,
     parameters=parameters, monitoring=monitoring, logs=logs, user_data_sha256=user_data.sha256,
     cost=cost.estimate(shape, cfg.server, cfg.region, choice, prices),
-    health_check=health_check_command(cfg, instance_id=servers.instance_id,
+    health_check=health_check_command(cfg, identity, instance_id=servers.instance_id,
                                       group_name=servers.group_name, url=url)),
     expected=outputs.expected_names(cfg))

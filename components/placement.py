@@ -8,7 +8,6 @@ and never a half-made stack. The choices themselves are pure functions with plai
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,10 +30,10 @@ class AmiQuery:
     filters: tuple[tuple[str, str], ...]
 
 
-@functools.cache
 def account_id() -> str:
-    """The account the provider deploys into, looked up once: it names the stack's bucket (which
-    the user-data names), the role's policies and the account our commands check."""
+    """The account the provider deploys into (the program looks it up once): it names the
+    stack's bucket (which the user-data names), the role's policies and the account our
+    commands check."""
     return aws.get_caller_identity().account_id
 
 

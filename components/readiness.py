@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_command as command
 
-from components import aws_session, placement
+from components import aws_session
 from components.config import StackConfig
 
 # Relative to the project directory, where Pulumi runs the program and its local commands (so
@@ -43,12 +43,13 @@ def target_args(instance_ids: Sequence[str] = (), group_name: str | None = None,
 
 class AwsIdentity:
     """The provider's identity for our commands: `args` (its profile and roles as flags, and
-    `--account`) and `environment` (its static keys as secrets; None without any)."""
+    `--account`) and `environment` (its static keys as secrets; None without any). Built once
+    by the program and shared by every command."""
 
-    def __init__(self) -> None:
+    def __init__(self, account: str) -> None:
         settings = aws_session.provider_settings()
         self.args: pulumi.Output[list[str]] = pulumi.Output.from_input(
-            [*aws_session.flags(settings), "--account", placement.account_id()])
+            [*aws_session.flags(settings), "--account", account])
         env = aws_session.environment(settings)
         self.environment: dict[str, pulumi.Output[str]] | None = {
             k: pulumi.Output.secret(v) for k, v in env.items()} or None
@@ -74,12 +75,13 @@ def health_url(base_url: str, health_path: str) -> str:
     return base_url.rstrip("/") + health_path
 
 
-def health_check_command(cfg: StackConfig, *, instance_id: pulumi.Output[str] | None,
+def health_check_command(cfg: StackConfig, identity: AwsIdentity, *,
+                         instance_id: pulumi.Output[str] | None,
                          group_name: pulumi.Output[str] | None,
                          url: pulumi.Input[str]) -> pulumi.Output[str]:
     """The same check as the gates, all at once: servers and URL ("is prod healthy?")."""
     r = cfg.readiness
-    return pulumi.Output.all(instance_id, group_name, url, AwsIdentity().args).apply(
+    return pulumi.Output.all(instance_id, group_name, url, identity.args).apply(
         lambda a: gate_command(
             region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
             name=cfg.prefix, aws_args=a[3], instance_ids=[a[0]] if a[0] else [],
@@ -90,7 +92,8 @@ class Readiness(pulumi.ComponentResource):
     server_gate: command.local.Command
     url_gate: command.local.Command | None
 
-    def __init__(self, name: str, cfg: StackConfig, *, servers: pulumi.Resource,
+    def __init__(self, name: str, cfg: StackConfig, identity: AwsIdentity, *,
+                 servers: pulumi.Resource,
                  instance_id: pulumi.Output[str] | None = None,
                  group_name: pulumi.Output[str] | None = None,
                  launch_version: pulumi.Output[int] | None = None,
@@ -107,7 +110,6 @@ class Readiness(pulumi.ComponentResource):
         # what the server gate vouches for: these servers, booted from this user-data
         self._servers = [instance_id or group_name, launch_version or 0, user_data_sha256]
         r = cfg.readiness
-        identity = AwsIdentity()
         ids = pulumi.Output.all(instance_id, group_name, target_group_arn, launch_version,
                                 identity.args)
         self.server_gate = command.local.Command(

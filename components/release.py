@@ -31,14 +31,13 @@ def rollout_command(cfg: StackConfig, *, aws_args: Sequence[str], instance_ids: 
 class Rollout(pulumi.ComponentResource):
     """The `<name>-rollout` command: deploy.rollout's ReleaseRollout, run when `appRef` changes."""
 
-    def __init__(self, name: str, cfg: StackConfig, *,
+    def __init__(self, name: str, cfg: StackConfig, identity: AwsIdentity, *,
                  instance_id: pulumi.Output[str] | None = None,
                  group_name: pulumi.Output[str] | None = None,
                  target_group_arn: pulumi.Output[str] | None = None,
                  depends_on: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:release:Rollout", name, None, opts)
-        identity = AwsIdentity()
         create = pulumi.Output.all(instance_id, group_name, target_group_arn,
                                    identity.args).apply(
             lambda a: rollout_command(cfg, aws_args=a[3], instance_ids=[a[0]] if a[0] else [],

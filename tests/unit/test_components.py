@@ -26,6 +26,7 @@ from components.monitoring import LogGroups, Monitoring
 from components.network import Network, subnet_cidrs
 from components.parameters import TLS_PLACEHOLDER, AppParameters
 from components.placement import Image, Placement, ami_query, lookup_image
+from components.readiness import AwsIdentity
 from components.release import Rollout, rollout_command
 from components.webserver import WebServer
 from devtools.mockrun import ACCOUNT_ID, MockRun, run_program, stack_config
@@ -480,7 +481,8 @@ def test_rollout_runs_only_when_the_ref_changes():
 
     cfg = cfg_of("prod", **{"webstack:appRepo": "https://git.example.com/acme/app.git",
                             "webstack:appRef": "v2.0.0"})
-    run = build(lambda: Rollout("roll-a", cfg, group_name=pulumi.Output.from_input("asg-1"),
+    run = build(lambda: Rollout("roll-a", cfg, AwsIdentity(ACCOUNT_ID),
+                                group_name=pulumi.Output.from_input("asg-1"),
                                 target_group_arn=pulumi.Output.from_input("arn:tg")))
     (cmd,) = run.of_type("command:local:Command")
     assert cmd.inputs["triggers"] == ["v2.0.0"]
