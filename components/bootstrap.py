@@ -297,11 +297,7 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "app_dir": app_dir,
         "static_dir": f"{app_dir}/{app.static_dir}",
         "venv": venv,
-        "gunicorn_version": GUNICORN_VERSION,
         "uv": target.uv or f"{paths.lib}/uv",
-        "uv_version": UV_VERSION,
-        "uv_wheel": UV_WHEELS[cfg.server.arch],
-        "package_index": cfg.sources.pip_index_url or PYPI_SIMPLE,
         "target": target,
         "tls": cfg.tls.mode,
         "https": https,
@@ -323,10 +319,6 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         # the running servers, never new servers.
         "ref_parameter": (naming.release_ref_parameter(cfg)
                           if target.ec2 and not app.bundled else ""),
-        # Let's Encrypt: the SSM parameter where the server keeps its certificate across
-        # replacements; used where ssm-get is installed (EC2, or a stack that reads secrets)
-        "tls_parameter": naming.tls_parameter(cfg),
-        "tls_tier": naming.TLS_PARAMETER_TIER,
         "ubuntu": cfg.server.os.startswith("ubuntu"),
         "env_lines": [env_line(k, v) for k, v in sorted(app.env.items())],
         "secrets_json": json.dumps(dict(sorted(app.secrets.items())), indent=2) + "\n",
@@ -391,11 +383,12 @@ def boot_settings(cfg: StackConfig, target: Target, bucket: str,
             "ARTEFACT_KEY": artefact_key(artefact_sha256), "ARTEFACT_SHA256": artefact_sha256}
 
 
-def server_settings(cfg: StackConfig, target: Target) -> dict[str, str]:
+def server_settings(cfg: StackConfig, target: Target,
+                    ctx: dict[str, object]) -> dict[str, str]:
     """settings.env, in the artefact: every per-stack value the server programs read (sourced by
-    the shell ones, parsed by awsclient for the Python ones), so the programs are plain files."""
+    the shell ones, parsed by awsclient for the Python ones), so the programs are plain files.
+    `ctx`: the templates' context, whose derived values the programs share."""
     app, tls = cfg.app, cfg.tls.mode
-    ctx = context(cfg, target)
     paths = Paths(target.root, app.name)
     wheel, digest = UV_WHEELS[cfg.server.arch]
     flag = {True: "1", False: ""}
@@ -460,7 +453,7 @@ def render(cfg: StackConfig, target: Target = SERVER, bucket: str = "") -> Rende
         for rel, text in _files_of_sample_app().items():
             specs.append(_File(f"{paths.bundle}/{rel}"))
             files[f"{paths.bundle}/{rel}"] = text
-    files[f"{paths.lib}/settings.env"] = env_file(server_settings(cfg, target))
+    files[f"{paths.lib}/settings.env"] = env_file(server_settings(cfg, target, ctx))
     specs.append(_File(f"{paths.lib}/settings.env"))
     modes = {f.path: f.mode for f in specs}
     artefact = pack(files, modes, target.root)
