@@ -26,6 +26,7 @@ class NameRule:
     autonamed: bool = True  # the engine names it from the logical name when `field` is unset
     edges: str = ""  # characters a name may not begin or end with
     forbidden_prefixes: tuple[str, ...] = ()  # case-insensitive
+    forbidden_suffixes: tuple[str, ...] = ()
 
     def problem(self, name: str) -> str | None:
         """Why AWS would refuse `name`, or None."""
@@ -39,6 +40,9 @@ class NameRule:
         for prefix in self.forbidden_prefixes:
             if name.lower().startswith(prefix):
                 return f"begins with {prefix!r}"
+        for suffix in self.forbidden_suffixes:
+            if name.endswith(suffix):
+                return f"ends with {suffix!r}"
         return None
 
 
@@ -106,9 +110,11 @@ RULES: dict[str, tuple[NameRule, ...]] = {
                  "PutParameter: Description (0-1024)", autonamed=False)),
     "aws:s3/bucket:Bucket": (NameRule(
         "bucket", 63, "a-z0-9-", "Amazon S3 User Guide, General purpose bucket naming rules "
-        "(3-63 of a-z, 0-9, '.', '-'; begins and ends with a letter or digit; not xn--, sthree-, "
-        "amzn-s3-demo-; dots left out: they break TLS for virtual-hosted names)",
-        autonamed=False, edges="-", forbidden_prefixes=("xn--", "sthree-", "amzn-s3-demo-")),),
+        "(3-63 of a-z, 0-9, '.', '-'; begins and ends with a letter or digit; not starting xn--, "
+        "sthree-, amzn-s3-demo-; not ending -s3alias, --ol-s3, .mrap, --x-s3, --table-s3; dots "
+        "left out: they break TLS for virtual-hosted names)",
+        autonamed=False, edges="-", forbidden_prefixes=("xn--", "sthree-", "amzn-s3-demo-"),
+        forbidden_suffixes=("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")),),
     "aws:acm/certificate:Certificate": (NameRule(
         "domainName", 64, "a-z0-9.*-", "AWS Certificate Manager API Reference, "
         "RequestCertificate: DomainName (the first name: at most 64 characters, it becomes "

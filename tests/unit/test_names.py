@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from components import naming
 from components.aws_names import AUTONAME_SUFFIX, RULES, NameRule, fit, rule_for
 from devtools.mockrun import MockRun, run_program, stack_config
 from devtools.provider import REPLACES
@@ -140,3 +141,18 @@ def test_fit_keeps_valid_names_and_shortens_others_stably():
     assert not fit("sg-shop-dev-web", sg).startswith("sg-")
     dash = rule_for("aws:cloudwatch/dashboard:Dashboard", "dashboardName")
     assert dash.problem(fit("hello-prod.eu", dash)) is None
+
+
+def test_the_artefact_bucket_obeys_s3s_rules_whatever_the_stack():
+    rule = rule_for("aws:s3/bucket:Bucket", "bucket")
+    for bad in ("xn--shop", "sthree-shop", "amzn-s3-demo-shop", "shop-s3alias", "shop--ol-s3",
+                "shop.mrap", "shop--x-s3", "shop--table-s3", "Shop", "shop_dev", "-shop"):
+        assert rule.problem(bad) is not None, bad
+    account = "123456789012"
+    for prefix in ("hello-dev", "Shop_Prod.EU", f"{LONG_APP}-{'x' * 60}", "xn--app-dev",
+                   "app-s3alias"):
+        name = naming.artefact_bucket(prefix, account, "ap-southeast-2")
+        assert rule.problem(name) is None and 3 <= len(name) <= 63, name
+        assert name.endswith(f"-{account}-ap-southeast-2")
+    assert naming.artefact_bucket("hello-dev", account, "us-east-1") == (
+        "hello-dev-123456789012-us-east-1")  # a valid name is kept as it is
