@@ -31,11 +31,15 @@ class AwsError(Exception):
     pass
 
 
+def read_env(path: Path | str) -> dict[str, str]:
+    """KEY="value" lines as webstack writes them and sh reads them (backslash escapes)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return {k: re.sub(r"\\(.)", r"\1", v, flags=re.S) for k, v in re.findall(
+        r'^([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"$', text, re.M | re.S)}
+
+
 def settings(name: str = "settings.env") -> dict[str, str]:
-    """KEY="value" lines as the renderer writes them and sh reads them (backslash escapes)."""
-    text = (HERE / name).read_text(encoding="utf-8")
-    return {k: re.sub(r"\\(.)", r"\1", v, flags=re.S)
-            for k, v in re.findall(r'^([A-Z0-9_]+)="((?:[^"\\]|\\.)*)"$', text, re.M | re.S)}
+    return read_env(HERE / name)
 
 
 def send(what: str, req: urllib.request.Request, attempts: int = 5) -> bytes:
@@ -121,9 +125,11 @@ def unpack(data: bytes, root: str, only: str = "") -> int:
     """Plain files at relative paths only, each written whole then renamed, with its mode."""
     count = 0
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        for m in tar.getmembers():
+        members = tar.getmembers()
+        for m in members:  # all checked before the first is written
             if not m.isfile() or m.name.startswith("/") or ".." in m.name.split("/"):
                 raise AwsError(f"artefact member {m.name!r} is not a plain relative file")
+        for m in members:
             path = Path(f"{root}/{m.name}")
             if only and not str(path).startswith(only.rstrip("/") + "/"):
                 continue

@@ -15,16 +15,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import re
 import socket
 import ssl
 import sys
 import time
 import urllib.parse
 
-from awsclient import settings
-
-_ENV = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*="((?:[^"\\]|\\.)*)"', re.MULTILINE | re.DOTALL)
+from awsclient import read_env, settings
 
 
 def secret_values(env_files):
@@ -32,12 +29,10 @@ def secret_values(env_files):
     values = set()
     for path in env_files:
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+            found = read_env(path)
         except FileNotFoundError:
             continue
-        for raw in _ENV.findall(text):
-            value = re.sub(r"\\(.)", r"\1", raw, flags=re.DOTALL)
+        for value in found.values():
             values.update(v for v in [value, *value.splitlines()] if len(v.strip()) >= 3)
     return sorted(values, key=len, reverse=True)
 
