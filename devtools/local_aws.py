@@ -109,7 +109,7 @@ def serve(state: Path, region: str) -> None:
     info = LocalAwsInfo(moto_port, imds_port, region, os.getpid())
     tmp = state / "local-aws.json.new"
     tmp.write_text(json.dumps(asdict(info)) + "\n", encoding="utf-8")
-    tmp.replace(state / "local-aws.json")
+    tmp.replace(info_file(state))
     done.wait()
     imds.shutdown()
     moto.stop()

@@ -30,13 +30,15 @@ from components.bootstrap import (
 )
 from components.config import StackConfig
 from components.naming import Paths
+from devtools.motoserver import free_port
 
 
-def local_target(root: Path, http_port: int, https_port: int, venv: Path) -> Target:
-    """Everything under `root`, nginx on 127.0.0.1, the given (already built) venv, the
-    developer's uv."""
+def local_target(root: Path, http_port: int, https_port: int,
+                 venv: Path | None = None) -> Target:
+    """Everything under `root`, nginx on 127.0.0.1, the developer's uv, and the given (already
+    built) venv; None: a server's layout, a venv per release."""
     return Target(root=str(root), http_port=http_port, https_port=https_port,
-                  listen_hosts=("127.0.0.1",), venv=str(venv), uv=local_uv(),
+                  listen_hosts=("127.0.0.1",), venv=str(venv) if venv else "", uv=local_uv(),
                   trusted_proxies=("127.0.0.1/32",), ec2=False)
 
 
@@ -101,12 +103,6 @@ def nginx_main_conf(site: str, prefix: Path, distro_conf: str) -> str:
             continue
         out.append(line)
     return "\n".join(out) + "\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:

@@ -33,7 +33,8 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.config import parse
-from devtools.localrun import free_port, read_env_file, run_local, stop
+from devtools.localrun import read_env_file, run_local, stop
+from devtools.motoserver import free_port
 
 CONNECTIONS = 50
 IO_SECONDS = 0.020

@@ -29,18 +29,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.bootstrap import Target, render
+from components.bootstrap import render
 from components.config import PROJECT_DIR, StackConfig
 from components.naming import Paths
-from devtools.localrun import (
-    connects,
-    free_port,
-    install,
-    local_uv,
-    nginx_main_conf,
-    stop,
-    wait_for,
-)
+from devtools.localrun import connects, install, local_target, nginx_main_conf, stop, wait_for
+from devtools.motoserver import free_port
 from tests.stubs import INSTALL_WITHOUT_OWNER, write_stubs
 
 REPO_URL = "https://git.example.com/acme/shop.git"
@@ -327,20 +320,13 @@ class Stack:
         return Path(self.paths.current).resolve()
 
 
-def local_target(root: Path) -> Target:
-    """A server's layout under root (a venv per release), nginx on free 127.0.0.1 ports."""
-    return Target(root=str(root), http_port=free_port(), https_port=free_port(),
-                  listen_hosts=("127.0.0.1",), venv="", uv=local_uv(),
-                  trusted_proxies=("127.0.0.1/32",), ec2=False)
-
-
 @contextmanager
 def loopback_stack(cfg: StackConfig, workdir: Path) -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="wsrel-", dir="/tmp"))  # short: unix socket paths
     procs: list[subprocess.Popen[bytes]] = []
     log = open(root / "fakesystemd.log", "wb")  # noqa: SIM115 (closed below)
     try:
-        target = local_target(root)
+        target = local_target(root, free_port(), free_port())  # a venv per release
         install(render(cfg, target), target)
         paths = Paths(target.root, cfg.app.name)
         secrets = Path(paths.secrets_dir) / "secrets.env"
