@@ -115,6 +115,10 @@ RULES: dict[str, tuple[NameRule, ...]] = {
         "left out: they break TLS for virtual-hosted names)",
         autonamed=False, edges="-", forbidden_prefixes=("xn--", "sthree-", "amzn-s3-demo-"),
         forbidden_suffixes=("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")),),
+    "aws:s3/bucketObjectv2:BucketObjectv2": (NameRule(
+        "key", 1024, r"A-Za-z0-9!_.*'()/-", "Amazon S3 User Guide, Naming Amazon S3 objects (a "
+        "key is up to 1,024 bytes of UTF-8; these are the characters safe everywhere)",
+        autonamed=False),),
     "aws:acm/certificate:Certificate": (NameRule(
         "domainName", 64, "a-z0-9.*-", "AWS Certificate Manager API Reference, "
         "RequestCertificate: DomainName (the first name: at most 64 characters, it becomes "

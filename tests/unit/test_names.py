@@ -22,10 +22,8 @@ UNNAMED = {
     "aws:ec2/vpc:Vpc", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "aws:lb/listener:Listener", "aws:lb/targetGroupAttachment:TargetGroupAttachment",
     "aws:route53/record:Record",  # its name is a DNS name, validated as a setting
-    # The bucket's configuration: named by the bucket (checked in RULES); the artefact's key is
-    # artefacts/<sha256>.tar (S3 keys: up to 1024 bytes of UTF-8)
+    # The bucket's configuration: named by the bucket (checked in RULES)
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-    "aws:s3/bucketObjectv2:BucketObjectv2",
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:s3/bucketPolicy:BucketPolicy",
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
