@@ -1,0 +1,9 @@
+"""The WSGI entry point webstack's gunicorn serves (webstack:appWsgi mysite.wsgi:application)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+
+application = get_wsgi_application()
