@@ -5,10 +5,12 @@ boot — all before the first resource, so bad input fails whole — then build 
 dependency order, in exactly the shape the topology says, and export the contract.
 """
 
+from pathlib import Path
+
 import pulumi
 
-from components import bootstrap, config, cost, naming, outputs, placement, sizing, topology
-from components.artefact import ArtefactArgs, ServerArtefact
+from components import bootstrap, bundle, config, cost, naming, outputs, placement, sizing, topology
+from components.artefact import ArtefactArgs, BundleArgs, ServerArtefact
 from components.certificate import Certificate
 from components.dns import Dns, Endpoint, lookup_zone_id
 from components.firewall import Firewall
@@ -32,6 +34,8 @@ identity = AwsIdentity(account)  # the provider's, for every command the program
 bucket = naming.artefact_bucket(cfg.prefix, account, cfg.region)
 user_data = bootstrap.render(cfg, bucket=bucket)
 user_data_base64 = user_data.ec2_user_data_base64
+code = None if cfg.app.from_git else bundle.of_app(cfg.app)
+release_code = code.sha256 if code else cfg.app.ref  # what new code changes, known at preview
 site = placement.lookup(cfg, choice.instance_type)
 image = placement.lookup_image(cfg)
 
@@ -41,9 +45,12 @@ firewall = Firewall(name, shape, cfg.access, app_repo=cfg.app.repo, tags=tags,
                     vpc_id=network.vpc_id)
 artefact = ServerArtefact(name, ArtefactArgs(
     bucket=bucket, key=bootstrap.artefact_key(user_data.artefact_sha256),
-    content=user_data.artefact, tags=tags))
+    content=user_data.artefact, tags=tags,
+    bundle=code and BundleArgs(key=naming.bundle_key(cfg.app.name), sha256=code.sha256,
+                               path=bundle.cached(code, Path.cwd()), kept=cfg.app.bundles_kept)))
 parameters = AppParameters(
     name, cfg.app, release_ref_parameter=naming.release_ref_parameter(cfg),
+    release_pointer=artefact.release_pointer or cfg.app.ref,
     tls_parameter=naming.tls_parameter(cfg) if shape.certificate == "letsencrypt" else None,
     secret_values=config.load_secret_values(), tags=tags)
 role = InstanceRole(name, role_args(cfg, account, artefact_bucket=bucket))
@@ -109,18 +116,18 @@ if cfg.readiness.enabled:
 server_gate = [readiness.server_gate] if readiness else []
 address = servers.attach_address(after=server_gate)
 
-rollout = None
-if not cfg.app.bundled:
-    rollout = Rollout(name, cfg, identity, instance_id=servers.instance_id,
-                      group_name=servers.group_name, target_group_arn=target_group_arn,
-                      depends_on=[servers.resource, *parameters.parameters, *server_gate])
+# Servers booting read the pointer themselves; running ones get new code from the rollout.
+rollout = Rollout(name, cfg, identity, pointer=artefact.release_pointer or cfg.app.ref,
+                  code=release_code, instance_id=servers.instance_id,
+                  group_name=servers.group_name, target_group_arn=target_group_arn,
+                  depends_on=[servers.resource, *parameters.parameters, *server_gate])
 
 # a self-signed certificate cannot be verified from here: servers are gated alone
 if readiness is not None and shape.url_checkable:
     readiness.check_url(url, after=[
         *address, *(dns.records if dns else []),
-        *([certificate.validation] if certificate else []), *listeners,
-        *([rollout.command] if rollout else [])])
+        *([certificate.validation] if certificate else []), *listeners, rollout.command],
+        code=release_code)
 
 monitoring = Monitoring(
     name, shape, cfg.monitoring, region=cfg.region, tags=tags, servers=servers.id,

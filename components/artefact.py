@@ -1,11 +1,14 @@
-"""The stack's own S3 bucket and the server artefact in it: every file a server installs beyond
-what its user-data carries (programs, rendered configuration, the bundled app), one tar named by
-its sha256, which the fetcher in the user-data checks before unpacking.
+"""The stack's own S3 bucket, the server artefact and the app's code bundle in it.
 
-The bucket holds nothing that cannot be rebuilt from the program (the artefact is derived from
-the config), so `pulumi destroy` removes it with its objects. Old artefacts are kept while the
-stack lives: a server booting from the previous launch template version (a rolled-back instance
-refresh) still finds its own.
+The artefact is every file a server installs beyond what its user-data carries (programs,
+rendered configuration), one tar named by its sha256, which the fetcher in the user-data checks
+before unpacking. Old artefacts are kept while the stack lives: a server booting from the
+previous launch template version (a rolled-back instance refresh) still finds its own.
+
+The bundle (appSource) lives at one key per app: each upload is a new S3 version, the release
+pointer names the version and its sha256, and a lifecycle rule keeps `appBundlesKept` previous
+versions for rollback. The bucket holds nothing that cannot be rebuilt from the program and the
+app's source, so `pulumi destroy` removes it with its objects.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -30,11 +34,34 @@ def tls_only_policy(bucket: str) -> str:
         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
 
 
-def read_policy(bucket: str) -> str:
-    """The instance role's grant: read the artefacts, nothing else in the bucket."""
-    return json.dumps({"Version": "2012-10-17", "Statement": [{
+def read_policy(bucket: str, bundle_key: str = "") -> str:
+    """The instance role's grant: read the artefacts and the app's bundle in any of its versions
+    (`bundle_key`; "" for a git app), nothing else in the bucket."""
+    statements: list[dict[str, object]] = [{
         "Sid": "ReadServerArtefacts", "Effect": "Allow", "Action": "s3:GetObject",
-        "Resource": f"arn:aws:s3:::{bucket}/{naming.ARTEFACT_PREFIX}/*"}]})
+        "Resource": f"arn:aws:s3:::{bucket}/{naming.ARTEFACT_PREFIX}/*"}]
+    if bundle_key:
+        statements.append({"Sid": "ReadAppBundle", "Effect": "Allow",
+                           "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                           "Resource": f"arn:aws:s3:::{bucket}/{bundle_key}"})
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def lifecycle_rules(bundles_kept: int) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    """Artefacts: versions overwritten or deleted by hand expire after a month. Bundles: the
+    newest `bundles_kept` previous versions stay (rollback), older ones go a day after they are
+    replaced (S3's minimum)."""
+    return [
+        {"id": "expire-noncurrent-artefacts", "status": "Enabled",
+         "filter": {"prefix": f"{naming.ARTEFACT_PREFIX}/"},
+         "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_DAYS},
+         "abort_incomplete_multipart_upload": {"days_after_initiation": 1}},
+        {"id": "keep-bundles", "status": "Enabled",
+         "filter": {"prefix": f"{naming.BUNDLE_PREFIX}/"},
+         "noncurrent_version_expiration": {"noncurrent_days": 1,
+                                           "newer_noncurrent_versions": bundles_kept},
+         "abort_incomplete_multipart_upload": {"days_after_initiation": 1}},
+    ]
 
 
 def standard_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -44,16 +71,27 @@ def standard_tags(tags: dict[str, str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class BundleArgs:
+    key: str  # naming.bundle_key(app)
+    path: str  # the packed bundle (components.bundle.cached), relative to the working directory
+    sha256: str
+    kept: int  # appBundlesKept
+
+
+@dataclass(frozen=True)
 class ArtefactArgs:
     bucket: str  # naming.artefact_bucket(...): also named in the user-data
     key: str  # content-addressed (bootstrap.artefact_key)
     content: bytes
     tags: dict[str, str]
+    bundle: BundleArgs | None = None  # None: a git app
 
 
 class ServerArtefact(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
     object: aws.s3.BucketObjectv2
+    bundle: aws.s3.BucketObjectv2 | None
+    release_pointer: pulumi.Output[str] | None  # "<sha256>@<version>" of the bundle
 
     def __init__(self, name: str, args: ArtefactArgs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -80,15 +118,25 @@ class ServerArtefact(pulumi.ComponentResource):
                                 policy=tls_only_policy(args.bucket), opts=child),
         ]
         guards.append(aws.s3.BucketLifecycleConfiguration(
-            f"{name}-artefacts-lifecycle", bucket=bucket.id, rules=[{
-                "id": "expire-noncurrent", "status": "Enabled", "filter": {},
-                "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_DAYS},
-                "abort_incomplete_multipart_upload": {"days_after_initiation": 1}}],
+            f"{name}-artefacts-lifecycle", bucket=bucket.id,
+            rules=lifecycle_rules(args.bundle.kept if args.bundle else 1),
             opts=pulumi.ResourceOptions(parent=self, depends_on=guards[-2:-1])))
         self.object = aws.s3.BucketObjectv2(
             f"{name}-artefact", bucket=bucket.id, key=args.key,
             content_base64=base64.b64encode(args.content).decode(),
             content_type="application/x-tar", tags=standard_tags(args.tags),
             opts=pulumi.ResourceOptions(parent=self, depends_on=guards, retain_on_delete=True))
+        self.bundle, self.release_pointer = None, None
+        if args.bundle is not None:
+            b = args.bundle
+            # A new bundle is an update of this one object (S3 keeps the old as a version),
+            # never a replacement; the pointer moves only once the upload has its version.
+            self.bundle = aws.s3.BucketObjectv2(
+                f"{name}-bundle", bucket=bucket.id, key=b.key,
+                source=pulumi.FileAsset(Path(b.path)), content_type="application/x-tar",
+                metadata={"sha256": b.sha256}, tags=standard_tags(args.tags),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=guards))
+            self.release_pointer = self.bundle.version_id.apply(
+                lambda v: f"{b.sha256}@{v}" if v else b.sha256)
         self.bucket_name = bucket.bucket
         self.register_outputs({"bucket_name": self.bucket_name})

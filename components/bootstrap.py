@@ -39,9 +39,9 @@ SERVER_DIR = PROJECT_DIR / "server"
 FETCHER = "awsclient.py"  # in the user-data; the others come in the artefact and import it
 PROGRAMS = {"ssm-get": "ssm_get.py", "probe": "probe.py", "fetch-uv": "fetch_uv.py",
             "setup": "setup.sh", "release": "release.sh", "tls": "tls.sh",
-            "fetch-app": "fetch_app.sh"}
+            "fetch-app": "fetch_app.sh", "fetch-bundle": "fetch_bundle.py",
+            "requirements-key": "requirements_key.py"}
 USER_DATA_BUDGET = 8 * 1024  # bytes: what every variant's user-data stays within (room to grow)
-SAMPLE_APP_DIR = PROJECT_DIR / "examples" / "hello-app"
 GUNICORN_VERSION = "27.0.1"  # same pin as requirements-dev.txt: the loopback run matches servers
 # uv builds each release's venv: seconds, where `python3 -m venv` + pip take half a minute on a
 # small server (ensurepip alone is most of it). Fetched at boot from the stack's package index,
@@ -144,6 +144,9 @@ class Target:
     # cannot download from).
     agents: bool = True
     endpoints: Endpoints = Endpoints()
+    # Without `ec2`: what the release script releases by default (a bundle's sha256; "": a git
+    # app's appRef).
+    pointer: str = ""
 
 
 SERVER = Target()
@@ -207,21 +210,9 @@ def unit_name(cfg: StackConfig) -> str:
     return f"webstack-{cfg.app.name}"
 
 
-def _files_of_sample_app() -> dict[str, str]:
-    """The bundled app as relative path → text: what write_files ships when appRepo is empty."""
-    out = {}
-    for path in sorted(SAMPLE_APP_DIR.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            out[path.relative_to(SAMPLE_APP_DIR).as_posix()] = path.read_text(encoding="utf-8")
-    return out
-
-
-def bundle_id(files: dict[str, bytes]) -> str:
-    """The bundled app's release id, as the release script computes it from the same files:
-    sha256 of `sha256sum` over ./<path> in byte order."""
-    lines = "".join(f"{hashlib.sha256(files[rel]).hexdigest()}  ./{rel}\n"
-                    for rel in sorted(files, key=lambda r: f"./{r}".encode()))
-    return "bundle-" + hashlib.sha256(lines.encode()).hexdigest()[:12]
+def bundle_release(sha256: str) -> str:
+    """The release id the release script gives a bundle (releases/<id>)."""
+    return f"bundle-{sha256[:12]}"
 
 
 def cloudwatch_agent_config(cfg: StackConfig, paths: Paths) -> dict[str, object]:
@@ -266,7 +257,7 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     https = shape.tls == "server"  # nginx terminates TLS itself
     # No python3-venv: uv makes the venvs. git only for an app that comes from a repository.
     packages = ["ca-certificates", "logrotate", "nginx", "python3", "unattended-upgrades"]
-    if not app.bundled:
+    if app.from_git:
         packages.append("git")
     if https:
         packages.append("openssl")
@@ -315,12 +306,12 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "ssm_agent_url": ssm_agent_url,
         "cw_agent_url": cw_agent_url,
         "cloudwatch_config": json.dumps(cloudwatch_agent_config(cfg, paths), indent=1),
-        # A git app's ref on EC2 lives in SSM, not in the user-data: a new ref is a release on
-        # the running servers, never new servers.
-        "ref_parameter": (naming.release_ref_parameter(cfg)
-                          if target.ec2 and not app.bundled else ""),
+        # The release pointer on EC2 lives in SSM, not in the user-data: new code is a release
+        # on the running servers, never new servers.
+        "ref_parameter": naming.release_ref_parameter(cfg) if target.ec2 else "",
         "ubuntu": cfg.server.os.startswith("ubuntu"),
-        "env_lines": [env_line(k, v) for k, v in sorted(app.env.items())],
+        "env_lines": [env_line(k, v) for k, v in sorted(
+            {**app.env, naming.DATA_DIR_VARIABLE: paths.data}.items())],
         "secrets_json": json.dumps(dict(sorted(app.secrets.items())), indent=2) + "\n",
     }
 
@@ -331,14 +322,22 @@ class _File:
     template: str = ""  # a Jinja template in cloud-init/, else:
     program: str = ""  # a file of server/, copied as it is
     mode: int = 0o644
+    extra: tuple[tuple[str, object], ...] = ()  # template context beyond `context`'s
+
+
+def _hooks(name: str, key: str, what: str, when: str, commands: tuple[str, ...],
+           p: Paths) -> _File:
+    hook = {"key": f"webstack:{key}", "what": what, "when": when, "commands": commands}
+    return _File(f"{p.lib}/{name}", "files/hooks.sh.j2", mode=0o755, extra=(("hook", hook),))
 
 
 def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     """Every file the artefact carries (the bundled app's files aside), with its source."""
     unit, units, app = unit_name(cfg), p.units, cfg.app.name
-    programs = ["setup", "release", "probe"] + ["fetch-uv"] * (not target.uv)
-    # secrets, the release ref, or the Let's Encrypt certificate kept in SSM
-    if cfg.app.secrets or (target.ec2 and (cfg.app.repo or cfg.tls.mode == "letsencrypt")):
+    programs = ["setup", "release", "probe", "requirements-key"] + ["fetch-uv"] * (not target.uv)
+    programs.append("fetch-app" if cfg.app.from_git else "fetch-bundle")
+    # secrets, the release pointer, or the Let's Encrypt certificate kept in SSM
+    if cfg.app.secrets or target.ec2:
         programs.append("ssm-get")
     files = [
         *(_File(p.program(name), program=PROGRAMS[name], mode=0o755) for name in programs),
@@ -353,13 +352,16 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
         _File(f"{p.nginx}/conf.d/{app}.conf", "files/nginx-site.conf.j2"),
         _File(p.root + "/etc/apt/apt.conf.d/20auto-upgrades", "files/20auto-upgrades.j2"),
     ]
-    if cfg.app.repo:
-        files.append(_File(p.program("fetch-app"), program=PROGRAMS["fetch-app"], mode=0o755))
     if cfg.app.secrets:
         files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", mode=0o600),
                   _File(f"{units}/{unit}-secrets.service", "files/secrets.service.j2")]
+    if cfg.app.build:
+        files.append(_hooks("build", "appBuild", "build commands", "The release script runs "
+                            "them once per release, before its health check.", cfg.app.build, p))
     if cfg.app.pre_start:
-        files += [_File(f"{p.lib}/pre-start", "files/pre-start.sh.j2", mode=0o755),
+        files += [_hooks("pre-start", "appPreStart", "pre-start hooks", "The release script runs "
+                         f"them before a release takes traffic; {unit}-prestart.service at "
+                         "boot.", cfg.app.pre_start, p),
                   _File(f"{units}/{unit}-prestart.service", "files/prestart.service.j2")]
     if cfg.tls.mode in ("selfsigned", "letsencrypt"):
         files.append(_File(p.program("tls"), program=PROGRAMS["tls"], mode=0o755))
@@ -383,8 +385,8 @@ def boot_settings(cfg: StackConfig, target: Target, bucket: str,
             "ARTEFACT_KEY": artefact_key(artefact_sha256), "ARTEFACT_SHA256": artefact_sha256}
 
 
-def server_settings(cfg: StackConfig, target: Target,
-                    ctx: dict[str, object]) -> dict[str, str]:
+def server_settings(cfg: StackConfig, target: Target, ctx: dict[str, object],
+                    bucket: str) -> dict[str, str]:
     """settings.env, in the artefact: every per-stack value the server programs read (sourced by
     the shell ones, parsed by awsclient for the Python ones), so the programs are plain files.
     `ctx`: the templates' context, whose derived values the programs share."""
@@ -398,16 +400,21 @@ def server_settings(cfg: StackConfig, target: Target,
         # where things are (components.naming.Paths: the one place server paths are spelled)
         "HOME_DIR": paths.home, "RELEASES": paths.releases, "CURRENT": paths.current,
         "LIB": paths.lib, "ETC": paths.etc, "STATE": paths.state, "NGINX_DIR": paths.nginx,
-        "SECRETS_ENV": f"{paths.secrets_dir}/secrets.env", "BUNDLE": paths.bundle,
+        "SECRETS_ENV": f"{paths.secrets_dir}/secrets.env", "VENVS": paths.venvs,
+        "DATA_DIR": paths.data,
         "GIT_CACHE": f"{paths.home}/.git-cache", "TLS_DIR": f"{paths.etc}/tls",
         # the app and its releases
-        "APP_SOURCE": "bundle" if app.bundled else "git", "APP_REPO": app.repo,
-        # where servers read the ref from SSM, it is not here: a new ref is a release, never
-        # a new artefact (whose hash is in the user-data: new servers)
-        "APP_REF": "" if ctx["ref_parameter"] else app.ref,
+        "APP_SOURCE": "git" if app.from_git else "bundle", "APP_REPO": app.repo,
+        "BUNDLE_BUCKET": bucket if not app.from_git else "",
+        "BUNDLE_KEY": naming.bundle_key(app.name) if not app.from_git else "",
+        # where servers read the pointer from SSM, it is not here: new code is a release, never
+        # a new artefact (whose hash is in the user-data: new servers). A local run without
+        # AWS releases a git app's appRef, or the bundle its target names.
+        "APP_REF": "" if ctx["ref_parameter"] else (app.ref if app.from_git else target.pointer),
         "REF_PARAMETER": str(ctx["ref_parameter"]), "APP_PATH": app.path,
         "APP_REQUIREMENTS": app.requirements, "RELEASES_KEPT": str(app.releases_kept),
         "SECRETS": flag[bool(app.secrets)], "PRE_START": flag[bool(app.pre_start)],
+        "BUILD": flag[bool(app.build)],
         "GUNICORN_VERSION": GUNICORN_VERSION, "VENV_SHARED": target.venv,
         "HEALTH_PATH": app.health_path, "HEALTH_URL": str(ctx["health_url"]),
         "PROBE_TIMEOUT": str(app.timeout_seconds + 5),
@@ -447,13 +454,9 @@ def render(cfg: StackConfig, target: Target = SERVER, bucket: str = "") -> Rende
     ctx = context(cfg, target)
     paths = Paths(target.root, cfg.app.name)
     specs = _file_list(cfg, paths, target)
-    files = {f.path: (_ENV.get_template(f.template).render(ctx) if f.template else
-                      (SERVER_DIR / f.program).read_text(encoding="utf-8")) for f in specs}
-    if cfg.app.bundled:  # a release of its own, which the release script copies from here
-        for rel, text in _files_of_sample_app().items():
-            specs.append(_File(f"{paths.bundle}/{rel}"))
-            files[f"{paths.bundle}/{rel}"] = text
-    files[f"{paths.lib}/settings.env"] = env_file(server_settings(cfg, target, ctx))
+    files = {f.path: (_ENV.get_template(f.template).render(ctx, **dict(f.extra)) if f.template
+                      else (SERVER_DIR / f.program).read_text(encoding="utf-8")) for f in specs}
+    files[f"{paths.lib}/settings.env"] = env_file(server_settings(cfg, target, ctx, bucket))
     specs.append(_File(f"{paths.lib}/settings.env"))
     modes = {f.path: f.mode for f in specs}
     artefact = pack(files, modes, target.root)

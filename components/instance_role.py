@@ -32,11 +32,8 @@ def parameter_arn(region: str, account: str, name: str) -> str:
 
 
 def readable_parameters(cfg: StackConfig) -> list[str]:
-    """The app's secrets, and the release ref when servers read it (a git app)."""
-    names = set(cfg.app.secrets.values())
-    if not cfg.app.bundled:
-        names.add(naming.release_ref_parameter(cfg))
-    return sorted(names)
+    """The app's secrets and the release pointer."""
+    return sorted({*cfg.app.secrets.values(), naming.release_ref_parameter(cfg)})
 
 
 def parameters_policy(region: str, account: str, names: list[str]) -> str:
@@ -85,7 +82,8 @@ def agent_policy(region: str, account: str, log_groups: Sequence[str]) -> str:
 class RoleArgs:
     region: str
     account: str
-    artefact_bucket: str  # readable: exactly its artefacts/ prefix
+    artefact_bucket: str  # readable: exactly its artefacts/ prefix (and bundle_key)
+    bundle_key: str  # the app's bundle, readable in every version ("": a git app, none)
     log_groups: Sequence[str]  # the agent ships to these only
     parameters: Sequence[str]  # SSM parameters it reads (readable_parameters)
     tls_parameter: str | None  # the Let's Encrypt slot it reads and writes, if any
@@ -95,6 +93,7 @@ class RoleArgs:
 def role_args(cfg: StackConfig, account: str, artefact_bucket: str) -> RoleArgs:
     return RoleArgs(
         region=cfg.region, account=account, artefact_bucket=artefact_bucket,
+        bundle_key="" if cfg.app.from_git else naming.bundle_key(cfg.app.name),
         log_groups=tuple(naming.log_groups(cfg).values()), parameters=readable_parameters(cfg),
         tls_parameter=naming.tls_parameter(cfg) if cfg.tls.mode == "letsencrypt" else None,
         tags=cfg.tags)
@@ -124,7 +123,7 @@ class InstanceRole(pulumi.ComponentResource):
 
         region, account = args.region, args.account
         grant("cloudwatch-agent", agent_policy(region, account, args.log_groups))
-        grant("artefacts", artefact.read_policy(args.artefact_bucket))
+        grant("artefacts", artefact.read_policy(args.artefact_bucket, args.bundle_key))
         if args.parameters:
             grant("parameters", parameters_policy(region, account, list(args.parameters)))
         if args.tls_parameter:

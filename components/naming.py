@@ -21,6 +21,8 @@ METRICS_NAMESPACE = "CWAgent"  # the CloudWatch agent's default
 # within the Advanced tier's 8 KB.
 TLS_PARAMETER_TIER = "Advanced"
 ARTEFACT_PREFIX = "artefacts"  # in the stack's bucket: what the instance role may read
+DATA_DIR_VARIABLE = "APP_DATA_DIR"  # where the app finds its writable directory (Paths.data)
+BUNDLE_PREFIX = "bundles"  # the app's code bundles (appSource), beside the artefacts
 MAX_APP_NAME = 32
 # An app name: it names the system user, /srv/<name> and AWS resources (config checks the
 # setting with it, the deploy tools their --app).
@@ -38,7 +40,8 @@ def secret_parameter(project: str, stack: str, app: str, key: str) -> str:
 
 
 def release_ref_parameter(cfg: StackConfig) -> str:
-    """Holds the git ref servers deploy: read at boot, so a ref change needs no new servers."""
+    """The release pointer: what servers deploy, a git ref (appRepo) or `<sha256>@<version>` of
+    the app's bundle (appSource). Read at each release, so new code needs no new servers."""
     return f"{app_path(cfg.project, cfg.stack, cfg.app.name)}/release-ref"
 
 
@@ -46,6 +49,12 @@ def tls_parameter(cfg: StackConfig) -> str:
     """Holds the server's Let's Encrypt certificate and key (SecureString, written by the server
     after each issue): a replacement restores it instead of asking for a duplicate (5 a week)."""
     return f"{app_path(cfg.project, cfg.stack, cfg.app.name)}/tls/letsencrypt"
+
+
+def bundle_key(app: str) -> str:
+    """One key per app, so S3's versioning keeps the previous bundles and a lifecycle rule can
+    keep a count of them; the pointer names the version and the sha256 its content must have."""
+    return f"{BUNDLE_PREFIX}/{app}.tar"
 
 
 def artefact_bucket(prefix: str, account: str, region: str) -> str:
@@ -93,9 +102,9 @@ class Paths:
         return f"{self.current}/src"
 
     @property
-    def bundle(self) -> str:
-        """The bundled sample app as the user-data ships it; the release script copies it."""
-        return f"{self.lib}/bundle"
+    def venvs(self) -> str:
+        """Venvs by requirements hash, shared by the releases that have the same requirements."""
+        return f"{self.home}/venvs"
 
     @property
     def logs(self) -> str:
@@ -116,6 +125,11 @@ class Paths:
     @property
     def state(self) -> str:
         return self._at(f"/var/lib/webstack/{self.app}")
+
+    @property
+    def data(self) -> str:
+        """The app's own writable directory (APP_DATA_DIR), kept across releases."""
+        return f"{self.state}/data"
 
     @property
     def secrets_dir(self) -> str:

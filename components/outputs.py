@@ -87,9 +87,9 @@ CONTRACT: tuple[OutputSpec, ...] = (
     OutputSpec("secretParameterNames", "list(string)", "appSecrets or appSecretValues set",
                "SSM parameter names the servers read secrets from (names only, never values).",
                lambda _, c: bool(c.app.secrets)),
-    OutputSpec("releaseRefParameter", "string", "appRepo set",
-               "SSM parameter holding the git ref the servers deploy.",
-               lambda _, c: not c.app.bundled),
+    OutputSpec("releaseRefParameter", "string", "always",
+               "SSM parameter holding the release pointer the servers deploy: appRef, or "
+               "`<sha256>@<S3 version>` of the appSource bundle.", _always),
     OutputSpec("userDataSha256", "string", "always",
                "SHA-256 of the rendered cloud-init user-data (changes replace the servers).",
                _always),
@@ -151,8 +151,7 @@ def collect(*, region: str, names: tuple[str, ...], secrets: Mapping[str, str],
         values["certificateArn"] = certificate.certificate_arn
     if secrets:
         values["secretParameterNames"] = sorted(secrets.values())
-    if parameters.release_ref_name is not None:
-        values["releaseRefParameter"] = parameters.release_ref_name
+    values["releaseRefParameter"] = parameters.release_ref_name
     return values
 
 

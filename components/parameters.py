@@ -1,5 +1,6 @@
-"""The app's SSM parameters: the release ref servers deploy, the secrets the program stores,
-and (tlsMode letsencrypt) the slot where the server keeps its certificate.
+"""The app's SSM parameters: the release pointer servers deploy (a git ref, or the bundle's
+sha256@version), the secrets the program stores, and (tlsMode letsencrypt) the slot where the
+server keeps its certificate.
 
 Servers read them at boot (the instance role may read exactly these), so they exist before any
 server. Secret values arrive as Pulumi secrets and stay encrypted in state; outputs carry names.
@@ -23,23 +24,25 @@ TLS_PLACEHOLDER = "none"
 class AppParameters(pulumi.ComponentResource):
     parameters: list[aws.ssm.Parameter]
     secret_names: list[str]
-    release_ref_name: str | None  # None: the bundled app has no release to deploy
+    release_ref_name: str
 
     def __init__(self, name: str, app: AppConfig, *, release_ref_parameter: str,
-                 tls_parameter: str | None, secret_values: Mapping[str, pulumi.Output[str]],
-                 tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+                 release_pointer: pulumi.Input[str], tls_parameter: str | None,
+                 secret_values: Mapping[str, pulumi.Output[str]], tags: dict[str, str],
+                 opts: pulumi.ResourceOptions | None = None):
         """`release_ref_parameter`, `tls_parameter`: their names (`components.naming`); the
-        certificate slot only when the server keeps a Let's Encrypt certificate (else None)."""
+        certificate slot only when the server keeps a Let's Encrypt certificate (else None).
+        `release_pointer`: appRef, or the uploaded bundle's sha256@version."""
         super().__init__("webstack:parameters:AppParameters", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.parameters = []
-        self.release_ref_name = None if app.bundled else release_ref_parameter
-        if not app.bundled:
-            self.parameters.append(aws.ssm.Parameter(
-                f"{name}-release-ref", name=release_ref_parameter, type="String",
-                # not a secret: `insecure_value` keeps the ref readable in diffs and state
-                insecure_value=app.ref, description=f"git ref {name} servers deploy",
-                tags=tags, opts=child))
+        self.release_ref_name = release_ref_parameter
+        what = "git ref" if app.from_git else "code bundle (sha256@version)"
+        self.parameters.append(aws.ssm.Parameter(
+            f"{name}-release-ref", name=release_ref_parameter, type="String",
+            # not a secret: `insecure_value` keeps the pointer readable in diffs and state
+            insecure_value=release_pointer, description=f"the {what} {name} servers deploy",
+            tags=tags, opts=child))
         self.secret_names = []
         for key in app.stored_secrets:
             parameter_name = app.secrets[key]  # named once, in config.parse

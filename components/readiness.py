@@ -126,11 +126,12 @@ class Readiness(pulumi.ComponentResource):
         self.url_gate: command.local.Command | None = None
         self.register_outputs({})
 
-    def check_url(self, public_url: pulumi.Input[str],
-                  after: Sequence[pulumi.Resource]) -> command.local.Command:
+    def check_url(self, public_url: pulumi.Input[str], after: Sequence[pulumi.Resource],
+                  code: str) -> command.local.Command:
         """The public health URL answers 200, checked after `after`: the address, DNS,
         certificate and listeners that make the URL reach the servers, and the rollout, so
-        that on an `appRef` change it vouches for the new release, not the old one."""
+        that on new `code` (appRef, the bundle's sha256) it vouches for the new release, not
+        the old one."""
         cfg, r = self._cfg, self._cfg.readiness
         url = pulumi.Output.from_input(public_url).apply(
             lambda u: health_url(u, cfg.app.health_path))
@@ -139,7 +140,7 @@ class Readiness(pulumi.ComponentResource):
             create=url.apply(lambda u: gate_command(
                 region=cfg.region, timeout=r.timeout_seconds, interval=r.interval_seconds,
                 name=f"{cfg.prefix} {u}", aws_args=[], url=u)),
-            triggers=[url, *self._servers, cfg.app.ref],  # and the release they serve
+            triggers=[url, *self._servers, code],  # and the release they serve
             logging=command.local.Logging.STDOUT_AND_STDERR,
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[self.server_gate, *after]))

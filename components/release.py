@@ -1,6 +1,7 @@
-"""Zero-downtime app deploys: a change of `appRef` alone rolls the new release onto the running
-servers, one at a time, through SSM Run Command (`python -m deploy.rollout`), with the servers'
-own release script switching, health-checking and rolling back. No server is replaced."""
+"""Zero-downtime app deploys: new code (a new appSource bundle, or a change of `appRef`) alone
+rolls the new release onto the running servers, one at a time, through SSM Run Command
+(`python -m deploy.rollout`), with the servers' own release script switching, health-checking
+and rolling back. No server is replaced."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from components.readiness import PYTHON, AwsIdentity, target_args
 MODULE = "deploy.rollout"
 
 
-def rollout_command(cfg: StackConfig, *, aws_args: Sequence[str], instance_ids: Sequence[str] = (),
-                    group_name: str | None = None, target_group_arn: str | None = None) -> str:
-    """The rollout's command line: ids, the ref and the provider's profile, roles and account."""
+def rollout_command(cfg: StackConfig, *, ref: str, aws_args: Sequence[str],
+                    instance_ids: Sequence[str] = (), group_name: str | None = None,
+                    target_group_arn: str | None = None) -> str:
+    """The rollout's command line: ids, the release pointer and the provider's profile, roles
+    and account."""
     args = [PYTHON, "-m", MODULE, "--region", cfg.region, "--app", cfg.app.name,
             # servers release one after another, each building a venv: a budget per server
-            "--ref", cfg.app.ref,
+            "--ref", ref,
             "--timeout", str(cfg.readiness.timeout_seconds * cfg.server.ceiling),
             "--name", cfg.prefix, *target_args(instance_ids, group_name, target_group_arn),
             *aws_args]
@@ -29,9 +32,11 @@ def rollout_command(cfg: StackConfig, *, aws_args: Sequence[str], instance_ids: 
 
 
 class Rollout(pulumi.ComponentResource):
-    """The `<name>-rollout` command: deploy.rollout's ReleaseRollout, run when `appRef` changes."""
+    """The `<name>-rollout` command: deploy.rollout's ReleaseRollout of `pointer`, run when
+    `code` changes (appRef, or the bundle's sha256: known at preview, unlike its S3 version)."""
 
     def __init__(self, name: str, cfg: StackConfig, identity: AwsIdentity, *,
+                 pointer: pulumi.Input[str], code: str,
                  instance_id: pulumi.Output[str] | None = None,
                  group_name: pulumi.Output[str] | None = None,
                  target_group_arn: pulumi.Output[str] | None = None,
@@ -39,11 +44,12 @@ class Rollout(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("webstack:release:Rollout", name, None, opts)
         create = pulumi.Output.all(instance_id, group_name, target_group_arn,
-                                   identity.args).apply(
-            lambda a: rollout_command(cfg, aws_args=a[3], instance_ids=[a[0]] if a[0] else [],
+                                   identity.args, pointer).apply(
+            lambda a: rollout_command(cfg, ref=a[4], aws_args=a[3],
+                                      instance_ids=[a[0]] if a[0] else [],
                                       group_name=a[1], target_group_arn=a[2]))
         self.command = command.local.Command(
-            f"{name}-rollout", create=create, triggers=[cfg.app.ref],
+            f"{name}-rollout", create=create, triggers=[code],
             environment=identity.environment,
             logging=command.local.Logging.STDOUT_AND_STDERR,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)))

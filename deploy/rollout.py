@@ -137,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
                      "next one",
         name="label for messages, e.g. shop-prod")
     p.add_argument("--app", required=True, help="app name (webstack:appName)")
-    p.add_argument("--ref", required=True, help="git tag, branch or commit SHA to release")
+    p.add_argument("--ref", required=True, help="the release pointer: a git tag, branch or commit "
+                   "SHA, or a bundle's SHA256@VERSION")
     return cli.identity_flags(p)
 
 

@@ -27,7 +27,9 @@ from typing import Any
 
 import boto3
 
+from components import naming
 from components.bootstrap import Endpoints, RenderedBootstrap, artefact_key
+from components.bundle import Bundle
 from devtools.localrun import wait_until
 from devtools.motoserver import free_port
 
@@ -171,11 +173,24 @@ def publish(info: LocalAwsInfo, bucket: str, rendered: RenderedBootstrap,
              {"CreateBucketConfiguration": {"LocationConstraint": info.region}})
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=bucket, **where)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_object(Bucket=bucket, Key=artefact_key(rendered.artefact_sha256),
                   Body=rendered.artefact)
     ssm = client(info, "ssm")
     for name, value in sorted(parameters.items()):
         ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+
+def publish_bundle(info: LocalAwsInfo, bucket: str, app: str, bundle: Bundle,
+                   pointer_parameter: str) -> str:
+    """New code as `pulumi up` ships it: a new version of the app's bundle object, then the
+    release pointer moved to it. Returns the pointer (sha256@version)."""
+    version = client(info, "s3").put_object(Bucket=bucket, Key=naming.bundle_key(app),
+                                            Body=bundle.data)["VersionId"]
+    pointer = f"{bundle.sha256}@{version}"
+    client(info, "ssm").put_parameter(Name=pointer_parameter, Value=pointer, Type="String",
+                                      Overwrite=True)
+    return pointer
 
 
 def main() -> int:

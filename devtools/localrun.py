@@ -8,12 +8,14 @@ own socket-activation tool; nginx runs the rendered site inside the distro's ngi
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shlex
 import shutil
 import socket
 import subprocess
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,22 +26,24 @@ from components.bootstrap import (
     BootstrapError,
     RenderedBootstrap,
     Target,
-    bundle_id,
+    bundle_release,
     render,
     unit_name,
 )
+from components.bundle import Bundle, pack
 from components.config import StackConfig
 from components.naming import Paths
 from devtools.motoserver import free_port
 
 
 def local_target(root: Path, http_port: int, https_port: int,
-                 venv: Path | None = None) -> Target:
+                 venv: Path | None = None, pointer: str = "") -> Target:
     """Everything under `root`, nginx on 127.0.0.1, the developer's uv, and the given (already
-    built) venv; None: a server's layout, a venv per release."""
+    built) venv; None: a server's layout, a venv per release. `pointer`: the bundle's sha256
+    the release script releases by default (see `stage_bundle`)."""
     return Target(root=str(root), http_port=http_port, https_port=https_port,
                   listen_hosts=("127.0.0.1",), venv=str(venv) if venv else "", uv=local_uv(),
-                  trusted_proxies=("127.0.0.1/32",), ec2=False)
+                  trusted_proxies=("127.0.0.1/32",), ec2=False, pointer=pointer)
 
 
 def local_uv() -> str:
@@ -132,19 +136,19 @@ def connects(family: socket.AddressFamily, address: str | tuple[str, int]) -> Ca
     return check
 
 
-def stage_bundle(paths: Paths) -> str:
-    """The installed bundle as the release that serves, as the release script leaves it (with
-    the target's shared venv, so without building one): releases/<id>, `current` -> it."""
-    bundle = Path(paths.bundle)
-    files = {p.relative_to(bundle).as_posix(): p.read_bytes()
-             for p in bundle.rglob("*") if p.is_file()}
-    rid = bundle_id(files)
+def stage_bundle(paths: Paths, bundle: Bundle, serving: bool = True) -> str:
+    """The app's bundle as the release script leaves a fetched one (with the target's shared
+    venv, so without building one): releases/<id>, and (`serving`) `current` -> it."""
+    rid = bundle_release(bundle.sha256)
     release = Path(paths.releases) / rid
     if not (release / ".complete").exists():
         shutil.rmtree(release, ignore_errors=True)
-        shutil.copytree(bundle, release / "src")
-        (release / ".complete").write_text(rid.removeprefix("bundle-") + "\n", encoding="ascii")
-        (release / ".released").touch()
+        with tarfile.open(fileobj=io.BytesIO(bundle.data), mode="r:") as tar:
+            tar.extractall(release / "src", filter="data")
+        (release / ".complete").write_text(bundle.sha256 + "\n", encoding="ascii")
+    if not serving:
+        return rid
+    (release / ".released").touch()
     link = Path(paths.home) / ".current.new"
     link.unlink(missing_ok=True)
     link.symlink_to(f"releases/{rid}")
@@ -177,12 +181,14 @@ def run_local(cfg: StackConfig, root: Path, venv: Path,
               distro_nginx_conf: Path = Path("/etc/nginx/nginx.conf"),
               timeout: float = 30.0) -> Iterator[LocalRun]:
     """Render for `root`, install there, and serve through nginx on free 127.0.0.1 ports."""
-    target = local_target(root, free_port(), free_port(), venv)
+    code = None if cfg.app.from_git else pack(Path(cfg.app.source))
+    target = local_target(root, free_port(), free_port(), venv, code.sha256 if code else "")
     rendered = render(cfg, target)
     install(rendered, target)
     paths = Paths(target.root, cfg.app.name)
-    if cfg.app.bundled:
-        stage_bundle(paths)
+    if code is not None:
+        stage_bundle(paths, code)
+    Path(paths.data).mkdir(parents=True, exist_ok=True)  # the release script makes it
     Path(paths.runtime).mkdir(parents=True, exist_ok=True)  # systemd's RuntimeDirectory=
     Path(paths.logs).mkdir(parents=True, exist_ok=True)  # systemd's LogsDirectory=
     Path(paths.nginx_logs).mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pulumi
+
 from devtools.mockrun import MockRun
 
 _DOCS = "registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/{}"
@@ -116,10 +118,18 @@ class Change:
     replaces: bool
 
 
+def _value(value: object) -> object:
+    """An input as the engine compares it: an asset by what it names (the engine diffs a
+    FileAsset by its content's hash; ours are content-addressed paths), not by identity."""
+    if isinstance(value, pulumi.FileAsset):
+        return f"FileAsset({value.path})"
+    return value
+
+
 def _flat(inputs: dict) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in inputs.items():
-        out[key] = value
+        out[key] = _value(value)
         if isinstance(value, dict):
             for sub, v in value.items():
                 out[f"{key}.{sub}"] = v

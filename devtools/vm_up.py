@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from components import naming
 from components.bootstrap import Endpoints, RenderedBootstrap, Target, render
+from components.bundle import pack
 from components.config import StackConfig, parse
 from devtools import local_aws
 from devtools.mockrun import stack_config
@@ -35,11 +37,14 @@ class NoGuest(VmError):
 
 def vm_config(stack: str, ssh_public_key: str, extra: dict[str, str] | None = None) -> StackConfig:
     """The stack's settings for one server of it in a local VM, with what the VM needs instead
-    of AWS: the bundled sample app (shipped in the user-data: no git server), a self-signed
-    certificate, the harness's SSH key, the image's OS and arch, one server (no load balancer).
-    The host's CAs are in the image, so extraCaCertFiles stays the stack's own."""
+    of AWS: its appSource bundle (a git app: the sample app, there is no git server), a
+    self-signed certificate, the harness's SSH key, the image's OS and arch, one server (no
+    load balancer). The host's CAs are in the image, so extraCaCertFiles stays the stack's own;
+    every other setting (health path, build, hooks, environment) is the stack's."""
+    own = stack_config(stack, extra or {})
+    git = {"webstack:appRepo": "", "webstack:appPath": ""} if own.get("webstack:appRepo") else {}
     raw = stack_config(stack, {
-        "webstack:appRepo": "", "webstack:appPath": "", "webstack:tlsMode": "selfsigned",
+        **git, "webstack:tlsMode": "selfsigned",
         "webstack:sshPublicKey": ssh_public_key, "webstack:serverOs": "debian-12",
         "webstack:serverArch": "x86_64", "webstack:serverCount": "1",
         "webstack:serverMinCount": "0", "webstack:serverMaxCount": "0", **(extra or {})})
@@ -48,11 +53,30 @@ def vm_config(stack: str, ssh_public_key: str, extra: dict[str, str] | None = No
                  supported_regions=(region,) if region else ())
 
 
+@dataclass(frozen=True)
+class Staged:
+    cfg: StackConfig
+    rendered: RenderedBootstrap
+    info: local_aws.LocalAwsInfo
+    bucket: str
+    pointer: str  # the release pointer the server reads at boot
+
+    @property
+    def user_data(self) -> str:
+        return self.rendered.user_data
+
+    def release_new_code(self, source: Path) -> str:
+        """What `pulumi up` does when appSource changed: the new bundle in the bucket and the
+        pointer moved to it (the server's `release` then picks it up). Returns the pointer."""
+        return local_aws.publish_bundle(self.info, self.bucket, self.cfg.app.name, pack(source),
+                                        naming.release_ref_parameter(self.cfg))
+
+
 def stage(vm: Vm, stack: str, ports: Ports, extra: dict[str, str] | None = None,
-          parameters: dict[str, str] | None = None) -> RenderedBootstrap:
+          parameters: dict[str, str] | None = None) -> Staged:
     """What `pulumi up` does before a server boots, against the VM's own local AWS (started
-    here, stopped with the VM): the user-data rendered for it, its artefact in the stack's
-    bucket, `parameters` (name → value) in SSM."""
+    here, stopped with the VM): the user-data rendered for it, its artefact and the app's
+    bundle in the stack's bucket, the release pointer and `parameters` (name → value) in SSM."""
     if vm.running():
         raise VmError(f"VM {vm.dir.name} is already running: `down` it first")
     key = ensure_key().with_suffix(".pub").read_text().strip()
@@ -61,7 +85,8 @@ def stage(vm: Vm, stack: str, ports: Ports, extra: dict[str, str] | None = None,
     bucket = naming.artefact_bucket(cfg.prefix, local_aws.ACCOUNT, cfg.region)
     rendered = render(cfg, local_vm_target(ports.https, local_aws.guest_endpoints(info)), bucket)
     local_aws.publish(info, bucket, rendered, parameters or {})
-    return rendered
+    staged = Staged(cfg, rendered, info, bucket, "")
+    return replace(staged, pointer=staged.release_new_code(Path(cfg.app.source)))
 
 
 @dataclass(frozen=True)
@@ -73,10 +98,9 @@ class UpResult:
 
 
 def up(name: str, user_data: str, hostname: str, ports: Ports, say: Callable[[str], None],
-       timeout: float = 900.0, health_path: str | None = "/healthz",
-       accel: str | None = None) -> UpResult:
-    """Boot a fresh VM on `user_data` and wait until the app answers at `health_path` (None:
-    no app to wait for) and cloud-init is done.
+       health_path: str | None, timeout: float = 900.0, accel: str | None = None) -> UpResult:
+    """Boot a fresh VM on `user_data` and wait until the app answers 200 at `health_path` (the
+    stack's appHealthPath; None: no app to wait for) and cloud-init is done.
 
     VmError when it does not converge (the VM is left running for `logs`/`ssh`); NoGuest
     when qemu cannot run a guest here at all. `accel`: skip the probe (the caller made it).

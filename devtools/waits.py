@@ -62,13 +62,14 @@ WAITS: tuple[Wait, ...] = (
             "(refused connections, 502/503/504 are 'not yet'), bounded by "
             "readinessTimeoutSeconds."),
         on_update=(
-            "re-runs when the URL, the server gate's triggers or the app ref change, after the "
+            "re-runs when the URL, the server gate's triggers or the code (appRef, the bundle's "
+            "sha256) change, after the "
             "server gate and the rollout have re-run: it vouches for the new release, never "
             "the old one."),
         proof=(
             "tests/readiness/test_readiness_http.py::test_503_then_200_is_ready",
             "tests/unit/test_program.py::test_gates_for_the_servers_and_the_url",
-            "tests/unit/test_program.py::test_rollout_only_for_a_git_app_after_the_gates",
+            "tests/unit/test_program.py::test_every_stack_rolls_out_new_code_after_the_gates",
         )),
     Wait(
         thing="rollout (command.local.Command <name>-rollout, components/release.py)",
@@ -77,7 +78,8 @@ WAITS: tuple[Wait, ...] = (
             "release script through SSM Run Command until Success, then is healthy in the "
             "target group; a fresh group's servers already read the ref at boot."),
         on_update=(
-            "re-runs only when appRef changes: the same one-server-at-a-time release, the "
+            "re-runs only when the code changes (appRef, the bundle's sha256): the same "
+            "one-server-at-a-time release, the "
             "first failure or a timeout stops it (exit 1) naming the server, the servers after "
             "it keep their release."),
         proof=(

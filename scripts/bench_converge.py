@@ -116,10 +116,12 @@ def boot_once(name: str, user_data: str, ports: Ports, accel: str, app: bool,
               stack: str = "") -> Run:
     """One boot; `stack`: stage its artefact and user-data afresh (the app's boots)."""
     try:
+        health_path = None
         if stack:
-            user_data = stage(Vm.named(name), stack, ports).user_data
-        result = up(name, user_data, f"bench-{name}", ports, say, timeout=1200,
-                    health_path="/healthz" if app else None, accel=accel)
+            staged = stage(Vm.named(name), stack, ports)
+            user_data, health_path = staged.user_data, staged.cfg.app.health_path
+        result = up(name, user_data, f"bench-{name}", ports, say,
+                    health_path if app else None, timeout=1200, accel=accel)
         total = (result.converged.seconds_to_healthy if app
                  else result.converged.milestones["cloud-init finished"])
         return measure(result.vm, total, result.converged.milestones)

@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.bootstrap import BootstrapError
-from components.config import ConfigError
+from components.config import ConfigError, parse_stack
 from devtools.vm import Ports, Vm, VmError
 from devtools.vm_up import NoGuest, stage, up
 
@@ -37,16 +37,19 @@ def say(text: str) -> None:
 
 def cmd_up(args: argparse.Namespace, vm: Vm) -> int:
     ports = Ports(args.http_port, args.https_port, args.ssh_port)
-    if args.user_data:
+    if args.user_data:  # a hand-made user-data, served like the stack's (its health path)
         user_data, hostname = args.user_data.read_text(), args.name
+        health_path = parse_stack(args.stack).app.health_path
     else:
-        rendered = stage(vm, args.stack, ports)
+        staged = stage(vm, args.stack, ports)
+        rendered, health_path = staged.rendered, staged.cfg.app.health_path
         user_data, hostname = rendered.user_data, f"{args.stack}-vm"
         say(f"render: {args.stack} user-data {len(user_data)} bytes, sha256 "
-            f"{rendered.sha256[:12]}; artefact {len(rendered.artefact)} bytes in the local S3 "
-            f"(sha256 {rendered.artefact_sha256[:12]})")
+            f"{rendered.sha256[:12]}; artefact {len(rendered.artefact)} bytes and the app's "
+            f"bundle (release {staged.pointer[:12]}) in the local S3")
     try:
-        result = up(vm.dir.name, user_data, hostname, ports, say, timeout=args.timeout)
+        result = up(vm.dir.name, user_data, hostname, ports, say, health_path,
+                    timeout=args.timeout)
     except NoGuest as err:
         say(f"error: {err}")
         return 2

@@ -60,7 +60,7 @@ def send(what: str, req: urllib.request.Request, attempts: int = 5) -> bytes:
     raise AwsError(f"{last} ({attempts} attempts)")
 
 
-def _hex(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -96,16 +96,16 @@ class Aws:
         h = {**(headers or {}), "host": parts.netloc, "x-amz-date": now,
              "x-amz-security-token": token}
         if service == "s3":  # S3 wants the payload's hash as a header too
-            h["x-amz-content-sha256"] = _hex(body)
+            h["x-amz-content-sha256"] = sha256_hex(body)
         names = ";".join(sorted(h))
         canonical = "\n".join([method, urllib.parse.quote(parts.path or "/", safe="/~"),
                                parts.query, "".join(f"{k}:{h[k]}\n" for k in sorted(h)), names,
-                               _hex(body)])
+                               sha256_hex(body)])
         scope = f"{now[:8]}/{self.region}/{service}/aws4_request"
         key = ("AWS4" + secret).encode()
         for part in scope.split("/"):
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        sign = f"AWS4-HMAC-SHA256\n{now}\n{scope}\n{_hex(canonical.encode())}".encode()
+        sign = f"AWS4-HMAC-SHA256\n{now}\n{scope}\n{sha256_hex(canonical.encode())}".encode()
         h["authorization"] = (f"AWS4-HMAC-SHA256 Credential={key_id}/{scope}, SignedHeaders="
                               f"{names}, Signature={hmac.new(key, sign, 'sha256').hexdigest()}")
         what = f"{service} {h.get('x-amz-target', method + ' ' + parts.path)}"
@@ -149,8 +149,8 @@ def fetch(only: str = "") -> str:
     with open(HERE / ".fetch.lock", "w") as lock:  # the early fetch and runcmd's: one at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = Aws(conf).s3_get(bucket, key)
-        if _hex(data) != sha:
-            raise AwsError(f"s3://{bucket}/{key} has sha256 {_hex(data)}: refused")
+        if sha256_hex(data) != sha:
+            raise AwsError(f"s3://{bucket}/{key} has sha256 {sha256_hex(data)}: refused")
         count = unpack(data, root, only)
     return f"fetch: {count} file(s) of artefact {sha[:12]} under {root or '/'}"
 

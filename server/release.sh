@@ -1,15 +1,17 @@
 #!/bin/bash
 # shellcheck disable=SC2153  # the upper-case names come from settings.env
 # Releases the app on this server, as root:  release [REF]
-# REF (tag, branch or commit SHA; a git app only) defaults to the SSM parameter REF_PARAMETER on
-# EC2, else to APP_REF. The bundled sample app has no ref: its release is its files ($BUNDLE),
-# named by their hash.
+# REF is what the release pointer holds: a git ref (tag, branch or commit SHA) of appRepo, or
+# SHA256[@S3-VERSION] of the appSource bundle. It defaults to the SSM parameter REF_PARAMETER on
+# EC2, else to APP_REF.
 #
-# 1. fetch into a new directory $RELEASES/<id>, build its own venv, run the hooks;
+# 1. fetch into a new directory $RELEASES/<id>; its venv is the one of its requirements' hash
+#    (built once, shared by every release with the same requirements); run its build commands
+#    and pre-start hooks;
 # 2. start it on a private socket and GET $HEALTH_PATH: a broken release never takes traffic;
 # 3. switch $CURRENT to it atomically, restart gunicorn with no failed request (see
 #    restart_app), GET $HEALTH_PATH through nginx; on failure switch back;
-# 4. keep the newest $RELEASES_KEPT releases.
+# 4. keep the newest $RELEASES_KEPT releases and the venvs they use.
 # Releasing what already serves is a no-op. Last line on success: "release: serving REF (ID) as
 # DIR"; on failure one paragraph "release: FAILED: ..." on stderr and exit 1 (2: usage).
 # Never `set -x`: the hooks and the candidate run with the app's secrets in their environment.
@@ -53,22 +55,28 @@ app_env() {  # the app's environment as systemd gives it (call in a subshell)
   set +a
 }
 
+started=$EPOCHREALTIME
+phases=()
+phase() {  # NAME: the time since the last phase, for the summary line
+  local now=$EPOCHREALTIME
+  phases+=("$1 $(awk -v a="$started" -v b="$now" 'BEGIN { printf "%.1fs", b - a }')")
+  started=$now
+}
+
+[ $# -le 1 ] || fail "usage: release [REF]" 2
+ref=${1:-}
+if [ -z "$ref" ] && [ -n "$REF_PARAMETER" ]; then
+  # On EC2 the pointer lives in SSM, so new code never changes the user-data.
+  ref=$(/usr/bin/python3 "$lib/ssm-get" --get "$REF_PARAMETER") \
+    || fail "could not read the release pointer from the SSM parameter $REF_PARAMETER"
+fi
+ref=${ref:-$APP_REF}
 if [ "$APP_SOURCE" = bundle ]; then
-  [ $# -eq 0 ] || fail "usage: release (the bundled sample app has no ref: appRepo is empty)" 2
-  ref="bundled app"
-else
-  [ $# -le 1 ] || fail "usage: release [REF]" 2
-  ref=${1:-}
-  if [ -z "$ref" ] && [ -n "$REF_PARAMETER" ]; then
-    # On EC2 the ref lives in SSM, so a new ref never changes the user-data.
-    ref=$(/usr/bin/python3 "$lib/ssm-get" --get "$REF_PARAMETER") \
-      || fail "could not read the release ref from the SSM parameter $REF_PARAMETER"
-  fi
-  ref=${ref:-$APP_REF}
-  # The program and the rollout check refs with components.gitref; this guards a hand-typed one.
-  if [[ $ref == -* || $ref == *..* || $ref =~ [[:space:][:cntrl:]] ]]; then
-    fail "'$ref' is not a git ref: expected a tag, branch or commit SHA" 2
-  fi
+  [[ $ref =~ ^[0-9a-f]{64}(@[A-Za-z0-9._-]+)?$ ]] \
+    || fail "'$ref' is not a bundle's release: expected SHA256[@S3-VERSION-ID]" 2
+# The program and the rollout check refs with components.gitref; this guards a hand-typed one.
+elif [[ -z $ref || $ref == -* || $ref == *..* || $ref =~ [[:space:][:cntrl:]] ]]; then
+  fail "'$ref' is not a git ref: expected a tag, branch or commit SHA" 2
 fi
 
 install -d -m 0755 "$state"
@@ -76,8 +84,10 @@ exec 9>>"$state/release.lock"
 flock --wait 900 9 || fail "another release still runs (it holds $state/release.lock)"
 
 if [ "$APP_SOURCE" = bundle ]; then
-  sha=$(cd "$BUNDLE" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+  pointer=$ref
+  sha=${ref%%@*}
   id="bundle-${sha:0:12}"
+  ref="bundle"
 else
   if ! out=$(as_app "$lib/fetch-app" resolve "$ref" 2>&1); then
     fail "could not fetch $ref: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
@@ -88,7 +98,6 @@ fi
 short=${sha:0:12}
 dir="$releases/$id"
 app_dir="$dir/src${APP_PATH:+/$APP_PATH}"
-venv=${venv_shared:-$dir/venv}
 previous=$(readlink "$current" 2>/dev/null || true)
 previous=${previous##*/}
 
@@ -129,34 +138,66 @@ switch_to() {  # atomic: rename(2) of a new symlink over the old one
   mv -T "$home/.current.new" "$current"
 }
 
-install -d -o "$user" -g "$user" -m 0755 "$releases"
+build_venv() {  # VENV LOG: uv's venv with the requirements and gunicorn (.complete when whole)
+  if [ -z "$venv_shared" ]; then
+    rm -rf "$1"
+    as_app "${uv[@]}" venv --quiet --python /usr/bin/python3 "$1" >"$2" 2>&1 \
+      || abandon "uv venv failed: $(excerpt "$2")"
+  fi
+  as_app "${uv[@]}" pip install --python "$1/bin/python" --compile-bytecode \
+      --requirement "$app_dir/$APP_REQUIREMENTS" "gunicorn==$GUNICORN_VERSION" >>"$2" 2>&1 \
+    || abandon "installing the requirements failed: $(excerpt "$2")"
+  [ -n "$venv_shared" ] || touch "$1/.complete"
+}
+
+install -d -o "$user" -g "$user" -m 0755 "$releases" "$VENVS"
+install -d -o "$user" -g "$user" -m 0750 "$DATA_DIR"  # kept across releases: APP_DATA_DIR
 if [ -e "$dir/.complete" ]; then
   say "$ref ($short) is still in $dir: reusing it"
 else
   rm -rf "$dir"
   install -d -o "$user" -g "$user" -m 0755 "$dir"
   if [ "$APP_SOURCE" = bundle ]; then
-    say "bundled app ($short) into $dir"
-    cp -R "$BUNDLE" "$dir/src"
-    chown -R "$user:$user" "$dir/src"
+    say "fetching bundle $short into $dir"
+    as_app /usr/bin/python3 "$lib/fetch-bundle" "$pointer" "$dir/src" \
+      >"$dir/.fetch.log" 2>&1 || abandon "could not fetch it: $(excerpt "$dir/.fetch.log" 3)"
   else
     say "fetching $ref ($short) into $dir"
     as_app "$lib/fetch-app" export "$sha" "$dir/src" >"$dir/.fetch.log" 2>&1 \
       || abandon "could not export $sha: $(excerpt "$dir/.fetch.log" 3)"
   fi
+  phase fetch
   [ -f "$app_dir/$APP_REQUIREMENTS" ] \
     || abandon "it has no $APP_REQUIREMENTS${APP_PATH:+ in $APP_PATH}"
-  say "virtualenv $venv"
-  if [ -z "$venv_shared" ]; then
-    as_app "${uv[@]}" venv --quiet --python /usr/bin/python3 "$venv" >"$dir/.venv.log" 2>&1 \
-      || abandon "uv venv failed: $(excerpt "$dir/.venv.log")"
+  if [ -n "$venv_shared" ]; then
+    venv=$venv_shared
+    build_venv "$venv" "$dir/.venv.log"
+  elif key=$(/usr/bin/python3 "$lib/requirements-key" "$app_dir/$APP_REQUIREMENTS" \
+               "$GUNICORN_VERSION" "$UV_INDEX" 2>"$dir/.venv.log"); then
+    venv="$VENVS/$key"
+    if [ -e "$venv/.complete" ]; then
+      say "virtualenv $venv (the same requirements: reused)"
+    else
+      say "virtualenv $venv"
+      build_venv "$venv" "$dir/.venv.log"
+    fi
+  else  # it installs files of the release itself (-e ., ./pkg): a venv of its own
+    venv="$dir/venv"
+    say "virtualenv $venv ($(excerpt "$dir/.venv.log" 1))"
+    build_venv "$venv" "$dir/.venv.log"
   fi
-  as_app "${uv[@]}" pip install --python "$venv/bin/python" --compile-bytecode \
-      --requirement "$app_dir/$APP_REQUIREMENTS" "gunicorn==$GUNICORN_VERSION" \
-      >"$dir/.install.log" 2>&1 \
-    || abandon "installing the requirements failed: $(excerpt "$dir/.install.log")"
+  [ "$venv" = "$dir/venv" ] || ln -sfn "$venv" "$dir/venv"
+  phase venv
+  if [ -n "$BUILD" ]; then
+    say "build commands"
+    (app_env; exec runuser -u "$user" -- env HOME="$home" "$lib/build" "$dir") 9>&- \
+        >"$dir/.build.log" 2>&1 \
+      || abandon "a build command failed: $(excerpt "$dir/.build.log")"
+    phase build
+  fi
   echo "$sha" > "$dir/.complete"
 fi
+venv=${venv_shared:-$(readlink -f "$dir/venv")}
 
 if [ -n "$SECRETS" ]; then
   # The hooks and the candidate get the secrets: fetched once per boot (a no-op if they were).
@@ -169,6 +210,7 @@ if [ -n "$PRE_START" ]; then
   (app_env; exec runuser -u "$user" -- env HOME="$home" "$lib/pre-start" "$dir") 9>&- \
       >"$dir/.hooks.log" 2>&1 \
     || abandon "a pre-start hook failed: $(excerpt "$dir/.hooks.log")"
+  phase pre-start
 fi
 
 say "checking $health_path on $id before it takes traffic"
@@ -191,6 +233,7 @@ rm -f "$candidate"
 if [ "$checked" != 1 ]; then
   abandon "its health check failed before it took traffic: $answer; gunicorn's log ends: $(excerpt "$dir/.candidate.log" 3)"
 fi
+phase check
 
 say "switching $current to $id and restarting $unit"
 switch_to "$id"
@@ -210,6 +253,7 @@ if [ "$restarted" != 1 ] || ! answer=$("$lib/probe" get "$health_url" --wait 60 
   fail "$reason. Rolled back to $previous, which does not answer either: $after"
 fi
 
+phase switch
 touch "$dir/.released"
 rm -rf "$releases"/.failed-*
 # The paths the app had before releases, for people and tools: the serving release's.
@@ -223,4 +267,10 @@ while read -r _ marker; do
     rm -rf "$old"
   fi
 done < <(find "$releases" -mindepth 2 -maxdepth 2 -name .released -printf '%T@ %p\n' | sort -rn)
+# Venvs no kept release uses (the failed tree's included: it is gone).
+used=$(for link in "$releases"/*/venv; do readlink -f "$link" 2>/dev/null || true; done)
+for v in "$VENVS"/*; do
+  if [ -d "$v" ] && ! grep -qxF "$v" <<<"$used"; then rm -rf "$v"; fi
+done
+say "phases: ${phases[*]}"
 say "serving $ref ($short) as $dir"

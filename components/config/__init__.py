@@ -35,11 +35,20 @@ from components.config.model import (
     TlsConfig,
 )
 from components.config.reader import ConfigError, Reader
-from components.config.settings import NAMESPACE, SETTINGS, SETTINGS_BY_KEY, Setting, full_key
+from components.config.settings import (
+    NAMESPACE,
+    PROJECT_DIR,
+    SAMPLE_APP_DIR,
+    SETTINGS,
+    SETTINGS_BY_KEY,
+    Setting,
+    full_key,
+)
 
 __all__ = [
     "NAMESPACE",
     "PROJECT_DIR",
+    "SAMPLE_APP_DIR",
     "SETTINGS",
     "SETTINGS_BY_KEY",
     "AccessConfig",
@@ -66,7 +75,6 @@ __all__ = [
     "stored_secret_values",
 ]
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def stored_secret_values(raw_items: list[str]) -> dict[str, str]:
@@ -100,7 +108,8 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
     _keys_and_region(r, region, supported_regions)
     cfg = StackConfig(
         project=project, stack=stack, region=region or "",
-        app=sections.app(r, project=project, stack=stack, secret_keys=secret_keys),
+        app=sections.app(r, project=project, stack=stack, secret_keys=secret_keys,
+                         base_dir=base_dir),
         server=sections.server(r), scaling=sections.scaling(r),
         network=sections.network(r), access=sections.access(r),
         domain=sections.domain(r), tls=sections.tls(r),

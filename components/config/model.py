@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class AppConfig:
     name: str
+    source: str  # the bundle's directory (absolute), "" for a git app
     repo: str
     ref: str
     path: str
@@ -22,12 +23,15 @@ class AppConfig:
     env: dict[str, str]
     secrets: dict[str, str]  # env var name -> SSM parameter name (both kinds below)
     stored_secrets: tuple[str, ...]  # keys of appSecretValues: the program stores these
+    build: tuple[str, ...]
     pre_start: tuple[str, ...]
     releases_kept: int
+    bundles_kept: int
 
     @property
-    def bundled(self) -> bool:
-        return self.repo == ""
+    def from_git(self) -> bool:
+        """Servers fetch the code from appRepo; otherwise it comes as a bundle of appSource."""
+        return self.repo != ""
 
 
 @dataclass(frozen=True)

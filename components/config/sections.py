@@ -19,6 +19,7 @@ from components.config.settings import (
     NAMESPACE,
     PAIR_FORM,
     RSA_BITS,
+    SAMPLE_APP_DIR,
     VPC_PREFIX,
 )
 
@@ -40,16 +41,15 @@ _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+"
 
 # --- app ---------------------------------------------------------------------------------------
 
-def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str]) -> model.AppConfig:
+def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str],
+        base_dir: Path) -> model.AppConfig:
     name = r.text("appName")
     if name in RESERVED_NAMES:
         r.bad("appName", name, "a name that is not a system account on Debian/Ubuntu (it names "
                                "the app's user)")
-    repo = r.text("appRepo")
-    path = r.text("appPath")
-    if not repo and path:
-        r.bad("appPath", path, "it empty with the bundled sample app (appRepo empty), which sits "
-                               "at the repository's root")
+    seen = len(r.problems)
+    repo, path, requirements = r.text("appRepo"), r.text("appPath"), r.text("appRequirements")
+    source = _source(r, repo, base_dir, (path, requirements) if len(r.problems) == seen else None)
     env = r.pairs("appEnv", lambda v: v.isprintable() and len(v) <= MAX_VALUE,
                   "a value of printable characters on one line")
     secrets = r.pairs("appSecrets", lambda v: bool(_SSM_NAME.match(v)) and len(v) <= 1011,
@@ -61,17 +61,49 @@ def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str]) -> 
                       "expected each variable in one of them")
         else:
             secrets[key] = naming.secret_parameter(project, stack, name, key)
+    for var in sorted({naming.DATA_DIR_VARIABLE} & (set(env) | set(secrets))):
+        r.problem(f"{NAMESPACE}:appEnv/appSecrets set {var}: expected another name ({var} is "
+                  "set by webstack to the app's data directory)")
     for dup in sorted(set(env) & set(secrets)):
         r.problem(f"{NAMESPACE}:appEnv and {NAMESPACE}:appSecrets/appSecretValues both set "
                   f"{dup}: expected each variable in one of them")
     return model.AppConfig(
-        name=name, repo=repo, ref=r.text("appRef"), path=path, wsgi=r.text("appWsgi"),
-        requirements=r.text("appRequirements"), health_path=r.text("appHealthPath"),
+        name=name, source=source, repo=repo, ref=r.text("appRef"), path=path,
+        wsgi=r.text("appWsgi"),
+        requirements=requirements, health_path=r.text("appHealthPath"),
         static_url=r.text("appStaticUrl"), static_dir=r.text("appStaticDir"),
         workers=r.number("appWorkers"), timeout_seconds=r.number("appTimeoutSeconds"),
         max_body_mib=r.number("appMaxBodyMib"), env=env, secrets=secrets,
-        stored_secrets=tuple(stored), pre_start=tuple(_pre_start(r)),
-        releases_kept=r.number("appReleasesKept"))
+        stored_secrets=tuple(stored), build=_commands(r, "appBuild"),
+        pre_start=_commands(r, "appPreStart"), releases_kept=r.number("appReleasesKept"),
+        bundles_kept=r.number("appBundlesKept"))
+
+
+def _source(r: Reader, repo: str, base_dir: Path, inside: tuple[str, str] | None) -> str:
+    """The bundle's directory, resolved and checked to hold `inside` (appPath, appRequirements:
+    None when they are already wrong); "" for a git app."""
+    given = r.text("appSource")
+    if repo:
+        if given:
+            r.problem(f"{NAMESPACE}:appSource and {NAMESPACE}:appRepo are both set: expected "
+                      "one source for the app's code (a local directory or a git URL)")
+        return ""
+    where = (base_dir / given).resolve() if given else SAMPLE_APP_DIR
+    if not where.is_dir():
+        r.bad("appSource", given, f"a directory (relative to {base_dir}, or absolute); "
+                                  f"{where} is not one")
+        return ""
+    if inside is None:
+        return str(where)
+    path, requirements = inside
+    app_dir = where / path if path else where
+    if path and not app_dir.is_dir():
+        r.bad("appPath", path, f"a directory inside appSource ({where})")
+    elif not (app_dir / requirements).is_file():
+        r.problem(f"{NAMESPACE}:appSource {given or SAMPLE_APP_DIR.name!r} has no "
+                  f"{(Path(path) / requirements).as_posix()}: expected the app's requirements "
+                  f"file there ({NAMESPACE}:appRequirements, relative to appPath)")
+    return str(where)
 
 
 def _stored_secrets(r: Reader, secret_keys: frozenset[str]) -> list[str]:
@@ -95,14 +127,14 @@ def _stored_secrets(r: Reader, secret_keys: frozenset[str]) -> list[str]:
     return keys
 
 
-def _pre_start(r: Reader) -> list[str]:
+def _commands(r: Reader, key: str) -> tuple[str, ...]:
     commands = []
-    for cmd in r.items("appPreStart"):
+    for cmd in r.items(key):
         if not cmd or not cmd.isprintable():
-            r.bad("appPreStart", cmd, "one non-empty command line per entry")
+            r.bad(key, cmd, "one non-empty command line per entry")
         else:
             commands.append(cmd)
-    return commands
+    return tuple(commands)
 
 
 # --- server and scaling --------------------------------------------------------------------------

@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from components import gitref, naming
 from components.naming import MAX_APP_NAME
 
 NAMESPACE = "webstack"
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+SAMPLE_APP_DIR = PROJECT_DIR / "examples" / "hello-app"  # the default appSource
 
 OS_CHOICES = ("debian-12", "ubuntu-24.04")
 ARCH_CHOICES = ("x86_64", "arm64")
@@ -111,17 +114,24 @@ SETTINGS: tuple[Setting, ...] = (
             "system account such as root or www-data).",
             naming.APP_NAME,
             f"1-{MAX_APP_NAME} chars of a-z, 0-9 and '-', starting with a letter", plain=True),
+    Setting("appSource", "string", "",
+            "Local directory of the app's code, relative to the project (or absolute): packed "
+            "into a bundle (`.git`, `.venv`, `__pycache__` and the patterns of its "
+            "`.webstackignore` and `.gitignore` left out), uploaded to the stack's bucket and "
+            "released from there. Empty (and appRepo empty): the sample app examples/hello-app.",
+            valid=lambda v: v.isprintable() and len(v) <= MAX_VALUE,
+            form="a directory path on one line", empty_ok=True),
     _shaped("appRepo", "",
-            "Git URL of the app. Empty: the bundled sample app examples/hello-app, shipped "
-            "inside the user-data.", f"{_GIT_HTTPS}|{_GIT_SSH}",
+            "Git URL of the app, instead of appSource: servers fetch appRef from it at each "
+            "release.", f"{_GIT_HTTPS}|{_GIT_SSH}",
             "a git URL: https://host/path, ssh://user@host/path or user@host:path (no spaces, "
             "quotes or shell characters)", empty_ok=True),
     Setting("appRef", "string", "main",
             "Git ref to deploy. Pin a tag or SHA in production.",
             valid=gitref.valid, form=gitref.EXPECTED),
     _shaped("appPath", "",
-            "Sub-directory of the repository that holds the app. Empty: the root (the bundled "
-            "sample app has no other).", _REL_PATH, "a relative path without '..', e.g. src/app",
+            "Sub-directory of the source (appSource or appRepo) that holds the app. Empty: "
+            "its root.", _REL_PATH, "a relative path without '..', e.g. src/app",
             empty_ok=True, plain=True),
     _shaped("appWsgi", "app:application", "WSGI entry point.",
             rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$",
@@ -146,14 +156,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("appSecrets", "array", [],
             "Secrets as KEY=/ssm/parameter/name: read from SSM Parameter Store at boot; "
             "the instance role may read exactly these parameters."),
+    Setting("appBuild", "array", [],
+            "Build commands run once per release, in its app directory with its venv and the "
+            "app's environment, before its health check (e.g. 'python manage.py collectstatic "
+            "--noinput'). One that fails stops the release; the current one keeps serving. "
+            "One line each."),
     Setting("appPreStart", "array", [],
-            "Commands run in the app directory with the venv active before gunicorn starts "
-            "(e.g. 'python manage.py migrate --noinput'). One line each."),
+            "Commands run in the app directory with the venv active before gunicorn starts, at "
+            "each boot and each release (e.g. 'python manage.py migrate --noinput'). One line "
+            "each."),
     Setting("appSecretValues", "array", [],
             "Secrets the program stores for you as KEY=value, each in an SSM SecureString under "
             "/<project>/<stack>/<app>/secrets/KEY. Set them with `pulumi config set --secret "
             "--path 'appSecretValues[0]' KEY=value`: plaintext values are refused.", secret=True),
     _number("appReleasesKept", 5, 1, 20, "Releases kept on each server for rollback."),
+    _number("appBundlesKept", 10, 1, 100,
+            "Previous versions of the appSource bundle kept in the stack's bucket (an S3 "
+            "lifecycle rule expires older ones a day after they are replaced)."),
     _number("appTimeoutSeconds", 30, 1, 3600,
             "Request timeout in seconds for gunicorn workers and nginx's proxy."),
     _number("appMaxBodyMib", 10, 1, 1024,

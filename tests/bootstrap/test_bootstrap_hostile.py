@@ -166,7 +166,8 @@ def test_hostile_env_value_is_refused_or_reaches_the_app_unchanged(
     content = shipped(render(cfg))["/etc/webstack/hello/app.env"]
     path = tmp_path / "app.env"
     path.write_text(content)
-    assert read_env_file(str(path)) == {"GREETING": expected}
+    assert read_env_file(str(path)) == {"GREETING": expected,
+                                        "APP_DATA_DIR": "/var/lib/webstack/hello/data"}
     # The settings parser trims the KEY=value item; everything else arrives untouched.
     assert expected == f"GREETING={value}".strip().partition("=")[2]
 

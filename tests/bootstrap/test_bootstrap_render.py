@@ -26,7 +26,6 @@ from components import naming
 from components.bootstrap import (
     EC2_USER_DATA_LIMIT,
     GUNICORN_VERSION,
-    SAMPLE_APP_DIR,
     SERVER_DIR,
     USER_DATA_BUDGET,
     UV_VERSION,
@@ -37,7 +36,7 @@ from components.bootstrap import (
     pack,
     render,
 )
-from components.config import PROJECT_DIR, ConfigError, StackConfig, parse_stack
+from components.config import PROJECT_DIR, SAMPLE_APP_DIR, ConfigError, StackConfig, parse_stack
 from devtools.localrun import local_target, read_env_file
 from tests import variants
 from tests.bootstrap.stacks import shipped
@@ -189,22 +188,46 @@ def test_load_balanced_nginx_trusts_forwarded_ips_only_from_the_vpc() -> None:
     assert "certbot" not in render(variants.cfg("alb-acm")).user_data
 
 
-def test_bundled_sample_app_ships_in_the_user_data_and_a_git_app_is_fetched() -> None:
-    bundled = render(make_cfg({}))
-    for path in SAMPLE_APP_DIR.rglob("*"):
-        if path.is_file() and "__pycache__" not in path.parts:
-            rel = path.relative_to(SAMPLE_APP_DIR).as_posix()
-            assert bundled.files[f"/usr/local/lib/webstack/hello/bundle/{rel}"] == path.read_text()
-    assert "/usr/local/lib/webstack/hello/fetch-app" not in bundled.files
+def test_the_code_is_in_neither_user_data_nor_artefact_but_fetched_from_the_bucket() -> None:
+    bundled = render(make_cfg({}), bucket="the-bucket")
+    app_py = (SAMPLE_APP_DIR / "app.py").read_text()
+    assert not any(text == app_py for text in bundled.files.values())
+    assert app_py not in bundled.user_data
+    lib = "/usr/local/lib/webstack/hello"
+    assert f"{lib}/fetch-app" not in bundled.files
+    assert bundled.files[f"{lib}/fetch-bundle"] == (SERVER_DIR / "fetch_bundle.py").read_text()
+    settings = env_of(bundled, f"{lib}/settings.env")
+    assert (settings["APP_SOURCE"], settings["BUNDLE_BUCKET"], settings["BUNDLE_KEY"]) == (
+        "bundle", "the-bucket", "bundles/hello.tar")
+    assert settings["REF_PARAMETER"] == "/webstack/dev/hello/release-ref"  # the pointer
     git = render(variants.cfg("full"))
-    assert not any(p.startswith(("/srv/", "/usr/local/lib/webstack/shop/bundle/"))
-                   for p in git.files)
+    assert not any(p.startswith("/srv/") for p in git.files)
     assert git.files["/usr/local/lib/webstack/shop/fetch-app"] == (
         SERVER_DIR / "fetch_app.sh").read_text()
+    assert "/usr/local/lib/webstack/shop/fetch-bundle" not in git.files
     settings = env_of(git, "/usr/local/lib/webstack/shop/settings.env")
-    assert (settings["APP_SOURCE"], settings["APP_REPO"]) == (
-        "git", "https://git.example.com/acme/shop.git")
-    assert env_of(bundled, "/usr/local/lib/webstack/hello/settings.env")["APP_SOURCE"] == "bundle"
+    assert (settings["APP_SOURCE"], settings["APP_REPO"], settings["BUNDLE_KEY"]) == (
+        "git", "https://git.example.com/acme/shop.git", "")
+
+
+def test_the_data_directory_is_the_apps_and_named_in_its_environment() -> None:
+    rendered = render(make_cfg({}))
+    env = rendered.files["/etc/webstack/hello/app.env"]
+    assert 'APP_DATA_DIR="/var/lib/webstack/hello/data"' in env.splitlines()
+    settings = env_of(rendered, "/usr/local/lib/webstack/hello/settings.env")
+    assert settings["DATA_DIR"] == "/var/lib/webstack/hello/data"
+    unit = rendered.files[f"{UNIT_DIR}/webstack-hello.service"]
+    assert "StateDirectory=webstack/hello/data" in unit  # writable under ProtectSystem=strict
+
+
+def test_build_commands_are_a_script_of_their_own_run_per_release() -> None:
+    cfg = make_cfg({"webstack:appBuild": '["python manage.py collectstatic --noinput", "echo ok"]'})
+    rendered = render(cfg)
+    build = rendered.files["/usr/local/lib/webstack/hello/build"]
+    assert build.splitlines()[-2:] == ["python manage.py collectstatic --noinput", "echo ok"]
+    assert rendered.modes["/usr/local/lib/webstack/hello/build"] == 0o755
+    assert env_of(rendered, "/usr/local/lib/webstack/hello/settings.env")["BUILD"] == "1"
+    assert "/usr/local/lib/webstack/hello/build" not in render(make_cfg({})).files
 
 
 def test_a_git_apps_ref_is_read_from_ssm_on_ec2_and_inline_locally() -> None:
@@ -227,10 +250,12 @@ def test_a_git_apps_ref_is_read_from_ssm_on_ec2_and_inline_locally() -> None:
     assert (local_settings["REF_PARAMETER"], local_settings["APP_REF"]) == (
         "", "release-2031-07-unique")
     assert "ref=${ref:-$APP_REF}" in release
-    # The bundled app has no ref at all: its release is its files' hash.
+    # A bundle's release is its pointer (sha256@version), never appRef.
     bundled = render(make_cfg({"webstack:appRef": "release-2031-07-unique"}))
-    assert "release-2031-07-unique" not in bundled.user_data
-    assert "/usr/local/lib/webstack/hello/ssm-get" not in bundled.files
+    assert not any("release-2031-07-unique" in text for text in bundled.files.values())
+    local_bundle = render(make_cfg({}), local_target(Path("/tmp/x"), 8080, 8443))
+    assert env_of(local_bundle, "/tmp/x/usr/local/lib/webstack/hello/settings.env")[
+        "APP_REF"] == ""
 
 
 def test_letsencrypt_keeps_its_certificate_in_ssm_and_retries_from_a_timer() -> None:
@@ -375,7 +400,7 @@ def test_unattended_security_upgrades_are_enabled() -> None:
 @pytest.mark.parametrize(("raw", "message"), [
     ({"webstack:appName": "www-data"}, "webstack:appName = 'www-data': expected a name"),
     ({"webstack:appName": "root"}, "webstack:appName = 'root'"),
-    ({"webstack:appPath": "src"}, "webstack:appPath = 'src': expected it empty with the bundled"),
+    ({"webstack:appPath": "src"}, "webstack:appPath = 'src': expected a directory inside"),
 ])
 def test_settings_the_server_cannot_honour_are_refused(raw: dict[str, str], message: str) -> None:
     """Refused with the other settings' problems, before anything is rendered."""

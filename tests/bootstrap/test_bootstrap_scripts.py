@@ -23,7 +23,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from components import naming
-from components.bootstrap import SAMPLE_APP_DIR, Endpoints, Target, render
+from components.bootstrap import Endpoints, Target, render
+from components.config import SAMPLE_APP_DIR
 from components.naming import Paths
 from components.parameters import TLS_PLACEHOLDER
 from devtools.localrun import install, local_target, read_env_file

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from devtools.localrun import LocalRun, run_local
+from components.bundle import pack
+from components.config import SAMPLE_APP_DIR
+from devtools.localrun import LocalRun, run_local, stage_bundle
 from tests import variants
 from tests.stubs import INSTALL_WITHOUT_OWNER, write_stubs
 
@@ -95,8 +97,7 @@ def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> Non
     assert "systemctl daemon-reload" not in calls
     # run_local staged the bundle exactly as the release script names it: nothing to release.
     current = Path(live.paths.current).resolve()
-    assert f"release: serving bundled app ({current.name.removeprefix('bundle-')}) as {current}" \
-        in out
+    assert f"release: serving bundle ({current.name.removeprefix('bundle-')}) as {current}" in out
     assert "is already serving: nothing to do" in out
     settings = Path(live.paths.state) / "settings"
     assert settings.read_text().strip()
@@ -109,15 +110,23 @@ def test_setup_converges_and_a_second_run_changes_nothing(live: LocalRun) -> Non
                                                  "systemctl enable --quiet nginx"))]
     assert snapshot(root) == before
 
-    app = Path(live.paths.bundle) / "app.py"
-    app.write_text(app.read_text() + "# a new release\n")
+    # New code: a new bundle, fetched (here: staged as fetch-bundle leaves it) and named by the
+    # pointer, which setup releases.
+    src = root / "new-src"
+    shutil.copytree(SAMPLE_APP_DIR, src, ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "app.py").write_text((src / "app.py").read_text() + "# a new release\n")
+    code = pack(src)
+    stage_bundle(live.paths, code, serving=False)
+    settings_env = Path(live.paths.lib) / "settings.env"
+    settings_env.write_text(settings_env.read_text().replace(
+        f'APP_REF="{live.target.pointer}"', f'APP_REF="{code.sha256}"'))
     out, calls = run_setup()
     assert "systemctl restart webstack-hello.service" in calls  # the release, not a HUP
     assert not [c for c in calls if c.startswith("systemctl reload webstack-hello")]
     new = Path(live.paths.current).resolve()
     assert new != current and new.parent == current.parent
     assert (new / "src/app.py").read_text().endswith("# a new release\n")
-    assert f"release: serving bundled app ({new.name.removeprefix('bundle-')}) as {new}" in out
+    assert f"release: serving bundle ({new.name.removeprefix('bundle-')}) as {new}" in out
     assert current.is_dir()  # the previous release is kept for rollback
 
     gunicorn_conf = Path(live.paths.etc) / "gunicorn.conf.py"

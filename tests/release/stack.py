@@ -26,10 +26,10 @@ import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from components.bootstrap import render
+from components.bootstrap import Endpoints, render
 from components.config import PROJECT_DIR, StackConfig
 from components.naming import Paths
 from devtools.localrun import connects, install, local_target, nginx_main_conf, stop, wait_for
@@ -321,13 +321,17 @@ class Stack:
 
 
 @contextmanager
-def loopback_stack(cfg: StackConfig, workdir: Path) -> Iterator[Stack]:
+def loopback_stack(cfg: StackConfig, workdir: Path, endpoints: Endpoints | None = None,
+                   bucket: str = "") -> Iterator[Stack]:
+    """`endpoints`, `bucket`: where a bundle app's release fetches its bundle (local S3)."""
     root = Path(tempfile.mkdtemp(prefix="wsrel-", dir="/tmp"))  # short: unix socket paths
     procs: list[subprocess.Popen[bytes]] = []
     log = open(root / "fakesystemd.log", "wb")  # noqa: SIM115 (closed below)
     try:
-        target = local_target(root, free_port(), free_port())  # a venv per release
-        install(render(cfg, target), target)
+        # a venv per release
+        target = replace(local_target(root, free_port(), free_port()),
+                         endpoints=endpoints or Endpoints())
+        install(render(cfg, target, bucket), target)
         paths = Paths(target.root, cfg.app.name)
         secrets = Path(paths.secrets_dir) / "secrets.env"
         secrets.parent.mkdir(parents=True)

@@ -6,9 +6,11 @@ in place, rolled (a fleet's instance refresh), replaced or built anew."""
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 
+from components.config import SAMPLE_APP_DIR
 from devtools.mockrun import PROJECT_DIR, MockRun, run_program, stack_config
 from devtools.provider import server_effect
 from tests.cases import ED25519_KEY, arr
@@ -40,12 +42,16 @@ ROWS: dict[str, dict[str, str]] = {
 
 
 def _readme_rows() -> dict[str, tuple[str, str]]:
-    text = README.read_text(encoding="utf-8")
-    section = text.partition("<!-- change-effects -->")[2]  # empty: the test below fails
+    return {row: cells for row, cells in _table().items() if row in ROWS}
+
+
+def _table() -> dict[str, tuple[str, str]]:
+    """Every row of the README's table (none without its marker: the tests below fail)."""
+    text = README.read_text(encoding="utf-8").partition("<!-- change-effects -->")[2]
     rows = {}
-    for line in section.splitlines():
+    for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and cells[0] in ROWS:
+        if len(cells) == 3:
             rows[cells[0]] = (cells[1], cells[2])
     return rows
 
@@ -84,3 +90,18 @@ def test_the_readme_says_what_the_change_does(baselines, row, shape, documented)
     stack, base = SHAPES[shape]
     effect = server_effect(baselines[shape], _run(stack, {**base, **ROWS[row]}))
     assert effect == documented, f"{row} on a {shape}: the program does {effect!r}"
+
+
+def test_new_code_in_appsource_is_a_release_on_either_shape(aws_env_module, tmp_path):
+    """The README's `appSource` row: new code (not a setting) changes only the bundle, its
+    pointer and the rollout. Run on bundle stacks, since the shapes above are git apps."""
+    row = "new code in `appSource`"
+    assert _word(_table()[row][0]) == _word(_table()[row][1]) == "release"
+    src = tmp_path / "app"
+    shutil.copytree(SAMPLE_APP_DIR, src, ignore=shutil.ignore_patterns("__pycache__"))
+    for stack in ("dev", "prod"):
+        base = {"webstack:appSource": str(src)}
+        before = _run(stack, base)
+        (src / "app.py").write_text((src / "app.py").read_text() + f"# {stack}\n")
+        assert server_effect(before, _run(stack, base)) == "release", stack
+

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from components import config, naming, topology
-from components.artefact import ArtefactArgs, ServerArtefact
+from components.artefact import ArtefactArgs, BundleArgs, ServerArtefact
 from components.certificate import Certificate
 from components.dns import Dns, Endpoint
 from components.firewall import Firewall, rules
@@ -60,10 +60,12 @@ def firewall_rules(cfg: config.StackConfig) -> list:
     return rules(topology.derive(cfg), cfg.access, cfg.app.repo)
 
 
-def parameters(name: str, cfg: config.StackConfig, secret_values: dict) -> AppParameters:
+def parameters(name: str, cfg: config.StackConfig, secret_values: dict,
+               pointer: str = "") -> AppParameters:
     tls = naming.tls_parameter(cfg) if topology.derive(cfg).certificate == "letsencrypt" else None
     return AppParameters(name, cfg.app, release_ref_parameter=naming.release_ref_parameter(cfg),
-                         tls_parameter=tls, secret_values=secret_values, tags=cfg.tags)
+                         release_pointer=pointer or cfg.app.ref, tls_parameter=tls,
+                         secret_values=secret_values, tags=cfg.tags)
 
 
 def monitoring(name: str, cfg: config.StackConfig, **bound) -> Monitoring:
@@ -263,10 +265,52 @@ def test_role_has_only_ssm_and_cloudwatch_and_exact_parameters():
     assert run.one("aws:iam/instanceProfile:InstanceProfile")
 
 
-def test_bundled_app_without_secrets_reads_no_parameters():
+def _policy(run: MockRun, name: str) -> dict:
+    (found,) = [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == name]
+    return json.loads(found.inputs["policy"])
+
+
+def test_bundle_app_reads_its_pointer_and_exactly_its_bundle_in_any_version():
     run = _role(cfg_of(), "role-c")
     names = sorted(p.name for p in run.of_type("aws:iam/rolePolicy:RolePolicy"))
-    assert names == ["role-c-artefacts", "role-c-cloudwatch-agent"]
+    assert names == ["role-c-artefacts", "role-c-cloudwatch-agent", "role-c-parameters"]
+    (read,) = [s for s in _policy(run, "role-c-parameters")["Statement"]
+               if s["Sid"] == "ReadAppParameters"]
+    assert read["Resource"] == [parameter_arn("us-east-1", ACCOUNT_ID,
+                                              "/webstack/dev/hello/release-ref")]
+    artefacts, bundle = _policy(run, "role-c-artefacts")["Statement"]
+    assert artefacts == {"Sid": "ReadServerArtefacts", "Effect": "Allow",
+                         "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/artefacts/*"}
+    assert bundle == {"Sid": "ReadAppBundle", "Effect": "Allow",
+                      "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                      "Resource": f"arn:aws:s3:::{BUCKET}/bundles/hello.tar"}
+
+
+def test_git_app_may_read_no_bundle():
+    run = _role(cfg_of(**{"webstack:appRepo": "https://git.example.com/acme/app.git"}), "role-g")
+    (only,) = _policy(run, "role-g-artefacts")["Statement"]
+    assert only["Resource"] == f"arn:aws:s3:::{BUCKET}/artefacts/*"
+
+
+def test_bundle_is_one_versioned_object_its_pointer_names_the_version_and_old_ones_are_counted():
+    bundle = BundleArgs(key="bundles/hello.tar", path=".webstack/bundles/ab.tar",
+                        sha256="ab" * 32, kept=7)
+    run = build(lambda: ServerArtefact("art-b", ArtefactArgs(
+        bucket=BUCKET, key="artefacts/abc.tar", content=b"x", tags={"k": "v", "ManagedBy": "w"},
+        bundle=bundle)))
+    (obj,) = [o for o in run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+              if o.name == "art-b-bundle"]
+    assert obj.inputs["key"] == "bundles/hello.tar"
+    assert obj.inputs["metadata"] == {"sha256": "ab" * 32}
+    assert obj.inputs["tags"] == {"ManagedBy": "w"}
+    assert "contentBase64" not in obj.inputs and "content" not in obj.inputs  # not in state
+    assert obj.inputs["source"].path == ".webstack/bundles/ab.tar"
+    rules = {r["id"]: r for r in run.one(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]}
+    assert rules["keep-bundles"]["filter"] == {"prefix": "bundles/"}
+    assert rules["keep-bundles"]["noncurrentVersionExpiration"] == {
+        "noncurrentDays": 1, "newerNoncurrentVersions": 7}
+    assert rules["expire-noncurrent-artefacts"]["filter"] == {"prefix": "artefacts/"}
 
 
 def test_artefact_bucket_is_private_encrypted_versioned_tls_only():
@@ -426,6 +470,9 @@ def test_parameters_store_secrets_encrypted_and_the_release_ref():
     by_name = {r.inputs["name"]: r.inputs for r in run.of_type("aws:ssm/parameter:Parameter")}
     ref = by_name["/webstack/dev/hello/release-ref"]
     assert ref["type"] == "String" and ref["insecureValue"] == "v1.4.2" and "value" not in ref
+    bundled = build(lambda: parameters("params-b", cfg_of(), {}, pointer="ef" * 32 + "@v1"))
+    (pointer,) = bundled.of_type("aws:ssm/parameter:Parameter")
+    assert pointer.inputs["insecureValue"] == "ef" * 32 + "@v1"
     secret = by_name["/webstack/dev/hello/secrets/API_KEY"]
     assert secret["type"] == "SecureString"
     envelope = secret["value"]  # a Pulumi secret: encrypted in state, masked in output
@@ -460,7 +507,7 @@ def test_letsencrypt_server_may_read_and_write_exactly_its_certificate_slot():
     run = _role(cfg, "role-le")
     policies = {r.name.removeprefix("role-le-"): json.loads(r.inputs["policy"])
                 for r in run.of_type("aws:iam/rolePolicy:RolePolicy")}
-    assert set(policies) == {"artefacts", "cloudwatch-agent", "tls-store"}
+    assert set(policies) == {"artefacts", "cloudwatch-agent", "parameters", "tls-store"}
     (statement,) = policies["tls-store"]["Statement"]
     assert statement == {
         "Sid": "StoreTlsCertificate", "Effect": "Allow",
@@ -481,15 +528,28 @@ def test_rollout_runs_only_when_the_ref_changes():
 
     cfg = cfg_of("prod", **{"webstack:appRepo": "https://git.example.com/acme/app.git",
                             "webstack:appRef": "v2.0.0"})
-    run = build(lambda: Rollout("roll-a", cfg, AwsIdentity(ACCOUNT_ID),
-                                group_name=pulumi.Output.from_input("asg-1"),
+    run = build(lambda: Rollout("roll-a", cfg, AwsIdentity(ACCOUNT_ID), pointer="v2.0.0",
+                                code="v2.0.0", group_name=pulumi.Output.from_input("asg-1"),
                                 target_group_arn=pulumi.Output.from_input("arn:tg")))
     (cmd,) = run.of_type("command:local:Command")
     assert cmd.inputs["triggers"] == ["v2.0.0"]
     assert cmd.inputs["create"] == rollout_command(
-        cfg, aws_args=["--account", ACCOUNT_ID], group_name="asg-1", target_group_arn="arn:tg")
+        cfg, ref="v2.0.0", aws_args=["--account", ACCOUNT_ID], group_name="asg-1",
+        target_group_arn="arn:tg")
     assert "--asg-name asg-1 --target-group-arn arn:tg" in cmd.inputs["create"]
     assert "--ref v2.0.0" in cmd.inputs["create"]
+
+
+def test_bundle_rollout_runs_when_the_code_changes_and_releases_the_uploaded_version():
+    import pulumi
+
+    sha = "cd" * 32
+    run = build(lambda: Rollout("roll-b", cfg_of(), AwsIdentity(ACCOUNT_ID), code=sha,
+                                pointer=pulumi.Output.from_input(f"{sha}@v3"),
+                                instance_id=pulumi.Output.from_input("i-0123456789abcdef0")))
+    (cmd,) = run.of_type("command:local:Command")
+    assert cmd.inputs["triggers"] == [sha]  # known at preview; the version is not
+    assert f"--ref {sha}@v3" in cmd.inputs["create"]
 
 
 def _alarms(run: MockRun) -> dict[str, dict]:

@@ -108,7 +108,14 @@ def test_independent_problems_in_every_section_are_reported_together() -> None:
 @pytest.mark.parametrize(("raw", "message"), [
     ({"webstack:appName": "www-data"}, "webstack:appName = 'www-data': expected a name"),
     ({"webstack:appName": "root"}, "webstack:appName = 'root'"),
-    ({"webstack:appPath": "src"}, "webstack:appPath = 'src': expected it empty with the bundled"),
+    ({"webstack:appPath": "src"}, "webstack:appPath = 'src': expected a directory inside "
+                                  "appSource"),
+    ({"webstack:appSource": "no/such/dir"}, "webstack:appSource = 'no/such/dir': expected a "
+                                            "directory"),
+    ({"webstack:appSource": "examples", "webstack:appRepo": "https://git.example.com/a/b.git"},
+     "webstack:appSource and webstack:appRepo are both set"),
+    ({"webstack:appSource": "examples"}, "webstack:appSource 'examples' has no requirements.txt"),
+    ({"webstack:appEnv": '["APP_DATA_DIR=/tmp"]'}, "webstack:appEnv/appSecrets set APP_DATA_DIR"),
 ])
 def test_settings_the_server_cannot_honour_are_refused(raw: dict[str, str], message: str) -> None:
     (problem,) = problems(**raw)

@@ -12,10 +12,11 @@ import importlib
 import inspect
 import json
 from functools import cache
+from pathlib import Path
 
 import pytest
 
-from components import config, naming, outputs, sizing
+from components import bundle, config, naming, outputs, sizing
 from components.loadbalancer import TLS_POLICY
 from devtools.mockrun import MockRun, Registration, run_program, stack_config
 from tests import variants
@@ -246,7 +247,10 @@ def test_gates_for_the_servers_and_the_url(runs, key):
         servers, url_gate = gates["servers"], None
     else:
         servers, url_gate = _gates(run)
-    digest, ref = run.outputs["userDataSha256"], variants.cfg(key).app.ref
+    cfg = variants.cfg(key)
+    digest = run.outputs["userDataSha256"]
+    # the code the URL gate vouches for: appRef, or the bundle's sha256
+    ref = cfg.app.ref if cfg.app.from_git else bundle.pack(Path(cfg.app.source)).sha256
     server_deps = {by_urn[u].type for u in servers.dependencies if u in by_urn}
     if "instanceIds" in run.outputs:
         (instance_id,) = run.outputs["instanceIds"]
@@ -303,7 +307,8 @@ def test_load_balanced_servers_are_gated_on_target_health(runs):
 
 def test_gate_can_be_turned_off_and_timeout_configured(aws_env_module):
     off = run_stack("dev", {"webstack:readinessCheck": "false"})
-    assert off.error is None and off.resources and not off.of_type(GATE)
+    assert off.error is None and off.resources
+    assert [g.name for g in off.of_type(GATE)] == ["hello-dev-rollout"]  # no gate, a rollout
     slow = run_stack("dev", {"webstack:readinessTimeoutSeconds": "1800"})
     assert slow.error is None
     assert all("--timeout 1800" in g.inputs["create"] for g in slow.of_type(GATE))
@@ -320,10 +325,10 @@ def test_health_check_command_output_checks_everything(runs):
 
 # --- operations: rollout, secrets, parameters ----------------------------------------------
 
-def test_rollout_only_for_a_git_app_after_the_gates(runs):
+def test_every_stack_rolls_out_new_code_after_the_gates(runs):
     for key, run in runs.items():
         rollouts = [c for c in run.of_type(GATE) if c.name.endswith("-rollout")]
-        assert len(rollouts) == (0 if variants.cfg(key).app.bundled else 1), key
+        assert len(rollouts) == 1, key
     (rollout,) = [c for c in runs["git-app-secrets-alerts"].of_type(GATE)
                   if c.name.endswith("-rollout")]
     by_urn = runs["git-app-secrets-alerts"].by_urn()
@@ -335,6 +340,24 @@ def test_rollout_only_for_a_git_app_after_the_gates(runs):
     assert servers.urn in rollout.dependencies and url_gate.urn not in rollout.dependencies
     assert rollout.urn in url_gate.dependencies
     assert rollout.inputs["triggers"] == ["v3.1.0"] and "--ref v3.1.0" in rollout.inputs["create"]
+
+
+def test_a_bundle_is_uploaded_then_named_by_the_pointer_the_rollout_releases(runs):
+    run, cfg = runs["dev"], variants.cfg("dev")
+    by_urn = run.by_urn()
+    sha = bundle.pack(Path(cfg.app.source)).sha256
+    (obj,) = [o for o in run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+              if o.name == "hello-dev-bundle"]
+    assert obj.inputs["source"].path == f".webstack/bundles/{sha}.tar"
+    (pointer,) = [p for p in run.of_type("aws:ssm/parameter:Parameter")
+                  if p.inputs["name"] == "/webstack/dev/hello/release-ref"]
+    assert obj.urn in pointer.dependencies  # the pointer moves once the upload has its version
+    assert pointer.inputs["insecureValue"].startswith(sha)
+    (rollout,) = [c for c in run.of_type(GATE) if c.name.endswith("-rollout")]
+    assert rollout.inputs["triggers"] == [sha]
+    assert f"--ref {pointer.inputs['insecureValue']}" in rollout.inputs["create"]
+    assert pointer.urn in rollout.dependencies and by_urn[pointer.urn]
+    assert run.outputs["releaseRefParameter"] == "/webstack/dev/hello/release-ref"
 
 
 @pytest.mark.parametrize(("key", "servers"), [("git-app-secrets-alerts", "autoscaling/group:Group"),
@@ -352,7 +375,7 @@ def test_servers_boot_after_their_parameters_and_log_groups(runs, key, servers):
         "aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
     assert len(grants) >= 2 and grants <= set(server.dependencies)
     if key == "dev":
-        assert parameters == set()  # the bundled app reads no parameter
+        assert parameters == {"/webstack/dev/hello/release-ref"}  # the bundle's pointer
     else:
         assert parameters == {"/webstack/prod/hello/release-ref",
                               "/webstack/prod/hello/secrets/API_KEY",

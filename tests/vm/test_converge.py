@@ -8,6 +8,7 @@ The tests run in file order and share the VM: the fault tests come last.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import ssl
 import threading
@@ -16,6 +17,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +27,7 @@ from deploy.readiness_check import probe_command
 from devtools import local_aws
 from devtools.localrun import wait_until
 from devtools.vm import Vm, get, healthy
-from devtools.vm_up import UpResult, stage, up
+from devtools.vm_up import Staged, UpResult, stage, up
 from tests.vm.conftest import say, vm_ports
 
 pytestmark = pytest.mark.vm
@@ -36,7 +38,11 @@ APP = PROJECT_DIR / "examples" / "hello-app"
 @dataclass(frozen=True)
 class Booted:
     result: UpResult
-    rendered: RenderedBootstrap
+    staged: Staged
+
+    @property
+    def rendered(self) -> RenderedBootstrap:
+        return self.staged.rendered
 
     @property
     def vm(self) -> Vm:
@@ -60,13 +66,13 @@ SECRET_VALUE = "local-vm s3cr3t \"quoted\" $HOME"
 def booted(accel: str) -> Iterator[Booted]:
     ports = vm_ports()
     vm = Vm.named("test-converge")
-    rendered = stage(vm, "dev", ports,
-                     extra={"webstack:appSecrets": json.dumps([f"SESSION_KEY={SECRET_PARAMETER}"])},
-                     parameters={SECRET_PARAMETER: SECRET_VALUE})
+    staged = stage(vm, "dev", ports,
+                   extra={"webstack:appSecrets": json.dumps([f"SESSION_KEY={SECRET_PARAMETER}"])},
+                   parameters={SECRET_PARAMETER: SECRET_VALUE})
     try:
-        result = up("test-converge", rendered.user_data, "dev-vm", ports, say,
-                    timeout=900, accel=accel)
-        yield Booted(result, rendered)
+        result = up("test-converge", staged.user_data, "dev-vm", ports, say,
+                    staged.cfg.app.health_path, timeout=900, accel=accel)
+        yield Booted(result, staged)
     finally:
         vm.stop()
 
@@ -188,7 +194,7 @@ def test_only_the_packages_it_needs_and_the_pinned_uv(booted: Booted) -> None:
     installed = set(booted.sh("dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' "
                               "| awk '$1 == \"ii\" {print $2}'").split())
     assert {"nginx", "python3", "unattended-upgrades"} <= installed
-    # A bundled app needs no git; uv needs no python3-venv; no recommended extras.
+    # A bundle app needs no git; uv needs no python3-venv; no recommended extras.
     assert not installed & {"git", "perl", "python3-venv", "python3-gi", "libicu72"}
     uv = booted.sh("/usr/local/lib/webstack/hello/uv --version")
     assert uv.startswith(f"uv {UV_VERSION} "), uv
@@ -240,18 +246,18 @@ def test_readiness_probe_reads_the_real_cloud_init_over_ssh(booted: Booted) -> N
 
 
 RELEASE = "/usr/local/lib/webstack/hello/release"
-BUNDLE_APP = "/usr/local/lib/webstack/hello/bundle/app.py"
 
 
-def _edit_bundle(booted: Booted, old: str, new: str) -> None:
-    """Change the bundled app's source on the server: the next release ships it."""
-    booted.sh(f"""python3 - <<'PY'
-import pathlib
-p = pathlib.Path({BUNDLE_APP!r})
-s = p.read_text()
-assert {old!r} in s, "the bundled app changed: update this test"
-p.write_text(s.replace({old!r}, {new!r}, 1))
-PY""")
+def _new_code(booted: Booted, tmp: Path, old: str, new: str) -> str:
+    """The sample app with one edit, shipped as `pulumi up` ships new code (a new version of
+    the bundle in the local S3, the pointer in the local SSM moved to it): the server's next
+    `release` fetches it. Returns the pointer."""
+    src = tmp / f"src-{len(list(tmp.iterdir()))}"
+    shutil.copytree(APP, src, ignore=shutil.ignore_patterns("__pycache__"))
+    text = (src / "app.py").read_text()
+    assert old in text, "the sample app changed: update this test"
+    (src / "app.py").write_text(text.replace(old, new, 1))
+    return booted.staged.release_new_code(src)
 
 
 @contextmanager
@@ -280,13 +286,14 @@ def _load(url: str, clients: int = 2) -> Iterator[list[tuple[int, str]]]:
             t.join(timeout=40)
 
 
-def test_release_switch_under_load_then_automatic_rollback(booted: Booted) -> None:
+def test_release_switch_under_load_then_automatic_rollback(booted: Booted,
+                                                           tmp_path: Path) -> None:
     first = booted.sh("readlink /srv/hello/current").strip()
-    _edit_bundle(booted, '("X-Served-By", "hello-app")]',
-                 '("X-Served-By", "hello-app"), ("X-Release", "B")]')
+    pointer = _new_code(booted, tmp_path, '("X-Served-By", "hello-app")]',
+                        '("X-Served-By", "hello-app"), ("X-Release", "B")]')
     with _load(booted.vm.url("/")) as results:
         started = time.monotonic()
-        out = booted.sh(RELEASE, timeout=600)
+        out = booted.sh(RELEASE, timeout=600)  # no ref: the pointer, from SSM as on EC2
         took = time.monotonic() - started
         time.sleep(2)  # and after it
     failed = [r for r in results if r[0] != 200]
@@ -295,24 +302,30 @@ def test_release_switch_under_load_then_automatic_rollback(booted: Booted) -> No
     assert failed == [] and len(results) > 20, (failed[:5], out)
     assert results[0][1] == "A" and results[-1][1] == "B"
     second = booted.sh("readlink /srv/hello/current").strip()
-    assert second != first and out.strip().splitlines()[-1].startswith("release: serving")
+    assert second != first and second == f"releases/bundle-{pointer[:12]}"
+    assert out.strip().splitlines()[-1].startswith("release: serving bundle")
+    # the same requirements: B's venv is A's, reused rather than rebuilt
+    assert "(the same requirements: reused)" in out
+    say(out.strip().splitlines()[-2])  # the release's phases
 
     # C answers /healthz with 500: the release must refuse it and keep B serving throughout.
-    _edit_bundle(booted, '"200 OK", b"ok\\n")', '"500 Internal Server Error", b"broken\\n")')
-    try:
-        with _load(booted.vm.url("/healthz")) as health:
-            broken = booted.vm.ssh(RELEASE, timeout=600, check=False)
-        say(f"broken release C: exit {broken.returncode}, {len(health)} health checks meanwhile, "
-            f"{sum(h[0] != 200 for h in health)} failed")
-        assert broken.returncode == 1, broken.stdout + broken.stderr
-        assert "release: FAILED" in broken.stderr
-        assert all(h[0] == 200 for h in health) and len(health) > 5
-        assert booted.sh("readlink /srv/hello/current").strip() == second
-        status, headers, _ = booted.get("/")
-        assert (status, headers.get("X-Release")) == (200, "B")
-    finally:  # leave B's files for the fault tests that follow
-        _edit_bundle(booted, '"500 Internal Server Error", b"broken\\n")',
-                     '"200 OK", b"ok\\n")')
+    with _load(booted.vm.url("/healthz")) as health:
+        _new_code(booted, tmp_path, '"200 OK", b"ok\\n")',
+                  '"500 Internal Server Error", b"broken\\n")')
+        broken = booted.vm.ssh(RELEASE, timeout=600, check=False)
+    say(f"broken release C: exit {broken.returncode}, {len(health)} health checks meanwhile, "
+        f"{sum(h[0] != 200 for h in health)} failed")
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "release: FAILED" in broken.stderr
+    assert all(h[0] == 200 for h in health) and len(health) > 5
+    assert booted.sh("readlink /srv/hello/current").strip() == second
+    status, headers, _ = booted.get("/")
+    assert (status, headers.get("X-Release")) == (200, "B")
+    # the pointer back to B, as a rollback of appSource in `pulumi up` would leave it: B's
+    # release is still on the server, so the next boot or release serves it without a fetch
+    booted.staged.release_new_code(tmp_path / "src-0")
+    again = booted.sh(RELEASE, timeout=600)
+    assert "is already serving: nothing to do" in again, again
 
 
 # --- faults --------------------------------------------------------------------------------

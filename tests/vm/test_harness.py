@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.config import SAMPLE_APP_DIR
 from devtools import vm as vm_module
 from devtools.vm import Ports, Vm, VmError, choose_accel, failed_modules, write_seed
 from devtools.vm_image import Image
@@ -24,7 +25,9 @@ KEY = ssh_key(comment="harness@test")
 def test_vm_config_is_the_stack_with_local_overrides() -> None:
     cfg = vm_config("prod", KEY)  # two servers behind an ALB with ACM: one server in the VM
     assert cfg.server.count == 1 and not cfg.load_balanced
-    assert cfg.app.bundled and cfg.app.path == ""  # the sample app ships in the user-data
+    # a git app's VM deploys the sample app as a bundle (no git server); a bundle app its own
+    assert not cfg.app.from_git and cfg.app.path == "" and cfg.app.source == str(SAMPLE_APP_DIR)
+    assert vm_config("prod", KEY, {"webstack:appHealthPath": "/up"}).app.health_path == "/up"
     assert cfg.tls.mode == "selfsigned"
     assert cfg.access.ssh_public_key == KEY
     assert vm_config("dev", KEY, {"webstack:appName": "other"}).app.name == "other"
