@@ -29,7 +29,7 @@ import jinja2
 import yaml
 
 from components import deflate, naming, topology
-from components.config import PROJECT_DIR, ConfigError, StackConfig
+from components.config import PROJECT_DIR, AppConfig, ConfigError, StackConfig
 from components.naming import Paths
 
 EC2_USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
@@ -56,6 +56,7 @@ UV_WHEELS = {  # server arch -> (wheel, sha256)
 }
 PYPI_SIMPLE = "https://pypi.org/simple/"
 AWS_DEFAULT_VPC_CIDR = "172.31.0.0/16"  # every region's default VPC uses this range
+DEFAULT_TOKEN_USER = "x-access-token"  # GitHub's user name for a token (appRepoTokenUser)
 
 class BootstrapError(ConfigError):
     """The rendered user-data cannot be used (a value unsafe for its context, or too big):
@@ -337,8 +338,10 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     """Every file the artefact carries (the bundled app's files aside), with its source."""
     unit, units, app = unit_name(cfg), p.units, cfg.app.name
     programs = ["setup", "release", "probe"] + ["fetch-uv"] * (not target.uv)
-    # secrets, the release ref, or the Let's Encrypt certificate kept in SSM
-    if cfg.app.secrets or (target.ec2 and (cfg.app.repo or cfg.tls.mode == "letsencrypt")):
+    # secrets, a private repository's credential, the release ref, or the Let's Encrypt
+    # certificate kept in SSM
+    if cfg.app.secrets or cfg.app.repo_credential or (
+            target.ec2 and (cfg.app.repo or cfg.tls.mode == "letsencrypt")):
         programs.append("ssm-get")
     files = [
         *(_File(p.program(name), program=PROGRAMS[name], mode=0o755) for name in programs),
@@ -355,6 +358,8 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     ]
     if cfg.app.repo:
         files.append(_File(p.program("fetch-app"), program=PROGRAMS["fetch-app"], mode=0o755))
+    if cfg.app.repo_host_keys:  # the only host keys ssh trusts for the app's repository
+        files.append(_File(f"{p.etc}/known_hosts", "files/known_hosts.j2"))
     if cfg.app.secrets:
         files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", mode=0o600),
                   _File(f"{units}/{unit}-secrets.service", "files/secrets.service.j2")]
@@ -406,6 +411,9 @@ def server_settings(cfg: StackConfig, target: Target,
         # a new artefact (whose hash is in the user-data: new servers)
         "APP_REF": "" if ctx["ref_parameter"] else app.ref,
         "REF_PARAMETER": str(ctx["ref_parameter"]), "APP_PATH": app.path,
+        # a private repository: where its credential is (the value only ever in SSM), the
+        # host keys ssh pins
+        **_repo_settings(app, paths),
         "APP_REQUIREMENTS": app.requirements, "RELEASES_KEPT": str(app.releases_kept),
         "SECRETS": flag[bool(app.secrets)], "PRE_START": flag[bool(app.pre_start)],
         "GUNICORN_VERSION": GUNICORN_VERSION, "VENV_SHARED": target.venv,
@@ -423,6 +431,15 @@ def server_settings(cfg: StackConfig, target: Target,
         # EC2's agents (empty: none to install)
         "SSM_AGENT_URL": str(ctx["ssm_agent_url"]), "CW_AGENT_URL": str(ctx["cw_agent_url"]),
     }
+
+
+def _repo_settings(app: AppConfig, paths: Paths) -> dict[str, str]:
+    credential = app.repo_credential
+    ssh = credential is not None and credential.setting == "appRepoSshKey"
+    return {"REPO_SSH_KEY_PARAMETER": credential.parameter if credential and ssh else "",
+            "REPO_TOKEN_PARAMETER": credential.parameter if credential and not ssh else "",
+            "REPO_TOKEN_USER": app.repo_token_user or DEFAULT_TOKEN_USER,
+            "KNOWN_HOSTS": f"{paths.etc}/known_hosts" if app.repo_host_keys else ""}
 
 
 def env_file(values: dict[str, str]) -> str:

@@ -32,10 +32,13 @@ def parameter_arn(region: str, account: str, name: str) -> str:
 
 
 def readable_parameters(cfg: StackConfig) -> list[str]:
-    """The app's secrets, and the release ref when servers read it (a git app)."""
+    """The app's secrets, the release ref when servers read it (a git app), and a private
+    appRepo's deploy key or token."""
     names = set(cfg.app.secrets.values())
     if not cfg.app.bundled:
         names.add(naming.release_ref_parameter(cfg))
+    if cfg.app.repo_credential is not None:
+        names.add(cfg.app.repo_credential.parameter)
     return sorted(names)
 
 

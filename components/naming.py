@@ -37,6 +37,12 @@ def secret_parameter(project: str, stack: str, app: str, key: str) -> str:
     return f"{app_path(project, stack, app)}/secrets/{key}"
 
 
+def repo_parameter(project: str, stack: str, app: str, kind: str) -> str:
+    """Where the program stores a private appRepo's credential (SecureString): `kind` is
+    ssh-key (appRepoSshKey) or token (appRepoToken)."""
+    return f"{app_path(project, stack, app)}/repo/{kind}"
+
+
 def release_ref_parameter(cfg: StackConfig) -> str:
     """Holds the git ref servers deploy: read at boot, so a ref change needs no new servers."""
     return f"{app_path(cfg.project, cfg.stack, cfg.app.name)}/release-ref"
