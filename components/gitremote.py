@@ -19,8 +19,8 @@ HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
                   "ecdsa-sha2-nistp521", "ssh-rsa", "sk-ssh-ed25519@openssh.com",
                   "sk-ecdsa-sha2-nistp256@openssh.com")
 HOST_KEY_FORM = ("a known_hosts line 'HOST KEYTYPE BASE64KEY' as `ssh-keyscan HOST` prints it "
-                 "(HOST: the URL's host, [host]:port with a port other than 22, or a hashed "
-                 "|1|salt|hash entry; KEYTYPE: " + ", ".join(HOST_KEY_TYPES) + ")")
+                 "(HOST: the URL's host, [host]:port with a port other than 22, or its hashed "
+                 "form as ssh-keygen -H writes it; KEYTYPE: " + ", ".join(HOST_KEY_TYPES) + ")")
 _SSH_URL = re.compile(r"^ssh://[^@/]+@(?P<host>[^:/]+)(:(?P<port>\d+))?(/|$)")
 _SCP_URL = re.compile(r"^[^@/:]+@(?P<host>[^:/]+):")
 _LINE = re.compile(r"^(?P<hosts>\S+) (?P<type>\S+) (?P<key>[A-Za-z0-9+/]+={0,3})( [ -~]{0,200})?$")
