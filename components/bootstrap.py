@@ -29,7 +29,7 @@ import jinja2
 import yaml
 
 from components import deflate, naming, topology
-from components.config import PROJECT_DIR, ConfigError, StackConfig
+from components.config import PROJECT_DIR, AppConfig, ConfigError, StackConfig
 from components.naming import Paths
 
 EC2_USER_DATA_LIMIT = 16 * 1024  # bytes, before base64
@@ -56,6 +56,7 @@ UV_WHEELS = {  # server arch -> (wheel, sha256)
 }
 PYPI_SIMPLE = "https://pypi.org/simple/"
 AWS_DEFAULT_VPC_CIDR = "172.31.0.0/16"  # every region's default VPC uses this range
+DEFAULT_TOKEN_USER = "x-access-token"  # GitHub's user name for a token (appRepoTokenUser)
 
 class BootstrapError(ConfigError):
     """The rendered user-data cannot be used (a value unsafe for its context, or too big):
@@ -332,12 +333,13 @@ def _hooks(name: str, key: str, what: str, when: str, commands: tuple[str, ...],
 
 
 def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
-    """Every file the artefact carries (the bundled app's files aside), with its source."""
+    """Every file the artefact carries, with its source."""
     unit, units, app = unit_name(cfg), p.units, cfg.app.name
     programs = ["setup", "release", "probe", "requirements-key"] + ["fetch-uv"] * (not target.uv)
     programs.append("fetch-app" if cfg.app.from_git else "fetch-bundle")
-    # secrets, the release pointer, or the Let's Encrypt certificate kept in SSM
-    if cfg.app.secrets or target.ec2:
+    # secrets, a private repository's credential, the release pointer, or the Let's Encrypt
+    # certificate kept in SSM
+    if cfg.app.secrets or cfg.app.repo_credential or target.ec2:
         programs.append("ssm-get")
     files = [
         *(_File(p.program(name), program=PROGRAMS[name], mode=0o755) for name in programs),
@@ -352,6 +354,8 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
         _File(f"{p.nginx}/conf.d/{app}.conf", "files/nginx-site.conf.j2"),
         _File(p.root + "/etc/apt/apt.conf.d/20auto-upgrades", "files/20auto-upgrades.j2"),
     ]
+    if cfg.app.repo_host_keys:  # the only host keys ssh trusts for the app's repository
+        files.append(_File(f"{p.etc}/known_hosts", "files/known_hosts.j2"))
     if cfg.app.secrets:
         files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", mode=0o600),
                   _File(f"{units}/{unit}-secrets.service", "files/secrets.service.j2")]
@@ -412,6 +416,9 @@ def server_settings(cfg: StackConfig, target: Target, ctx: dict[str, object],
         # AWS releases a git app's appRef, or the bundle its target names.
         "APP_REF": "" if ctx["ref_parameter"] else (app.ref if app.from_git else target.pointer),
         "REF_PARAMETER": str(ctx["ref_parameter"]), "APP_PATH": app.path,
+        # a private repository: where its credential is (the value only ever in SSM), the
+        # host keys ssh pins
+        **_repo_settings(app, paths),
         "APP_REQUIREMENTS": app.requirements, "RELEASES_KEPT": str(app.releases_kept),
         "SECRETS": flag[bool(app.secrets)], "PRE_START": flag[bool(app.pre_start)],
         "BUILD": flag[bool(app.build)],
@@ -430,6 +437,15 @@ def server_settings(cfg: StackConfig, target: Target, ctx: dict[str, object],
         # EC2's agents (empty: none to install)
         "SSM_AGENT_URL": str(ctx["ssm_agent_url"]), "CW_AGENT_URL": str(ctx["cw_agent_url"]),
     }
+
+
+def _repo_settings(app: AppConfig, paths: Paths) -> dict[str, str]:
+    credential = app.repo_credential
+    ssh = credential is not None and credential.setting == "appRepoSshKey"
+    return {"REPO_SSH_KEY_PARAMETER": credential.parameter if credential and ssh else "",
+            "REPO_TOKEN_PARAMETER": credential.parameter if credential and not ssh else "",
+            "REPO_TOKEN_USER": app.repo_token_user or DEFAULT_TOKEN_USER,
+            "KNOWN_HOSTS": f"{paths.etc}/known_hosts" if app.repo_host_keys else ""}
 
 
 def env_file(values: dict[str, str]) -> str:

@@ -3,8 +3,8 @@ the component only wires it.
 
 Least privilege: the world reaches 80/443 of the load balancer when there is one, else of the
 servers; servers accept HTTP only from the load balancer's group; SSH only from admin CIDRs;
-egress only to what the first boot needs (HTTP/HTTPS for packages, PyPI, git, SSM; SSH for a git
-remote over ssh).
+egress only to what the first boot needs (HTTP/HTTPS for packages, PyPI, git, SSM; SSH, on
+its port, for a git remote over ssh).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components import gitremote
 from components.aws_names import logical
 from components.config import AccessConfig
 from components.topology import Topology
@@ -50,8 +51,9 @@ def rules(shape: Topology, access: AccessConfig, app_repo: str) -> list[Rule]:
     for cidr in access.admin_cidrs:
         out.append(Rule("web", "ingress", 22, "SSH from an admin network", cidr=cidr))
     egress_ports = [80, 443]
-    if app_repo and not app_repo.startswith("https://"):
-        egress_ports.append(22)  # git over ssh
+    remote = gitremote.ssh_remote(app_repo)
+    if remote is not None and remote.port not in egress_ports:
+        egress_ports.append(remote.port)  # git over ssh, on the URL's port (22 by default)
     for port in egress_ports:
         out += [Rule("web", "egress", port, "first boot: packages, PyPI, git, SSM", cidr=c)
                 for c in WORLD]
@@ -67,7 +69,7 @@ class Firewall(pulumi.ComponentResource):
     def __init__(self, name: str, shape: Topology, access: AccessConfig, *, app_repo: str,
                  tags: dict[str, str], vpc_id: pulumi.Input[str],
                  opts: pulumi.ResourceOptions | None = None):
-        """`app_repo`: the git URL the first boot clones (git over ssh needs port 22 out)."""
+        """`app_repo`: the git URL releases fetch from (git over ssh needs its port out)."""
         super().__init__("webstack:firewall:Firewall", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         plan = rules(shape, access, app_repo)

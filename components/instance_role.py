@@ -32,8 +32,11 @@ def parameter_arn(region: str, account: str, name: str) -> str:
 
 
 def readable_parameters(cfg: StackConfig) -> list[str]:
-    """The app's secrets and the release pointer."""
-    return sorted({*cfg.app.secrets.values(), naming.release_ref_parameter(cfg)})
+    """The app's secrets, the release pointer, and a private appRepo's deploy key or token."""
+    names = {*cfg.app.secrets.values(), naming.release_ref_parameter(cfg)}
+    if cfg.app.repo_credential is not None:
+        names.add(cfg.app.repo_credential.parameter)
+    return sorted(names)
 
 
 def parameters_policy(region: str, account: str, names: list[str]) -> str:

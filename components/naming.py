@@ -39,6 +39,12 @@ def secret_parameter(project: str, stack: str, app: str, key: str) -> str:
     return f"{app_path(project, stack, app)}/secrets/{key}"
 
 
+def repo_parameter(project: str, stack: str, app: str, kind: str) -> str:
+    """Where the program stores a private appRepo's credential (SecureString): `kind` is
+    ssh-key (appRepoSshKey) or token (appRepoToken)."""
+    return f"{app_path(project, stack, app)}/repo/{kind}"
+
+
 def release_ref_parameter(cfg: StackConfig) -> str:
     """The release pointer: what servers deploy, a git ref (appRepo) or `<sha256>@<version>` of
     the app's bundle (appSource). Read at each release, so new code needs no new servers."""

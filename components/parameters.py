@@ -1,5 +1,6 @@
 """The app's SSM parameters: the release pointer servers deploy (a git ref, or the bundle's
-sha256@version), the secrets the program stores, and (tlsMode letsencrypt) the slot where the
+sha256@version), the secrets the program stores (a private appRepo's deploy key or token among
+them), and (tlsMode letsencrypt) the slot where the
 server keeps its certificate.
 
 Servers read them at boot (the instance role may read exactly these), so they exist before any
@@ -51,6 +52,14 @@ class AppParameters(pulumi.ComponentResource):
                 type="SecureString", value=pulumi.Output.secret(secret_values[key]),
                 description=f"{key} of {name}", tags=tags, opts=child))
             self.secret_names.append(parameter_name)
+        if app.repo_credential is not None:  # a private appRepo's deploy key or token
+            credential = app.repo_credential
+            self.parameters.append(aws.ssm.Parameter(
+                f"{name}-repo-{credential.parameter.rsplit('/', 1)[1]}", name=credential.parameter,
+                type="SecureString", value=pulumi.Output.secret(secret_values[credential.setting]),
+                description=f"{credential.setting} of {name}, read by its servers at release",
+                tags=tags, opts=child))
+            self.secret_names.append(credential.parameter)
         if tls_parameter is not None:
             self.parameters.append(aws.ssm.Parameter(
                 f"{name}-tls", name=tls_parameter, type="SecureString",

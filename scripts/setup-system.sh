@@ -19,6 +19,7 @@ packages=(
   e2fsprogs        # mkfs.ext4 -d: the image's file system without loop mounts
   genisoimage      # the NoCloud seed ISO (label cidata)
   openssh-client   # ssh/ssh-keygen: the VM tier inspects the guest over SSH
+  openssh-server   # sshd: the loopback test of a private repository over ssh (started by the test)
 )
 
 missing=()

@@ -135,10 +135,16 @@ def load(supported_regions: tuple[str, ...]) -> StackConfig:
 
 
 def load_secret_values() -> dict[str, pulumi.Output[str]]:
-    """appSecretValues as Pulumi secrets, KEY → value (validated by `load`, never logged)."""
+    """Every value the program stores, as Pulumi secrets (validated by `load`, never logged):
+    appSecretValues by KEY, and a private appRepo's credential by its setting's key
+    (appRepoSshKey, appRepoToken: no variable is named so)."""
     raw = runtime_config.get_config(f"{NAMESPACE}:appSecretValues")
     items = json.loads(raw) if raw else []
-    return {k: pulumi.Output.secret(v) for k, v in stored_secret_values(items).items()}
+    values = dict(stored_secret_values(items))
+    for key in ("appRepoSshKey", "appRepoToken"):
+        if credential := (runtime_config.get_config(full_key(key)) or "").strip():
+            values[key] = credential
+    return {k: pulumi.Output.secret(v) for k, v in values.items()}
 
 
 def stack_file_settings(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:

@@ -6,6 +6,15 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class RepoCredential:
+    """A private appRepo's deploy key or token: which setting holds it, and the SSM parameter
+    the program stores it in (its value stays in Pulumi's config, never here)."""
+
+    setting: str  # appRepoSshKey or appRepoToken
+    parameter: str
+
+
+@dataclass(frozen=True)
 class AppConfig:
     name: str
     source: str  # the bundle's directory (absolute), "" for a git app
@@ -27,6 +36,9 @@ class AppConfig:
     pre_start: tuple[str, ...]
     releases_kept: int
     bundles_kept: int
+    repo_credential: RepoCredential | None = None  # None: a public appRepo (or none)
+    repo_host_keys: tuple[str, ...] = ()  # known_hosts lines pinning an ssh appRepo's host
+    repo_token_user: str = ""  # the user name git sends with the token
 
     @property
     def from_git(self) -> bool:

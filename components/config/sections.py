@@ -10,9 +10,9 @@ import ipaddress
 import re
 from pathlib import Path
 
-from components import naming
+from components import gitremote, naming
 from components.config import model
-from components.config.reader import ENV_KEY, Reader
+from components.config.reader import ENV_KEY, Reader, shown
 from components.config.settings import (
     EMAIL,
     MAX_VALUE,
@@ -20,7 +20,9 @@ from components.config.settings import (
     PAIR_FORM,
     RSA_BITS,
     SAMPLE_APP_DIR,
+    TOKEN_FORM,
     VPC_PREFIX,
+    full_key,
 )
 
 # Accounts that exist on Debian/Ubuntu cloud images: an app named like one would run as it.
@@ -34,6 +36,7 @@ RESERVED_NAMES = frozenset({
 _SSM_NAME = re.compile(r"^(/[A-Za-z0-9_.\-]+)+$|^[A-Za-z0-9_.\-]+$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa) ([A-Za-z0-9+/]+={0,3})( [^\n\r]{0,200})?$")
+_TOKEN = re.compile(r"^[!-~]{1,1024}$")
 _TAG_TEXT = re.compile(r"^[\w .:/=+\-@]*$", re.UNICODE)
 _PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+"
                         r"-----END CERTIFICATE-----")
@@ -76,7 +79,10 @@ def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str],
         max_body_mib=r.number("appMaxBodyMib"), env=env, secrets=secrets,
         stored_secrets=tuple(stored), build=_commands(r, "appBuild"),
         pre_start=_commands(r, "appPreStart"), releases_kept=r.number("appReleasesKept"),
-        bundles_kept=r.number("appBundlesKept"))
+        bundles_kept=r.number("appBundlesKept"),
+        repo_credential=_repo_credential(r, repo, project=project, stack=stack, app=name,
+                                         secret_keys=secret_keys),
+        repo_host_keys=tuple(_repo_host_keys(r, repo)), repo_token_user=r.text("appRepoTokenUser"))
 
 
 def _source(r: Reader, repo: str, base_dir: Path, inside: tuple[str, str] | None) -> str:
@@ -125,6 +131,68 @@ def _stored_secrets(r: Reader, secret_keys: frozenset[str]) -> list[str]:
                   "`pulumi config set --secret --path 'appSecretValues[0]' KEY=value` (and the "
                   "plaintext removed from the stack file)")
     return keys
+
+
+_HOW_TO_SET = {"appRepoSshKey": '-- "$(cat deploy_key)"', "appRepoToken": "(it prompts)"}
+
+
+def _repo_credential(r: Reader, repo: str, *, project: str, stack: str, app: str,
+                     secret_keys: frozenset[str]) -> model.RepoCredential | None:
+    """The deploy key an ssh appRepo needs, or the token an https one may have: each only with
+    its kind of URL, only as a Pulumi secret; problems never quote the value."""
+    ssh = gitremote.ssh_remote(repo) is not None
+    wanted = "appRepoSshKey" if ssh else "appRepoToken"
+    for key in ("appRepoSshKey", "appRepoToken"):
+        given = r.raw.get(full_key(key)) not in (None, "")
+        if given and (key != wanted or not repo):
+            kind = ("an ssh URL (ssh://user@host/path or user@host:path)"
+                    if key == "appRepoSshKey" else "an https:// URL")
+            r.problem(f"{full_key(key)} is set but {NAMESPACE}:appRepo = {shown(repo)} is not "
+                      f"{kind}: expected it only with such an appRepo (or removed: pulumi config "
+                      f"rm {full_key(key)})")
+    if ssh and r.raw.get(full_key("appRepoSshKey")) in (None, ""):
+        r.problem(f"{NAMESPACE}:appRepo = {shown(repo)} is an ssh URL but "
+                  f"{full_key('appRepoSshKey')} is not set: expected the repository's deploy key "
+                  f"(pulumi config set --secret {full_key('appRepoSshKey')} -- "
+                  '"$(cat deploy_key)")')
+    value = r.text(wanted).strip() if repo else ""
+    if not value:
+        if r.raw.get(full_key("appRepoTokenUser")):
+            r.problem(f"{full_key('appRepoTokenUser')} is set without {full_key('appRepoToken')}"
+                      ": expected it only with a token for an https appRepo")
+        return None
+    problem = (gitremote.deploy_key_problem(value) if ssh else
+               None if _TOKEN.match(value) else f"expected {TOKEN_FORM}")
+    if problem:
+        r.problem(f"{full_key(wanted)} (value hidden): {problem}")
+    if full_key(wanted) not in secret_keys:
+        r.problem(f"{full_key(wanted)} is stored in plaintext: expected it set with `pulumi "
+                  f"config set --secret {full_key(wanted)} {_HOW_TO_SET[wanted]}` (and the "
+                  "plaintext removed from the stack file)")
+    kind = "ssh-key" if ssh else "token"
+    return model.RepoCredential(wanted, naming.repo_parameter(project, stack, app, kind))
+
+
+def _repo_host_keys(r: Reader, repo: str) -> list[str]:
+    """The known_hosts lines that pin an ssh appRepo's host: required with one, refused
+    without; each must name that host (and port)."""
+    lines = r.items("appRepoHostKeys")
+    remote = gitremote.ssh_remote(repo)
+    if remote is None:
+        if lines:
+            r.problem(f"{full_key('appRepoHostKeys')} is set but {NAMESPACE}:appRepo = "
+                      f"{shown(repo)} is not an ssh URL: expected host keys only with an ssh "
+                      "appRepo")
+        return []
+    if not lines:
+        r.problem(f"{NAMESPACE}:appRepo = {shown(repo)} is an ssh URL but "
+                  f"{full_key('appRepoHostKeys')} is empty: expected the host's keys pinned, "
+                  f"e.g. the lines `{remote.keyscan}` prints (checked against the fingerprints "
+                  "the host publishes)")
+    for line in lines:
+        if problem := gitremote.host_key_problem(line, remote):
+            r.bad("appRepoHostKeys", line, problem.removeprefix("expected "))
+    return lines
 
 
 def _commands(r: Reader, key: str) -> tuple[str, ...]:

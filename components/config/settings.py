@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components import gitref, naming
+from components import gitref, gitremote, naming
 from components.naming import MAX_APP_NAME
 
 NAMESPACE = "webstack"
@@ -30,6 +30,7 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 RSA_BITS = (2048, 4096)  # EC2 imports RSA and ED25519 only; RSA below 2048 bits is weak
 VPC_PREFIX = (16, 24)  # prefix lengths of a created VPC's CIDR
 PAIR_FORM = "KEY=value with KEY matching [A-Z_][A-Z0-9_]*"
+TOKEN_FORM = "1-1024 printable ASCII characters without spaces"
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _SEGMENT = r"[A-Za-z0-9._\-]+"
@@ -129,6 +130,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("appRef", "string", "main",
             "Git ref to deploy. Pin a tag or SHA in production.",
             valid=gitref.valid, form=gitref.EXPECTED),
+    Setting("appRepoSshKey", "string", "",
+            "Deploy key of an ssh appRepo (private repositories): the program stores it as an "
+            "SSM SecureString under /<project>/<stack>/<app>/repo/ssh-key, which only the "
+            "servers read, at release time. Set it with `pulumi config set --secret "
+            "webstack:appRepoSshKey -- \"$(cat deploy_key)\"`: a plaintext value is refused.",
+            form=gitremote.DEPLOY_KEY_FORM, secret=True),
+    Setting("appRepoHostKeys", "array", [],
+            "The ssh appRepo host's public keys, pinned (ssh runs with StrictHostKeyChecking "
+            "yes and no other known_hosts): the lines `ssh-keyscan <host>` prints, checked "
+            "against a fingerprint the host publishes. Required with an ssh appRepo.",
+            form=gitremote.HOST_KEY_FORM),
+    Setting("appRepoToken", "string", "",
+            "Access token of an https appRepo (private repositories), stored like "
+            "appRepoSshKey (under .../repo/token) and given to git by a credential helper, "
+            "never in a URL, a command line or a file. Set it with `pulumi config set "
+            "--secret webstack:appRepoToken`: a plaintext value is refused.",
+            form=TOKEN_FORM, secret=True),
+    _shaped("appRepoTokenUser", "",
+            "User name git sends with appRepoToken. Empty: x-access-token (GitHub); GitLab: "
+            "oauth2 (or a deploy token's user name); Bitbucket: x-token-auth.",
+            r"^[A-Za-z0-9._+@\-]{1,100}$", "1-100 letters, digits and . _ + @ -",
+            empty_ok=True),
     _shaped("appPath", "",
             "Sub-directory of the source (appSource or appRepo) that holds the app. Empty: "
             "its root.", _REL_PATH, "a relative path without '..', e.g. src/app",

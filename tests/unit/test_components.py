@@ -177,9 +177,11 @@ def test_ssh_only_from_admin_cidrs():
 
 def test_ssh_git_remote_opens_egress_22():
     https_repo = cfg_of(**{"webstack:appRepo": "https://github.com/acme/app.git"})
-    ssh_repo = cfg_of(**{"webstack:appRepo": "git@github.com:acme/app.git"})
+    # an ssh appRepo's config needs its key and host keys (tests/unit/test_private_repo.py):
+    # the rules read the URL alone
+    ssh_rules = rules(topology.derive(https_repo), https_repo.access, "git@github.com:acme/app.git")
     assert 22 not in {r.port for r in firewall_rules(https_repo) if r.direction == "egress"}
-    assert 22 in {r.port for r in firewall_rules(ssh_repo) if r.direction == "egress"}
+    assert 22 in {r.port for r in ssh_rules if r.direction == "egress"}
 
 
 # --- InstanceRole, WebServer, ServerFleet ----------------------------------------------------
