@@ -6,7 +6,7 @@ STAMP    := $(VENV)/.installed
 STACK    ?= dev
 
 .PHONY: demo demo-down demo-local test lint system venv bench bench-converge docs clean \
-	test-unit test-aws test-bootstrap test-readiness test-release test-vm
+	test-unit test-aws test-bootstrap test-examples test-readiness test-release test-vm bench-release
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,7 +31,7 @@ test: system venv lint
 
 # One tier at a time, for the part you touched (tests/<tier>; the README's table says what each
 # proves).
-test-unit test-aws test-bootstrap test-readiness test-release: system venv
+test-unit test-aws test-bootstrap test-examples test-readiness test-release: system venv
 	$(PYTEST) -m "not vm" tests/$(@:test-%=%)
 
 test-vm: system venv
@@ -53,6 +53,9 @@ bench: system venv
 
 bench-converge: system venv
 	$(BIN)/python scripts/bench_converge.py --stack $(STACK)
+
+bench-release: system venv
+	$(BIN)/python scripts/bench_release.py --stack $(STACK)
 
 docs: venv
 	$(BIN)/python scripts/docs.py --write

@@ -43,11 +43,12 @@ def vm_config(stack: str, ssh_public_key: str, extra: dict[str, str] | None = No
     every other setting (health path, build, hooks, environment) is the stack's."""
     own = stack_config(stack, extra or {})
     git = {"webstack:appRepo": "", "webstack:appPath": ""} if own.get("webstack:appRepo") else {}
+    # the VM's own needs last: `extra` (a test's or an example's settings) cannot undo them
     raw = stack_config(stack, {
-        **git, "webstack:tlsMode": "selfsigned",
+        **(extra or {}), **git, "webstack:tlsMode": "selfsigned",
         "webstack:sshPublicKey": ssh_public_key, "webstack:serverOs": "debian-12",
         "webstack:serverArch": "x86_64", "webstack:serverCount": "1",
-        "webstack:serverMinCount": "0", "webstack:serverMaxCount": "0", **(extra or {})})
+        "webstack:serverMinCount": "0", "webstack:serverMaxCount": "0"})
     region = raw.get("aws:region")
     return parse(raw, project="webstack", stack=stack, region=region,
                  supported_regions=(region,) if region else ())

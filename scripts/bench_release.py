@@ -4,8 +4,9 @@
 
 Boots the stack once, then releases new code `--runs` times the way `pulumi up` ships it (a new
 version of the appSource bundle in the local S3, the release pointer moved in the local SSM) and
-the server's release script picks it up: first with the requirements unchanged (the venv of
-the previous release is reused), then each time with changed requirements (a new venv).
+the server's release script releases it, given the pointer as the rollout gives it: first with
+the requirements unchanged (the previous release's venv is reused), then each time with changed
+requirements (a new venv).
 Prints, for each kind, the median from the pointer change to the new release serving and the
 median of each phase the release script reports (fetch, venv, build, pre-start, check, switch).
 """
@@ -47,8 +48,10 @@ def release(vm: Vm, staged: Staged, src: Path, n: int,
     if requirement is not None:
         (src / staged.cfg.app.requirements).write_text(requirement + "\n")
     started = time.monotonic()
-    staged.release_new_code(src)
-    out = vm.ssh(f"/usr/local/lib/webstack/{staged.cfg.app.name}/release", timeout=900).stdout
+    pointer = staged.release_new_code(src)
+    # as the rollout runs it (SSM Run Command on EC2): the release script given the pointer
+    out = vm.ssh(f"/usr/local/lib/webstack/{staged.cfg.app.name}/release {pointer}",
+                 timeout=900).stdout
     took = time.monotonic() - started
     found = PHASES.search(out)
     words = found.group(1).split() if found else []

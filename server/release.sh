@@ -150,6 +150,12 @@ build_venv() {  # VENV LOG: uv's venv with the requirements and gunicorn (.compl
   [ -n "$venv_shared" ] || touch "$1/.complete"
 }
 
+if [ -n "$SECRETS" ]; then
+  # The build, the hooks and the candidate get the secrets: fetched once per boot (a no-op if they were).
+  systemctl start "$unit-secrets.service" \
+    || fail "could not fetch the app's secrets from SSM (journalctl -u $unit-secrets)"
+fi
+
 install -d -o "$user" -g "$user" -m 0755 "$releases" "$VENVS"
 install -d -o "$user" -g "$user" -m 0750 "$DATA_DIR"  # kept across releases: APP_DATA_DIR
 if [ -e "$dir/.complete" ]; then
@@ -198,12 +204,6 @@ else
   echo "$sha" > "$dir/.complete"
 fi
 venv=${venv_shared:-$(readlink -f "$dir/venv")}
-
-if [ -n "$SECRETS" ]; then
-  # The hooks and the candidate get the secrets: fetched once per boot (a no-op if they were).
-  systemctl start "$unit-secrets.service" \
-    || fail "could not fetch the app's secrets from SSM (journalctl -u $unit-secrets)"
-fi
 
 if [ -n "$PRE_START" ]; then
   say "pre-start hooks"

@@ -28,6 +28,9 @@ def test_vm_config_is_the_stack_with_local_overrides() -> None:
     # a git app's VM deploys the sample app as a bundle (no git server); a bundle app its own
     assert not cfg.app.from_git and cfg.app.path == "" and cfg.app.source == str(SAMPLE_APP_DIR)
     assert vm_config("prod", KEY, {"webstack:appHealthPath": "/up"}).app.health_path == "/up"
+    # an example's stack file as overrides cannot undo what the VM needs (HTTPS, one server)
+    pinned = vm_config("dev", KEY, {"webstack:tlsMode": "none", "webstack:serverCount": "3"})
+    assert pinned.tls.mode == "selfsigned" and pinned.server.count == 1
     assert cfg.tls.mode == "selfsigned"
     assert cfg.access.ssh_public_key == KEY
     assert vm_config("dev", KEY, {"webstack:appName": "other"}).app.name == "other"
