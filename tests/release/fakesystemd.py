@@ -130,6 +130,19 @@ def serve(service: Service, control: str) -> None:
                     return
 
 
+def fetch_secrets(service: Service) -> tuple[int, str]:
+    """The secrets oneshot's work, as ssm-get does it: the test's stand-in for SSM (the file
+    `ssm-secrets.env` under the root) written to the app's secrets.env, 0600. Before it runs,
+    nothing of the release has the secrets."""
+    app = service.unit.removeprefix("webstack-")
+    source = service.root / "ssm-secrets.env"
+    target = service.root / "run" / "webstack" / app / "secrets.env"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(source.read_bytes())
+    target.chmod(0o600)
+    return 0, ""
+
+
 def handle(service: Service, args: list[str]) -> tuple[int, str]:
     words = [a for a in args if not a.startswith("-")]
     verb, units = (words[0], words[1:]) if words else ("", [])
@@ -140,8 +153,9 @@ def handle(service: Service, args: list[str]) -> tuple[int, str]:
         return 0, ""
     if verb in ("daemon-reload", "enable") or not services:
         return 0, ""  # the socket is held from the start; other units are not ours
+    if services == [f"{service.unit}-secrets.service"] and verb == "start":
+        return fetch_secrets(service)
     if services != [ours]:
-        # Other units (the secrets oneshot): the test did their work (it wrote secrets.env).
         return (0, "") if verb in ("start", "is-active") else (5, f"{verb}: not supported")
     if verb == "is-active":
         return (0, "active") if service.active() else (3, "inactive")

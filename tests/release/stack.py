@@ -333,10 +333,8 @@ def loopback_stack(cfg: StackConfig, workdir: Path, endpoints: Endpoints | None 
                          endpoints=endpoints or Endpoints())
         install(render(cfg, target, bucket), target)
         paths = Paths(target.root, cfg.app.name)
-        secrets = Path(paths.secrets_dir) / "secrets.env"
-        secrets.parent.mkdir(parents=True)
-        secrets.write_text(f'DB_PASSWORD="{SECRET}"\n')  # what ssm-get writes at boot
-        secrets.chmod(0o600)
+        # what SSM holds: fakesystemd's secrets oneshot writes it where ssm-get would
+        (root / "ssm-secrets.env").write_text(f'DB_PASSWORD="{SECRET}"\n')
         Path(paths.nginx_logs).mkdir(parents=True)
         stubs = root / "stub"
         control = str(root / "systemd.sock")
