@@ -350,12 +350,13 @@ def loopback_stack(cfg: StackConfig, workdir: Path, endpoints: Endpoints | None 
                "GIT_CONFIG_KEY_0": f"url.file://{origin}.insteadOf",
                "GIT_CONFIG_VALUE_0": REPO_URL,
                "UV_NO_INDEX": "1", "UV_FIND_LINKS": str(wheelhouse(workdir / "wheels"))}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.release.fakesystemd", "--root", str(root),
-             "--unit", f"webstack-{cfg.app.name}", "--control", control],
-            cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)}))
-        wait_for(lambda: Path(control).exists(), "fakesystemd")
+        if not cfg.app.static:  # a static site has no units: nginx alone serves it
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "tests.release.fakesystemd", "--root", str(root),
+                 "--unit", f"webstack-{cfg.app.name}", "--control", control],
+                cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)}))
+            wait_for(lambda: Path(control).exists(), "fakesystemd")
         prefix = root / "nginx-run"
         prefix.mkdir()
         main_conf = prefix / "nginx.conf"
