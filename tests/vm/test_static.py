@@ -35,8 +35,10 @@ def booted(accel: str) -> Iterator[tuple[UpResult, Staged]]:
     vm = Vm.named("test-static")
     settings = stack_file_settings("static", EXAMPLE)
     settings.pop("aws:region", None)
+    settings.pop("webstack:tlsMode", None)  # the VM's own: selfsigned, which vm.url speaks
     staged = stage(vm, "dev", ports, extra=settings)
     assert staged.cfg.app.static and staged.cfg.app.health_path == "/"
+    assert staged.cfg.tls.mode == "selfsigned"
     try:
         result = up("test-static", staged.user_data, "static-vm", ports, say,
                     staged.cfg.app.health_path, timeout=1200, accel=accel)
