@@ -10,6 +10,7 @@ import gzip
 import http.client
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from components.bundle import Bundle, pack
 from devtools.local_aws import imds_handler
 from tests.http_site import serving
 from tests.release.stack import Stack, dump, loopback_stack
+from tests.stubs import write_stubs
 from tests.variants import make_cfg
 
 pytestmark = pytest.mark.realtools
@@ -166,3 +168,27 @@ def test_a_build_with_the_requirements_file_runs_in_a_venv_without_gunicorn(setu
     assert (release / "venv" / "bin" / "python").exists()
     assert not (release / "venv" / "bin" / "gunicorn").exists()
     assert fetch(stack, "/")[2] == b"<!doctype html><title>D</title><p>release D</p>\n"
+
+
+def test_setup_starts_no_app_process_and_ends_on_the_health_check_through_nginx(
+        setup, tmp_path: Path) -> None:
+    stack, _ = setup
+    stubs = tmp_path / "stubs"
+    log = tmp_path / "calls"
+    write_stubs(stubs, {name: f'echo "{name} $*" >> {log}' for name in
+                        ("systemctl", "usermod", "nginx")})
+    write_stubs(stubs, {"id": "echo www-data site"})  # nginx is already in the app's group
+    env = {**stack.env, "PATH": f"{stubs}:{stack.env['PATH']}"}
+    # what a local target's settings name (Target.pointer): here the release that serves
+    sha = (stack.current() / ".complete").read_text().strip()
+    with open(f"{stack.paths.lib}/settings.env", "a") as settings:
+        settings.write(f'APP_REF="{sha}"\n')
+    proc = subprocess.run([f"{stack.paths.lib}/setup"], capture_output=True, text=True,
+                          timeout=120, env=env, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = log.read_text().splitlines()
+    assert "nginx -t -q" in calls
+    assert not [c for c in calls if "webstack-site" in c], calls  # no units, nothing started
+    assert "is already serving: nothing to do" in proc.stdout
+    assert proc.stdout.splitlines()[-2:] == ["webstack-setup: waiting for / through nginx",
+                                             "webstack-setup: done"]
