@@ -9,20 +9,18 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from components import naming
 from components.bootstrap import Endpoints, bundle_release
-from components.bundle import Bundle, pack
+from components.bundle import Bundle
 from devtools.local_aws import imds_handler
 from tests.http_site import serving
-from tests.release.stack import Stack, dump, loopback_stack
+from tests.release.stack import BundleBucket, Stack, dump, loopback_stack, require_tools
 from tests.stubs import write_stubs
 from tests.variants import make_cfg
 
@@ -38,8 +36,8 @@ BUILD = 'mkdir -p public && cp -R pages/. public/ && echo "${VIRTUAL_ENV:-no-ven
 class Sites:
     """The site's versions as `pulumi up` uploads them: one key, a new S3 version each."""
 
-    def __init__(self, root: Path, s3):
-        self.root, self.s3 = root, s3
+    def __init__(self, root: Path, bucket: BundleBucket):
+        self.root, self.bucket = root, bucket
 
     def upload(self, name: str, *, index: bool = True,
                requirements: bool = False) -> tuple[Bundle, str]:
@@ -52,22 +50,15 @@ class Sites:
         (src / "pages" / ".env").write_text("SECRET=never-served\n")
         if requirements:
             (src / "requirements.txt").write_text("")
-        code = pack(src)
-        version = self.s3.put_object(Bucket=BUCKET, Key=KEY, Body=code.data)["VersionId"]
-        return code, f"{code.sha256}@{version}"
+        return self.bucket.upload(src)
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory,
           moto_url: str) -> Iterator[tuple[Stack, Sites]]:
-    for tool in ("nginx", "wrk", "flock"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed: scripts/setup-system.sh (make system) does it")
+    require_tools("nginx", "wrk", "flock")
     work = tmp_path_factory.mktemp("static")
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    bucket = BundleBucket.create(moto_url, BUCKET, KEY)
     source = work / "source"
     source.mkdir()
     cfg = make_cfg({"webstack:appName": "site", "webstack:appKind": "static",
@@ -76,7 +67,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory,
     assert cfg.app.health_path == "/"  # a static site's default
     with serving(imds_handler("us-east-1", "i-0static")) as imds, loopback_stack(
             cfg, work, Endpoints(imds=imds, s3=moto_url), BUCKET) as stack:
-        sites = Sites(work / "sites", s3)
+        sites = Sites(work / "sites", bucket)
         sites.root.mkdir()
         yield stack, sites
 
