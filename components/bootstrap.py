@@ -217,12 +217,13 @@ def bundle_release(sha256: str) -> str:
 
 
 def cloudwatch_agent_config(cfg: StackConfig, paths: Paths) -> dict[str, object]:
-    """The CloudWatch agent's JSON: memory and root-disk metrics, four log files to the groups
-    the program creates (with their retention: the agent is given none, so it sets none)."""
+    """The CloudWatch agent's JSON: memory and root-disk metrics, the log files (a static site
+    has no app log) to the groups the program creates (with their retention: the agent is given
+    none, so it sets none)."""
     groups = naming.log_groups(cfg)
     files = [(f"{paths.nginx_logs}/{cfg.app.name}.access.log", "nginx-access"),
              (f"{paths.nginx_logs}/{cfg.app.name}.error.log", "nginx-error"),
-             (f"{paths.logs}/error.log", "app"),
+             *[(f"{paths.logs}/error.log", "app")] * (not cfg.app.static),  # gunicorn's
              (paths.root + "/var/log/cloud-init-output.log", "cloud-init")]
     return {
         # root: nginx's logs are www-data:adm 0640, the app's its own user's.
@@ -249,6 +250,8 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     app, shape = cfg.app, topology.derive(cfg)
     paths = Paths(target.root, app.name)
     app_dir = f"{paths.src}/{app.path}" if app.path else paths.src
+    # A static site needs uv only for a build (whose venv the release's requirements make).
+    fetch_uv = not target.uv and (not app.static or bool(app.build))
     venv = target.venv or f"{paths.current}/venv"
     if shape.load_balanced:
         proxies = target.trusted_proxies or (
@@ -288,6 +291,11 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "paths": paths,
         "app_dir": app_dir,
         "static_dir": f"{app_dir}/{app.static_dir}",
+        # appKind static: nginx's root, through `current` (followed per request: a release's
+        # switch needs no reload)
+        "static": app.static,
+        "web_root": f"{app_dir}/{app.web_dir}" if app.web_dir else app_dir,
+        "fetch_uv": fetch_uv,
         "venv": venv,
         "uv": target.uv or f"{paths.lib}/uv",
         "target": target,
@@ -335,7 +343,9 @@ def _hooks(name: str, key: str, what: str, when: str, commands: tuple[str, ...],
 def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     """Every file the artefact carries, with its source."""
     unit, units, app = unit_name(cfg), p.units, cfg.app.name
-    programs = ["setup", "release", "probe", "requirements-key"] + ["fetch-uv"] * (not target.uv)
+    venvs = not cfg.app.static or bool(cfg.app.build)  # a static site's only for a build
+    programs = ["setup", "release", "probe"] + ["requirements-key"] * venvs
+    programs += ["fetch-uv"] * (not target.uv and venvs)
     programs.append("fetch-app" if cfg.app.from_git else "fetch-bundle")
     # secrets, a private repository's credential, the release pointer, or the Let's Encrypt
     # certificate kept in SSM
@@ -343,17 +353,19 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
         programs.append("ssm-get")
     files = [
         *(_File(p.program(name), program=PROGRAMS[name], mode=0o755) for name in programs),
-        _File(f"{p.etc}/gunicorn.conf.py", "files/gunicorn.conf.py.j2"),
-        _File(f"{p.etc}/uv.toml", "files/uv.toml.j2"),
         # Rendered for every target so local checks see it; only EC2's setup starts the agent.
         _File(f"{p.etc}/cloudwatch-agent.json", "files/cloudwatch-agent.json.j2"),
-        _File(p.root + f"/etc/logrotate.d/webstack-{app}", "files/logrotate.j2"),
         _File(f"{p.etc}/app.env", "files/app.env.j2", mode=0o600),
-        _File(f"{units}/{unit}.socket", "files/app.socket.j2"),
-        _File(f"{units}/{unit}.service", "files/app.service.j2"),
         _File(f"{p.nginx}/conf.d/{app}.conf", "files/nginx-site.conf.j2"),
         _File(p.root + "/etc/apt/apt.conf.d/20auto-upgrades", "files/20auto-upgrades.j2"),
     ]
+    if venvs:
+        files.append(_File(f"{p.etc}/uv.toml", "files/uv.toml.j2"))
+    if not cfg.app.static:  # the app process: gunicorn on the socket unit's socket, its log
+        files += [_File(f"{p.etc}/gunicorn.conf.py", "files/gunicorn.conf.py.j2"),
+                  _File(p.root + f"/etc/logrotate.d/webstack-{app}", "files/logrotate.j2"),
+                  _File(f"{units}/{unit}.socket", "files/app.socket.j2"),
+                  _File(f"{units}/{unit}.service", "files/app.service.j2")]
     if cfg.app.repo_host_keys:  # the only host keys ssh trusts for the app's repository
         files.append(_File(f"{p.etc}/known_hosts", "files/known_hosts.j2"))
     if cfg.app.secrets:
@@ -422,13 +434,15 @@ def server_settings(cfg: StackConfig, target: Target, ctx: dict[str, object],
         "APP_REQUIREMENTS": app.requirements, "RELEASES_KEPT": str(app.releases_kept),
         "SECRETS": flag[bool(app.secrets)], "PRE_START": flag[bool(app.pre_start)],
         "BUILD": flag[bool(app.build)],
-        "GUNICORN_VERSION": GUNICORN_VERSION, "VENV_SHARED": target.venv,
+        # appKind static: no gunicorn in a build's venv; nginx serves WEB_DIR of the app directory
+        "KIND": app.kind, "WEB_DIR": app.web_dir,
+        "GUNICORN_VERSION": "" if app.static else GUNICORN_VERSION, "VENV_SHARED": target.venv,
         "HEALTH_PATH": app.health_path, "HEALTH_URL": str(ctx["health_url"]),
         "PROBE_TIMEOUT": str(app.timeout_seconds + 5),
         # uv, fetched by fetch-uv unless the target brings its own
         "UV": str(ctx["uv"]), "UV_VERSION": UV_VERSION,
         "UV_INDEX": cfg.sources.pip_index_url or PYPI_SIMPLE, "UV_WHEEL": wheel,
-        "UV_SHA256": digest, "FETCH_UV": flag[not target.uv],
+        "UV_SHA256": digest, "FETCH_UV": flag[bool(ctx["fetch_uv"])],
         # TLS on the server (selfsigned, letsencrypt) and the certificate kept in SSM
         "TLS_MODE": tls, "HTTPS": flag[bool(ctx["https"])], "CERT_NAME": str(ctx["cert_name"]),
         "ALT_NAMES": str(ctx["alt_names"]), "DOMAIN_NAMES": " ".join(cfg.domain.names),

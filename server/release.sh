@@ -12,6 +12,9 @@
 # 3. switch $CURRENT to it atomically, restart gunicorn with no failed request (see
 #    restart_app), GET $HEALTH_PATH through nginx; on failure switch back;
 # 4. keep the newest $RELEASES_KEPT releases and the venvs they use.
+# A static site (KIND=static) has no app process: its venv only for a build with the
+# requirements file, the candidate check is that $HEALTH_PATH is a file of the new release's web
+# root, and the switch restarts nothing (nginx follows $CURRENT per request).
 # Releasing what already serves is a no-op. Last line on success: "release: serving REF (ID) as
 # DIR"; on failure one paragraph "release: FAILED: ..." on stderr and exit 1 (2: usage).
 # Never `set -x`: the hooks and the candidate run with the app's secrets in their environment.
@@ -36,6 +39,8 @@ venv_shared=$VENV_SHARED
 uv=("$UV" --config-file "$etc/uv.toml")
 health_path=$HEALTH_PATH
 health_url=$HEALTH_URL
+static=
+[ "$KIND" != static ] || static=1
 
 say() { echo "release: $*"; }
 fail() {  # MESSAGE [CODE]: one paragraph on stderr, credentials in URLs masked
@@ -98,6 +103,7 @@ fi
 short=${sha:0:12}
 dir="$releases/$id"
 app_dir="$dir/src${APP_PATH:+/$APP_PATH}"
+web_root="$app_dir${WEB_DIR:+/$WEB_DIR}"
 previous=$(readlink "$current" 2>/dev/null || true)
 previous=${previous##*/}
 
@@ -125,6 +131,7 @@ restart_app() {
   # connections wait in the socket's backlog meanwhile, and the new master takes the same
   # socket from systemd and accepts them. nginx sees a slower answer, never an error.
   # A restart, not HUP (whose workers keep the old venv); $unit.socket holds connections meanwhile.
+  [ -z "$static" ] || return 0  # nginx serves the files `current` points at: nothing to restart
   systemctl start "$unit.socket"
   if systemctl is-active --quiet "$unit.service"; then
     systemctl restart "$unit.service"
@@ -138,20 +145,45 @@ switch_to() {  # atomic: rename(2) of a new symlink over the old one
   mv -T "$home/.current.new" "$current"
 }
 
-build_venv() {  # VENV LOG: uv's venv with the requirements and gunicorn (.complete when whole)
+build_venv() {  # VENV LOG: uv's venv with the requirements (+ gunicorn) (.complete when whole)
   if [ -z "$venv_shared" ]; then
     rm -rf "$1"
     as_app "${uv[@]}" venv --quiet --python /usr/bin/python3 "$1" >"$2" 2>&1 \
       || abandon "uv venv failed: $(excerpt "$2")"
   fi
   as_app "${uv[@]}" pip install --python "$1/bin/python" --compile-bytecode \
-      --requirement "$app_dir/$APP_REQUIREMENTS" "gunicorn==$GUNICORN_VERSION" >>"$2" 2>&1 \
+      --requirement "$app_dir/$APP_REQUIREMENTS" ${GUNICORN_VERSION:+"gunicorn==$GUNICORN_VERSION"} \
+      >>"$2" 2>&1 \
     || abandon "installing the requirements failed: $(excerpt "$2")"
   [ -n "$venv_shared" ] || touch "$1/.complete"
 }
 
+release_venv() {  # $dir/venv: the venv of the release's requirements (shared by their hash)
+  [ -f "$app_dir/$APP_REQUIREMENTS" ] \
+    || abandon "it has no $APP_REQUIREMENTS${APP_PATH:+ in $APP_PATH}"
+  if [ -n "$venv_shared" ]; then
+    venv=$venv_shared
+    build_venv "$venv" "$dir/.venv.log"
+  elif key=$(/usr/bin/python3 "$lib/requirements-key" "$app_dir/$APP_REQUIREMENTS" \
+               "$GUNICORN_VERSION" "$UV_INDEX" 2>"$dir/.venv.log"); then
+    venv="$VENVS/$key"
+    if [ -e "$venv/.complete" ]; then
+      say "virtualenv $venv (the same requirements: reused)"
+    else
+      say "virtualenv $venv"
+      build_venv "$venv" "$dir/.venv.log"
+    fi
+  else  # it installs files of the release itself (-e ., ./pkg): a venv of its own
+    venv="$dir/venv"
+    say "virtualenv $venv ($(excerpt "$dir/.venv.log" 1))"
+    build_venv "$venv" "$dir/.venv.log"
+  fi
+  [ "$venv" = "$dir/venv" ] || ln -sfn "$venv" "$dir/venv"
+}
+
 if [ -n "$SECRETS" ]; then
-  # The build, the hooks and the candidate get the secrets: fetched once per boot (a no-op if they were).
+  # The build, the hooks and the candidate get the secrets: fetched once per boot (a no-op if
+  # they were).
   systemctl start "$unit-secrets.service" \
     || fail "could not fetch the app's secrets from SSM (journalctl -u $unit-secrets)"
 fi
@@ -173,27 +205,11 @@ else
       || abandon "could not export $sha: $(excerpt "$dir/.fetch.log" 3)"
   fi
   phase fetch
-  [ -f "$app_dir/$APP_REQUIREMENTS" ] \
-    || abandon "it has no $APP_REQUIREMENTS${APP_PATH:+ in $APP_PATH}"
-  if [ -n "$venv_shared" ]; then
-    venv=$venv_shared
-    build_venv "$venv" "$dir/.venv.log"
-  elif key=$(/usr/bin/python3 "$lib/requirements-key" "$app_dir/$APP_REQUIREMENTS" \
-               "$GUNICORN_VERSION" "$UV_INDEX" 2>"$dir/.venv.log"); then
-    venv="$VENVS/$key"
-    if [ -e "$venv/.complete" ]; then
-      say "virtualenv $venv (the same requirements: reused)"
-    else
-      say "virtualenv $venv"
-      build_venv "$venv" "$dir/.venv.log"
-    fi
-  else  # it installs files of the release itself (-e ., ./pkg): a venv of its own
-    venv="$dir/venv"
-    say "virtualenv $venv ($(excerpt "$dir/.venv.log" 1))"
-    build_venv "$venv" "$dir/.venv.log"
+  # A static site's build gets a venv when the release has the requirements file; else none.
+  if [ -z "$static" ] || { [ -n "$BUILD" ] && [ -f "$app_dir/$APP_REQUIREMENTS" ]; }; then
+    release_venv
+    phase venv
   fi
-  [ "$venv" = "$dir/venv" ] || ln -sfn "$venv" "$dir/venv"
-  phase venv
   if [ -n "$BUILD" ]; then
     say "build commands"
     (app_env; exec runuser -u "$user" -- env HOME="$home" "$lib/build" "$dir") 9>&- \
@@ -213,29 +229,49 @@ if [ -n "$PRE_START" ]; then
   phase pre-start
 fi
 
+check_candidate() {  # gunicorn on a private socket answers $health_path with 200
+  candidate="$dir/.candidate.sock"
+  rm -f "$candidate"
+  # setpriv execs (runuser would fork): $! is gunicorn's master, which the probe watches.
+  (app_env; exec setpriv --reuid "$user" --regid "$user" --init-groups env HOME="$home" \
+    "$venv/bin/gunicorn" --config "$etc/gunicorn.conf.py" --chdir "$app_dir" \
+    --bind "unix:$candidate" --workers 1 --no-control-socket \
+    --error-logfile -) </dev/null >"$dir/.candidate.log" 2>&1 9>&- &
+  candidate_pid=$!
+  checked=0
+  answer=$("$lib/probe" get "http://localhost$health_path" --unix "$candidate" --wait 60 \
+    --pid "$candidate_pid" "${redact[@]}") && checked=1
+  kill -TERM "$candidate_pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$candidate_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$candidate_pid" 2>/dev/null || true
+  wait "$candidate_pid" 2>/dev/null || true
+  rm -f "$candidate"
+  if [ "$checked" != 1 ]; then
+    abandon "its health check failed before it took traffic: $answer; gunicorn's log ends: $(excerpt "$dir/.candidate.log" 3)"
+  fi
+}
+
+check_files() {  # a static site: $health_path is a file of the new release's web root
+  local root file
+  if ! root=$(readlink -e -- "$web_root") || [ ! -d "$root" ]; then
+    abandon "its web root ${web_root#"$dir/src/"} is not a directory"
+  fi
+  file=$(readlink -e -- "$root$health_path") || file=
+  [ ! -d "$file" ] || file=$(readlink -e -- "$file/index.html") || file=
+  if [ ! -f "$file" ] || [[ $file != "$root"/* ]]; then
+    abandon "its health check failed before it took traffic: no file of its web root ${web_root#"$dir/src/"} answers $health_path (a directory: its index.html)"
+  fi
+}
+
 say "checking $health_path on $id before it takes traffic"
-candidate="$dir/.candidate.sock"
-rm -f "$candidate"
-# setpriv execs (runuser would fork): $! is gunicorn's master, which the probe watches.
-(app_env; exec setpriv --reuid "$user" --regid "$user" --init-groups env HOME="$home" \
-  "$venv/bin/gunicorn" --config "$etc/gunicorn.conf.py" --chdir "$app_dir" \
-  --bind "unix:$candidate" --workers 1 --no-control-socket \
-  --error-logfile -) </dev/null >"$dir/.candidate.log" 2>&1 9>&- &
-candidate_pid=$!
-checked=0
-answer=$("$lib/probe" get "http://localhost$health_path" --unix "$candidate" --wait 60 \
-  --pid "$candidate_pid" "${redact[@]}") && checked=1
-kill -TERM "$candidate_pid" 2>/dev/null || true
-for _ in $(seq 100); do kill -0 "$candidate_pid" 2>/dev/null || break; sleep 0.1; done
-kill -KILL "$candidate_pid" 2>/dev/null || true
-wait "$candidate_pid" 2>/dev/null || true
-rm -f "$candidate"
-if [ "$checked" != 1 ]; then
-  abandon "its health check failed before it took traffic: $answer; gunicorn's log ends: $(excerpt "$dir/.candidate.log" 3)"
-fi
+if [ -n "$static" ]; then check_files; else check_candidate; fi
 phase check
 
-say "switching $current to $id and restarting $unit"
+if [ -n "$static" ]; then
+  say "switching $current to $id"
+else
+  say "switching $current to $id and restarting $unit"
+fi
 switch_to "$id"
 restarted=1
 restart_app || restarted=0
@@ -258,7 +294,7 @@ touch "$dir/.released"
 rm -rf "$releases"/.failed-*
 # The paths the app had before releases, for people and tools: the serving release's.
 ln -sfn current/src "$home/src"
-ln -sfn current/venv "$home/venv"
+[ -n "$static" ] || ln -sfn current/venv "$home/venv"
 n=0
 while read -r _ marker; do
   n=$((n + 1))

@@ -3,7 +3,8 @@
 # Deploys the app on this server, as root, after the fetcher unpacked the artefact. cloud-init
 # runs it once at first boot; run it again to repair. Every step checks before it acts. The app
 # itself is put in place by $LIB/release (the first release goes through the same code as every
-# later one); gunicorn restarts here only when its settings changed.
+# later one); gunicorn restarts here only when its settings changed. A static site (KIND=static)
+# has no gunicorn and no units of its own beside the secrets' one: nginx serves its files.
 set -euo pipefail
 umask 022
 # shellcheck source=/dev/null
@@ -72,19 +73,22 @@ else
   systemctl start nginx  # a no-op unless it had stopped
 fi
 
-log "systemd units"
-units=("$unit.socket" "$unit.service")
+units=()
+[ "$KIND" = static ] || units+=("$unit.socket" "$unit.service")
 [ -z "$SECRETS" ] || units+=("$unit-secrets.service")
 [ -z "$PRE_START" ] || units+=("$unit-prestart.service")
-# A reload re-reads every unit on the machine (seconds on a small server): only when one of ours
-# changed since systemd loaded it. On a first boot none was loaded yet, so none needs it.
-systemctl enable --quiet --no-reload "${units[@]}"
-for u in "${units[@]}"; do
-  if [ "$(systemctl show --property=NeedDaemonReload --value "$u")" = yes ]; then
-    systemctl daemon-reload
-    break
-  fi
-done
+if [ ${#units[@]} -gt 0 ]; then
+  log "systemd units"
+  # A reload re-reads every unit on the machine (seconds on a small server): only when one of
+  # ours changed since systemd loaded it. On a first boot none was loaded yet, so none needs it.
+  systemctl enable --quiet --no-reload "${units[@]}"
+  for u in "${units[@]}"; do
+    if [ "$(systemctl show --property=NeedDaemonReload --value "$u")" = yes ]; then
+      systemctl daemon-reload
+      break
+    fi
+  done
+fi
 
 if [ -n "$FETCH_UV" ]; then  # local runs bring their own uv; bootcmd has usually fetched it
   log "uv $UV_VERSION"
@@ -94,18 +98,20 @@ fi
 # The release starts the socket: started earlier, a request would start gunicorn before a release.
 log "release"
 "$lib/release"
-systemctl start "$unit.socket"  # a no-op when the release started it; a repair run needs it
-# gunicorn's settings come with the user-data, not with a release: restart on a change.
-settings=$(sha256sum "$etc/gunicorn.conf.py" "$etc/app.env" | sha256sum | cut -d' ' -f1)
-recorded=$(cat "$state/settings" 2>/dev/null || true)
-if [ "$settings" != "$recorded" ]; then
-  if [ -n "$recorded" ]; then
-    log "restarting $unit (settings changed)"
-    systemctl restart "$unit.service"
+if [ "$KIND" != static ]; then
+  systemctl start "$unit.socket"  # a no-op when the release started it; a repair run needs it
+  # gunicorn's settings come with the user-data, not with a release: restart on a change.
+  settings=$(sha256sum "$etc/gunicorn.conf.py" "$etc/app.env" | sha256sum | cut -d' ' -f1)
+  recorded=$(cat "$state/settings" 2>/dev/null || true)
+  if [ "$settings" != "$recorded" ]; then
+    if [ -n "$recorded" ]; then
+      log "restarting $unit (settings changed)"
+      systemctl restart "$unit.service"
+    fi
+    echo "$settings" > "$state/settings"
   fi
-  echo "$settings" > "$state/settings"
+  systemctl start "$unit.service"
 fi
-systemctl start "$unit.service"
 
 log "waiting for $HEALTH_PATH through nginx"
 "$lib/probe" get "$HEALTH_URL" --wait 60 || { log "$HEALTH_URL did not answer 200"; exit 1; }

@@ -99,6 +99,17 @@ VARIANTS: dict[str, Variant] = {
         "webstack:appRepo": "https://git.example.com/acme/shop.git", "webstack:appRef": "v3.1.0",
         "webstack:appSecretValues": arr("API_KEY=hunter2-plain", "SESSION_KEY=s3ss10n-k3y"),
         "webstack:alertEmails": arr("ops@example.com"), "webstack:serverMaxCount": "4"}),
+    # A static site (examples/static-site) on one server: nginx alone, no gunicorn, no venv.
+    "static": Variant("dev", {"webstack:appName": "site", "webstack:appKind": "static",
+                              "webstack:appSource": "examples/static-site",
+                              "webstack:appStaticDir": "public"}),
+    # A static site built on the server (a venv for the build), behind an ALB with ACM.
+    "static-build-alb": Variant("dev", {
+        **GOOD_ZONE, "webstack:tlsMode": "acm", "webstack:serverCount": "2",
+        "webstack:appName": "docs", "webstack:appKind": "static",
+        "webstack:appSource": "examples/static-site", "webstack:appStaticDir": "site",
+        "webstack:appBuild": arr("mkdocs build --site-dir site"),
+        "webstack:appHealthPath": "/index.html"}),
 }
 NAMES = list(VARIANTS)
 

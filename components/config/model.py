@@ -39,6 +39,13 @@ class AppConfig:
     repo_credential: RepoCredential | None = None  # None: a public appRepo (or none)
     repo_host_keys: tuple[str, ...] = ()  # known_hosts lines pinning an ssh appRepo's host
     repo_token_user: str = ""  # the user name git sends with the token
+    kind: str = "python"  # appKind: python | static
+    web_dir: str = ""  # appKind static: the web root, relative to the app directory ("": it)
+
+    @property
+    def static(self) -> bool:
+        """nginx serves the release's files itself: no app process, no gunicorn."""
+        return self.kind == "static"
 
     @property
     def from_git(self) -> bool:

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import ipaddress
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from components import gitremote, naming
@@ -50,9 +51,21 @@ def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str],
     if name in RESERVED_NAMES:
         r.bad("appName", name, "a name that is not a system account on Debian/Ubuntu (it names "
                                "the app's user)")
+    static = r.text("appKind") == "static"
     seen = len(r.problems)
     repo, path, requirements = r.text("appRepo"), r.text("appPath"), r.text("appRequirements")
-    source = _source(r, repo, base_dir, (path, requirements) if len(r.problems) == seen else None)
+    health_path, static_dir = r.text("appHealthPath"), r.text("appStaticDir")
+    build = _commands(r, "appBuild")
+    if static:
+        _static_refusals(r)
+        if r.raw.get(full_key("appHealthPath")) is None:
+            health_path = "/"
+        web_dir = static_dir if r.raw.get(full_key("appStaticDir")) is not None else ""
+        holds = _static_site(path, web_dir, health_path, built=bool(build))
+    else:
+        web_dir = ""
+        holds = _requirements_file(path, requirements)
+    source = _source(r, repo, base_dir, path if len(r.problems) == seen else None, holds)
     env = r.pairs("appEnv", lambda v: v.isprintable() and len(v) <= MAX_VALUE,
                   "a value of printable characters on one line")
     secrets = r.pairs("appSecrets", lambda v: bool(_SSM_NAME.match(v)) and len(v) <= 1011,
@@ -72,12 +85,12 @@ def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str],
                   f"{dup}: expected each variable in one of them")
     return model.AppConfig(
         name=name, source=source, repo=repo, ref=r.text("appRef"), path=path,
-        wsgi=r.text("appWsgi"),
-        requirements=requirements, health_path=r.text("appHealthPath"),
-        static_url=r.text("appStaticUrl"), static_dir=r.text("appStaticDir"),
+        wsgi=r.text("appWsgi"), kind="static" if static else "python", web_dir=web_dir,
+        requirements=requirements, health_path=health_path,
+        static_url="" if static else r.text("appStaticUrl"), static_dir=static_dir,
         workers=r.number("appWorkers"), timeout_seconds=r.number("appTimeoutSeconds"),
         max_body_mib=r.number("appMaxBodyMib"), env=env, secrets=secrets,
-        stored_secrets=tuple(stored), build=_commands(r, "appBuild"),
+        stored_secrets=tuple(stored), build=build,
         pre_start=_commands(r, "appPreStart"), releases_kept=r.number("appReleasesKept"),
         bundles_kept=r.number("appBundlesKept"),
         repo_credential=_repo_credential(r, repo, project=project, stack=stack, app=name,
@@ -85,9 +98,14 @@ def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str],
         repo_host_keys=tuple(_repo_host_keys(r, repo)), repo_token_user=r.text("appRepoTokenUser"))
 
 
-def _source(r: Reader, repo: str, base_dir: Path, inside: tuple[str, str] | None) -> str:
-    """The bundle's directory, resolved and checked to hold `inside` (appPath, appRequirements:
-    None when they are already wrong); "" for a git app."""
+# What a source's app directory must hold: (app directory, the source as messages name it) ->
+# the problem, or None.
+_Holds = Callable[[Path, str], str | None]
+
+
+def _source(r: Reader, repo: str, base_dir: Path, path: str | None, holds: _Holds) -> str:
+    """The bundle's directory, resolved and checked to hold appPath (None when it is already
+    wrong) and what `holds` asks of the app directory; "" for a git app."""
     given = r.text("appSource")
     if repo:
         if given:
@@ -99,17 +117,62 @@ def _source(r: Reader, repo: str, base_dir: Path, inside: tuple[str, str] | None
         r.bad("appSource", given, f"a directory (relative to {base_dir}, or absolute); "
                                   f"{where} is not one")
         return ""
-    if inside is None:
+    if path is None:
         return str(where)
-    path, requirements = inside
     app_dir = where / path if path else where
     if path and not app_dir.is_dir():
         r.bad("appPath", path, f"a directory inside appSource ({where})")
-    elif not (app_dir / requirements).is_file():
-        r.problem(f"{NAMESPACE}:appSource {given or SAMPLE_APP_DIR.name!r} has no "
-                  f"{(Path(path) / requirements).as_posix()}: expected the app's requirements "
-                  f"file there ({NAMESPACE}:appRequirements, relative to appPath)")
+    elif problem := holds(app_dir, f"{NAMESPACE}:appSource {given or SAMPLE_APP_DIR.name!r}"):
+        r.problem(problem)
     return str(where)
+
+
+def _requirements_file(path: str, requirements: str) -> _Holds:
+    def holds(app_dir: Path, source: str) -> str | None:
+        if (app_dir / requirements).is_file():
+            return None
+        return (f"{source} has no {(Path(path) / requirements).as_posix()}: expected the app's "
+                f"requirements file there ({NAMESPACE}:appRequirements, relative to appPath)")
+    return holds
+
+
+def _static_site(path: str, web_dir: str, health_path: str, *, built: bool) -> _Holds:
+    """A static site's web root must hold the health path's file, unless a build makes it on
+    the server (then the release's candidate check is the first to look)."""
+    def holds(app_dir: Path, source: str) -> str | None:
+        if built:
+            return None
+        web = app_dir / web_dir if web_dir else app_dir
+        shown_web = (Path(path) / web_dir).as_posix() if path or web_dir else "its root"
+        if not web.is_dir():
+            return (f"{source} has no directory {shown_web}: expected the site's web root "
+                    f"there ({NAMESPACE}:appStaticDir, relative to appPath), or an appBuild "
+                    "that makes it")
+        page = web / health_path.lstrip("/")
+        if page.is_dir():
+            page = page / "index.html"
+        if not page.is_file():
+            return (f"{source} has no {page.relative_to(web).as_posix()} in "
+                    f"{shown_web}: expected the file {NAMESPACE}:appHealthPath = "
+                    f"{health_path!r} names (index.html for a directory)")
+        return None
+    return holds
+
+
+_STATIC_REFUSED = {  # the settings appKind static has no use for, and why
+    "appWsgi": "there is no WSGI app", "appWorkers": "there is no gunicorn",
+    "appStaticUrl": "nginx serves the whole site (the web root is appStaticDir)",
+    "appPreStart": "there is no app process to run them before; a release's build commands "
+                   "are appBuild",
+}
+
+
+def _static_refusals(r: Reader) -> None:
+    for key, why in _STATIC_REFUSED.items():
+        value = r.raw.get(full_key(key))
+        if value is not None and value.strip() not in ("", "[]"):
+            r.problem(f"{full_key(key)} is set but {NAMESPACE}:appKind is 'static' ({why}): "
+                      f"expected it removed (pulumi config rm {full_key(key)})")
 
 
 def _stored_secrets(r: Reader, secret_keys: frozenset[str]) -> list[str]:

@@ -22,6 +22,7 @@ SAMPLE_APP_DIR = PROJECT_DIR / "examples" / "hello-app"  # the default appSource
 OS_CHOICES = ("debian-12", "ubuntu-24.04")
 ARCH_CHOICES = ("x86_64", "arm64")
 TLS_CHOICES = ("none", "acm", "letsencrypt", "selfsigned")
+KIND_CHOICES = ("python", "static")
 MAX_SERVERS = 50
 MAX_CERT_NAME = 64  # ACM and Let's Encrypt: a certificate's first name (the CN) fits in 64
 MAX_VALUE = 4096  # any one string setting
@@ -122,6 +123,10 @@ SETTINGS: tuple[Setting, ...] = (
             "released from there. Empty (and appRepo empty): the sample app examples/hello-app.",
             valid=lambda v: v.isprintable() and len(v) <= MAX_VALUE,
             form="a directory path on one line", empty_ok=True),
+    Setting("appKind", "string", "python",
+            "What the app is: python (a WSGI app, gunicorn behind nginx) or static (a directory "
+            "of HTML/CSS/JS nginx serves itself: no gunicorn, no venv unless appBuild has a "
+            "requirements file; see README, Static sites).", choices=KIND_CHOICES),
     _shaped("appRepo", "",
             "Git URL of the app, instead of appSource: servers fetch appRef from it at each "
             "release.", f"{_GIT_HTTPS}|{_GIT_SSH}",
@@ -163,14 +168,17 @@ SETTINGS: tuple[Setting, ...] = (
             "Requirements file, relative to the app directory.", _REL_PATH,
             "a relative file path without '..', e.g. requirements.txt", plain=True),
     _shaped("appHealthPath", "/healthz",
-            "Path that answers 200 when the app is healthy; used by nginx, the ALB and readiness.",
+            "Path that answers 200 when the app is healthy; used by nginx, the ALB and readiness. "
+            "appKind static: a file of the web root (a directory: its index.html), default /.",
             rf"^/({_URL_SEGMENT}/?)*$", "a URL path such as /healthz", plain=True),
     _shaped("appStaticUrl", "/static/",
             "URL prefix nginx serves straight from appStaticDir (empty: no static files).",
             rf"^/({_URL_SEGMENT}/)+$",
             "a URL path ending in '/', other than '/' itself, e.g. /static/",
             empty_ok=True, plain=True),
-    _shaped("appStaticDir", "static", "Directory of static files, relative to the app directory.",
+    _shaped("appStaticDir", "static",
+            "Directory of static files, relative to the app directory. appKind static: the web "
+            "root when set (e.g. dist, made by appBuild), else the app directory itself.",
             _REL_PATH, "a relative path without '..', e.g. static", plain=True),
     _number("appWorkers", 0, 0, 64,
             "gunicorn worker processes; 0 derives 2 x vCPU + 1 on the server at boot."),

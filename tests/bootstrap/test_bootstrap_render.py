@@ -529,11 +529,13 @@ def test_cloudwatch_agent_config_has_the_metrics_and_logs_the_alarms_and_groups_
     groups = naming.log_groups(cfg)
     app = cfg.app.name
     site = files[f"/etc/nginx/conf.d/{app}.conf"]
-    gunicorn = _gunicorn_settings(render(cfg), app)
+    # a static site has no app process, so no app log (nginx's logs are the site's)
+    app_log = {} if cfg.app.static else {
+        groups["app"]: _gunicorn_settings(render(cfg), app)["errorlog"]}
     assert by_group == {
         groups["nginx-access"]: f"/var/log/nginx/{app}.access.log",
         groups["nginx-error"]: f"/var/log/nginx/{app}.error.log",
-        groups["app"]: gunicorn["errorlog"],
+        **app_log,
         groups["cloud-init"]: "/var/log/cloud-init-output.log"}
     # ... and those are the files nginx and gunicorn really write.
     assert f"access_log /var/log/nginx/{app}.access.log " in site

@@ -28,8 +28,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
 
 from components.bootstrap import Endpoints, render
+from components.bundle import Bundle, pack
 from components.config import PROJECT_DIR, StackConfig
 from components.naming import Paths
 from devtools.localrun import connects, install, local_target, nginx_main_conf, stop, wait_for
@@ -348,12 +353,13 @@ def loopback_stack(cfg: StackConfig, workdir: Path, endpoints: Endpoints | None 
                "GIT_CONFIG_KEY_0": f"url.file://{origin}.insteadOf",
                "GIT_CONFIG_VALUE_0": REPO_URL,
                "UV_NO_INDEX": "1", "UV_FIND_LINKS": str(wheelhouse(workdir / "wheels"))}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.release.fakesystemd", "--root", str(root),
-             "--unit", f"webstack-{cfg.app.name}", "--control", control],
-            cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)}))
-        wait_for(lambda: Path(control).exists(), "fakesystemd")
+        if not cfg.app.static:  # a static site has no units: nginx alone serves it
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "tests.release.fakesystemd", "--root", str(root),
+                 "--unit", f"webstack-{cfg.app.name}", "--control", control],
+                cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)}))
+            wait_for(lambda: Path(control).exists(), "fakesystemd")
         prefix = root / "nginx-run"
         prefix.mkdir()
         main_conf = prefix / "nginx.conf"
@@ -379,6 +385,36 @@ def loopback_stack(cfg: StackConfig, workdir: Path, endpoints: Endpoints | None 
             stop(proc)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def require_tools(*tools: str) -> None:
+    for tool in tools:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed: scripts/setup-system.sh (make system) does it")
+
+
+@dataclass(frozen=True)
+class BundleBucket:
+    """The stack's bucket on a local S3 (moto), versioned: `pulumi up`'s uploads of a bundle."""
+
+    s3: Any
+    bucket: str
+    key: str
+
+    @classmethod
+    def create(cls, moto_url: str, bucket: str, key: str) -> BundleBucket:
+        s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        return cls(s3, bucket, key)
+
+    def upload(self, src: Path) -> tuple[Bundle, str]:
+        """`src` packed as a new version of the key: the bundle and its release pointer."""
+        code = pack(src)
+        version = self.s3.put_object(Bucket=self.bucket, Key=self.key,
+                                     Body=code.data)["VersionId"]
+        return code, f"{code.sha256}@{version}"
 
 
 def dump(stack: Stack) -> str:

@@ -6,11 +6,9 @@ before the health check, and keeps the app's data directory across releases."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from components import naming
@@ -18,7 +16,15 @@ from components.bootstrap import Endpoints, bundle_release
 from components.bundle import Bundle, pack
 from devtools.local_aws import imds_handler
 from tests.http_site import serving
-from tests.release.stack import SECRET, Stack, app_source, dump, loopback_stack
+from tests.release.stack import (
+    SECRET,
+    BundleBucket,
+    Stack,
+    app_source,
+    dump,
+    loopback_stack,
+    require_tools,
+)
 from tests.variants import make_cfg
 
 pytestmark = pytest.mark.realtools
@@ -34,8 +40,8 @@ BUILD = ('echo "$PWD $VIRTUAL_ENV $APP_DATA_DIR ${DB_PASSWORD:+has-secret}" > bu
 class Bundles:
     """The app's versions as `pulumi up` uploads them: one key, a new S3 version each."""
 
-    def __init__(self, root: Path, s3):
-        self.root, self.s3 = root, s3
+    def __init__(self, root: Path, bucket: BundleBucket):
+        self.root, self.bucket, self.s3 = root, bucket, bucket.s3
 
     def upload(self, name: str, *, extra: dict[str, str] | None = None) -> tuple[Bundle, str]:
         src = self.root / name
@@ -44,22 +50,15 @@ class Bundles:
         (src / "requirements.txt").write_text("")
         for rel, text in (extra or {}).items():
             (src / rel).write_text(text)
-        code = pack(src)
-        version = self.s3.put_object(Bucket=BUCKET, Key=KEY, Body=code.data)["VersionId"]
-        return code, f"{code.sha256}@{version}"
+        return self.bucket.upload(src)
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory,
           moto_url: str) -> Iterator[tuple[Stack, Bundles]]:
-    for tool in ("nginx", "wrk", "flock"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed: scripts/setup-system.sh (make system) does it")
+    require_tools("nginx", "wrk", "flock")
     work = tmp_path_factory.mktemp("bundle")
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    bucket = BundleBucket.create(moto_url, BUCKET, KEY)
     source = work / "source"
     source.mkdir()
     (source / "requirements.txt").write_text("")
@@ -68,7 +67,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory,
                     "webstack:appSecrets": json.dumps(["DB_PASSWORD=/webstack/dev/shop/db"])})
     with serving(imds_handler("us-east-1", "i-0bundle")) as imds, loopback_stack(
             cfg, work, Endpoints(imds=imds, s3=moto_url), BUCKET) as stack:
-        yield stack, Bundles(work / "bundles", s3)
+        yield stack, Bundles(work / "bundles", bucket)
 
 
 def test_a_bundle_is_fetched_by_its_version_built_and_served(setup) -> None:

@@ -282,7 +282,8 @@ def test_gates_for_the_servers_and_the_url(runs, key):
         assert "aws:lb/listener:Listener" in deps
     if "albDnsName" not in run.outputs:  # and the URL is checked once the address has moved
         assert "aws:ec2/eipAssociation:EipAssociation" in deps
-    assert f"--url {run.outputs['url'].rstrip('/')}/healthz" in url_gate.inputs["create"]
+    health = variants.cfg(key).app.health_path  # /healthz, a static site's /
+    assert f"--url {run.outputs['url'].rstrip('/')}{health}" in url_gate.inputs["create"]
 
 
 def test_commands_carry_only_ids_urls_and_numbers(runs):
