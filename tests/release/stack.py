@@ -37,9 +37,12 @@ from components.bootstrap import Endpoints, render
 from components.bundle import Bundle, pack
 from components.config import PROJECT_DIR, StackConfig
 from components.naming import Paths
+from devtools.local_aws import imds_handler
 from devtools.localrun import connects, install, local_target, nginx_main_conf, stop, wait_for
 from devtools.motoserver import free_port
+from tests.http_site import serving
 from tests.stubs import INSTALL_WITHOUT_OWNER, write_stubs
+from tests.variants import make_cfg
 
 REPO_URL = "https://git.example.com/acme/shop.git"
 SECRET = "s3cr3t-db-passw0rd"  # in secrets.env; must never reach a release message
@@ -415,6 +418,24 @@ class BundleBucket:
         version = self.s3.put_object(Bucket=self.bucket, Key=self.key,
                                      Body=code.data)["VersionId"]
         return code, f"{code.sha256}@{version}"
+
+
+@contextmanager
+def bundle_loopback(work: Path, moto_url: str, bucket: str, key: str,
+                    overrides: dict[str, str],
+                    requirements: bool = True) -> Iterator[tuple[Stack, BundleBucket, StackConfig]]:
+    """A loopback stack whose app is an appSource bundle fetched from a local S3 (moto) with
+    IMDSv2 credentials, as servers fetch it: the stack, its versioned bucket, its config."""
+    require_tools("nginx", "wrk", "flock")
+    store = BundleBucket.create(moto_url, bucket, key)
+    source = work / "source"
+    source.mkdir()
+    if requirements:
+        (source / "requirements.txt").write_text("")
+    cfg = make_cfg({"webstack:appSource": str(source), **overrides})
+    with serving(imds_handler("us-east-1", "i-0loopback")) as imds, loopback_stack(
+            cfg, work, Endpoints(imds=imds, s3=moto_url), bucket) as stack:
+        yield stack, store, cfg
 
 
 def dump(stack: Stack) -> str:

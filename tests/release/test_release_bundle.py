@@ -12,20 +12,16 @@ from pathlib import Path
 import pytest
 
 from components import naming
-from components.bootstrap import Endpoints, bundle_release
+from components.bootstrap import bundle_release
 from components.bundle import Bundle, pack
-from devtools.local_aws import imds_handler
-from tests.http_site import serving
 from tests.release.stack import (
     SECRET,
     BundleBucket,
     Stack,
     app_source,
+    bundle_loopback,
     dump,
-    loopback_stack,
-    require_tools,
 )
-from tests.variants import make_cfg
 
 pytestmark = pytest.mark.realtools
 
@@ -56,17 +52,12 @@ class Bundles:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory,
           moto_url: str) -> Iterator[tuple[Stack, Bundles]]:
-    require_tools("nginx", "wrk", "flock")
     work = tmp_path_factory.mktemp("bundle")
-    bucket = BundleBucket.create(moto_url, BUCKET, KEY)
-    source = work / "source"
-    source.mkdir()
-    (source / "requirements.txt").write_text("")
-    cfg = make_cfg({"webstack:appName": "shop", "webstack:appSource": str(source),
-                    "webstack:appWorkers": "2", "webstack:appBuild": json.dumps([BUILD]),
-                    "webstack:appSecrets": json.dumps(["DB_PASSWORD=/webstack/dev/shop/db"])})
-    with serving(imds_handler("us-east-1", "i-0bundle")) as imds, loopback_stack(
-            cfg, work, Endpoints(imds=imds, s3=moto_url), BUCKET) as stack:
+    with bundle_loopback(work, moto_url, BUCKET, KEY, {
+            "webstack:appName": "shop", "webstack:appWorkers": "2",
+            "webstack:appBuild": json.dumps([BUILD]),
+            "webstack:appSecrets": json.dumps(["DB_PASSWORD=/webstack/dev/shop/db"])},
+            ) as (stack, bucket, _):
         yield stack, Bundles(work / "bundles", bucket)
 
 

@@ -16,13 +16,10 @@ from pathlib import Path
 import pytest
 
 from components import naming
-from components.bootstrap import Endpoints, bundle_release
+from components.bootstrap import bundle_release
 from components.bundle import Bundle
-from devtools.local_aws import imds_handler
-from tests.http_site import serving
-from tests.release.stack import BundleBucket, Stack, dump, loopback_stack, require_tools
+from tests.release.stack import BundleBucket, Stack, bundle_loopback, dump
 from tests.stubs import write_stubs
-from tests.variants import make_cfg
 
 pytestmark = pytest.mark.realtools
 
@@ -56,17 +53,12 @@ class Sites:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory,
           moto_url: str) -> Iterator[tuple[Stack, Sites]]:
-    require_tools("nginx", "wrk", "flock")
     work = tmp_path_factory.mktemp("static")
-    bucket = BundleBucket.create(moto_url, BUCKET, KEY)
-    source = work / "source"
-    source.mkdir()
-    cfg = make_cfg({"webstack:appName": "site", "webstack:appKind": "static",
-                    "webstack:appSource": str(source), "webstack:appStaticDir": "public",
-                    "webstack:appBuild": json.dumps([BUILD])})
-    assert cfg.app.health_path == "/"  # a static site's default
-    with serving(imds_handler("us-east-1", "i-0static")) as imds, loopback_stack(
-            cfg, work, Endpoints(imds=imds, s3=moto_url), BUCKET) as stack:
+    with bundle_loopback(work, moto_url, BUCKET, KEY, {
+            "webstack:appName": "site", "webstack:appKind": "static",
+            "webstack:appStaticDir": "public", "webstack:appBuild": json.dumps([BUILD])},
+            requirements=False) as (stack, bucket, cfg):
+        assert cfg.app.health_path == "/"  # a static site's default
         sites = Sites(work / "sites", bucket)
         sites.root.mkdir()
         yield stack, sites

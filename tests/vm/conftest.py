@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
-from devtools.vm import Ports, choose_accel, free_ports
+from components.config import PROJECT_DIR, stack_file_settings
+from devtools.vm import Ports, Vm, choose_accel, free_ports
 from devtools.vm_image import Image, Recipe, ensure_image, host_cas, host_mirror
+from devtools.vm_up import Staged, UpResult, stage, up
 
 TOOLS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "genisoimage", "ssh", "ssh-keygen")
 
@@ -41,3 +45,22 @@ def accel(vm_image: Image) -> str:
         pytest.skip("qemu boots no guest on this machine (neither under KVM nor TCG): "
                     "the VM tier cannot run here")
     return found
+
+
+@contextmanager
+def example_vm(accel: str, example: str, stack_file: str,
+               extra: dict[str, str] | None = None,
+               parameters: dict[str, str] | None = None) -> Iterator[tuple[UpResult, Staged]]:
+    """One VM serving `examples/<example>` from its bundle, with its stack file's settings (the
+    VM keeps its own TLS, OS and size) on the dev stack, until the block ends."""
+    ports = vm_ports()
+    vm = Vm.named(f"test-{example}")
+    settings = stack_file_settings(stack_file, PROJECT_DIR / "examples" / example)
+    settings.pop("aws:region", None)
+    staged = stage(vm, "dev", ports, extra={**settings, **(extra or {})}, parameters=parameters)
+    try:
+        result = up(vm.dir.name, staged.user_data, f"{example}-vm", ports, say,
+                    staged.cfg.app.health_path, timeout=1200, accel=accel)
+        yield result, staged
+    finally:
+        vm.stop()

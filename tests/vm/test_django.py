@@ -16,10 +16,10 @@ from pathlib import Path
 import django
 import pytest
 
-from components.config import PROJECT_DIR, stack_file_settings
-from devtools.vm import Vm, get
-from devtools.vm_up import Staged, UpResult, stage, up
-from tests.vm.conftest import say, vm_ports
+from components.config import PROJECT_DIR
+from devtools.vm import get
+from devtools.vm_up import Staged, UpResult
+from tests.vm.conftest import example_vm, say
 
 pytestmark = pytest.mark.vm
 
@@ -30,20 +30,12 @@ RELEASE = "/usr/local/lib/webstack/django/release"
 
 @pytest.fixture(scope="module")
 def booted(accel: str) -> Iterator[tuple[UpResult, Staged]]:
-    ports = vm_ports()
-    vm = Vm.named("test-django")
-    settings = stack_file_settings("django", EXAMPLE)
-    settings.pop("aws:region", None)
-    extra = {**settings, "webstack:appSecrets": json.dumps([f"SECRET_KEY={SECRET_PARAMETER}"])}
-    staged = stage(vm, "dev", ports, extra=extra,
-                   parameters={SECRET_PARAMETER: secrets.token_urlsafe(50)})
-    assert staged.cfg.app.health_path == "/health/"  # the VM waits on the stack's own path
-    try:
-        result = up("test-django", staged.user_data, "django-vm", ports, say,
-                    staged.cfg.app.health_path, timeout=1200, accel=accel)
-        yield result, staged
-    finally:
-        vm.stop()
+    with example_vm(accel, "django-app", "django",
+                    {"webstack:appSecrets": json.dumps([f"SECRET_KEY={SECRET_PARAMETER}"])},
+                    {SECRET_PARAMETER: secrets.token_urlsafe(50)}) as booted:
+        # the VM waited on the stack's own health path
+        assert booted[1].cfg.app.health_path == "/health/"
+        yield booted
 
 
 def _get(result: UpResult, path: str) -> tuple[int, dict[str, str], bytes]:

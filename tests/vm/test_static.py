@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from components.config import PROJECT_DIR, stack_file_settings
-from devtools.vm import Vm, get
-from devtools.vm_up import Staged, UpResult, stage, up
-from tests.vm.conftest import say, vm_ports
+from components.config import PROJECT_DIR
+from devtools.vm import get
+from devtools.vm_up import Staged, UpResult
+from tests.vm.conftest import example_vm, say
 
 pytestmark = pytest.mark.vm
 
@@ -31,20 +31,10 @@ ASSETS = sorted(p.name for p in (EXAMPLE / "public" / "assets").iterdir())
 
 @pytest.fixture(scope="module")
 def booted(accel: str) -> Iterator[tuple[UpResult, Staged]]:
-    ports = vm_ports()
-    vm = Vm.named("test-static")
-    settings = stack_file_settings("static", EXAMPLE)
-    settings.pop("aws:region", None)
-    settings.pop("webstack:tlsMode", None)  # the VM's own: selfsigned, which vm.url speaks
-    staged = stage(vm, "dev", ports, extra=settings)
-    assert staged.cfg.app.static and staged.cfg.app.health_path == "/"
-    assert staged.cfg.tls.mode == "selfsigned"
-    try:
-        result = up("test-static", staged.user_data, "static-vm", ports, say,
-                    staged.cfg.app.health_path, timeout=1200, accel=accel)
-        yield result, staged
-    finally:
-        vm.stop()
+    with example_vm(accel, "static-site", "static") as booted:
+        cfg = booted[1].cfg
+        assert cfg.app.static and cfg.app.health_path == "/" and cfg.tls.mode == "selfsigned"
+        yield booted
 
 
 def _get(result: UpResult, path: str) -> tuple[int, dict[str, str], bytes]:
