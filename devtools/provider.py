@@ -90,12 +90,18 @@ REPLACES: dict[str, tuple[frozenset[str], str]] = {
         "s3_bucket_server_side_encryption_configuration"),
     "aws:s3/bucketVersioning:BucketVersioning": (frozenset({"bucket", "expectedBucketOwner"}),
                                                  "s3_bucket_versioning"),
-    # A new artefact is a new key (content-addressed): a new object, the old one retained.
+    # A new artefact is a new key (content-addressed): a new object, the old one retained. The
+    # app's bundle keeps its key: new content (`source`, a content-addressed path) is an update,
+    # a PutObject that makes a new S3 version. Only bucket and key are ForceNew
+    # (internal/service/s3/object.go); deleting the resource deletes every version of its key.
     "aws:s3/bucketObjectv2:BucketObjectv2": (frozenset({"bucket", "key"}), "s3_object"),
     "aws:sns/topic:Topic": (frozenset({"name", "namePrefix", "fifoTopic"}), "sns_topic"),
     "aws:sns/topicSubscription:TopicSubscription": (frozenset({
         "topic", "protocol", "endpoint"}), "sns_topic_subscription"),
-    "aws:ssm/parameter:Parameter": (frozenset({"name"}), "ssm_parameter"),
+    # name and data_type are ForceNew; so is tier, but only from Advanced down to Standard (a
+    # CustomizeDiff in internal/service/ssm/parameter.go): ours never changes tier. A new value
+    # (the release pointer, a secret) is an in-place PutParameter with Overwrite.
+    "aws:ssm/parameter:Parameter": (frozenset({"name", "dataType"}), "ssm_parameter"),
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (frozenset({
         "securityGroupId"}), "vpc_security_group_ingress_rule"),
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": (frozenset({

@@ -12,6 +12,8 @@ from devtools.mockrun import MockRun, run_program, stack_config
 from devtools.provider import REPLACES
 from devtools.waits import SHORT_WAITS, WAITS
 from tests.cases import ED25519_KEY, arr
+from tests.unit.test_private_repo import KEY as DEPLOY_KEY
+from tests.unit.test_private_repo import PINNED
 
 # Types that carry no physical name of ours (AWS gives them an id), with what does name them.
 UNNAMED = {
@@ -32,6 +34,7 @@ UNNAMED = {
     "command:local:Command",  # runs on the deployer's machine: no AWS name
 }
 
+PRIVATE_REPO = "ssh://git@git.example.com:2222/acme/shop.git"
 LONG_APP = "internal-" + "b" * 23  # 32 characters, the longest appName; an ALB-reserved start
 ZONE = "example.com"
 LONG_LABEL = "l" * 63
@@ -51,6 +54,10 @@ MATRIX: dict[str, tuple[str, str, dict[str, str]]] = {  # id: (stack file, stack
         "webstack:serverMaxCount": "6", "webstack:domainHostname": LONG_HOST,
         "webstack:domainExtraNames": arr(*LONG_EXTRA)}),
     "sg-prefixed-app": ("dev", "dev", {"webstack:appName": "sg-shop"}),
+    # a private repository's credential parameter under a 100-character stack name
+    "private-repo-100-char-stack": ("prod", "s." + "x_y-" * 24 + "zz", {
+        "webstack:appName": LONG_APP, "webstack:appRepo": PRIVATE_REPO,
+        "webstack:appRepoSshKey": DEPLOY_KEY, "webstack:appRepoHostKeys": arr(PINNED)}),
     "letsencrypt-long": ("dev", "Prod_2", {
         "webstack:appName": LONG_APP, "webstack:domainZone": ZONE,
         "webstack:domainHostname": LONG_HOST, "webstack:tlsMode": "letsencrypt",
@@ -62,7 +69,8 @@ MATRIX: dict[str, tuple[str, str, dict[str, str]]] = {  # id: (stack file, stack
 def runs(aws_env_module) -> dict[str, MockRun]:
     out = {}
     for key, (stack_file, stack, overrides) in MATRIX.items():
-        run = run_program(stack, stack_config(stack_file, overrides))
+        run = run_program(stack, stack_config(stack_file, overrides),
+                          secret_keys=["webstack:appRepoSshKey"])
         if run.error is not None:
             raise run.error
         assert run.resources, key
@@ -84,17 +92,20 @@ def physical_names(reg) -> list[tuple[NameRule, str]]:
 
 @pytest.mark.parametrize("key", list(MATRIX))
 def test_every_physical_name_is_one_aws_accepts(runs, key):
-    checked = 0
+    checked = []
     for reg in runs[key].resources:
         if not reg.custom:
             continue
         assert reg.type in RULES or reg.type in UNNAMED, (
             f"{reg.type} has no row in components/aws_names.RULES (or UNNAMED here)")
         for rule, name in physical_names(reg):
-            checked += 1
+            checked.append(name)
             assert rule.problem(name) is None, (
                 f"{reg.type} {rule.field} {name!r}: {rule.problem(name)} ({rule.source})")
-    assert checked >= 20
+    assert len(checked) >= 20
+    assert any(n.endswith("/release-ref") for n in checked)  # the release pointer
+    if key.startswith("private-repo"):
+        assert any(n.endswith("/repo/ssh-key") for n in checked)
 
 
 @pytest.mark.parametrize("key", list(MATRIX))
