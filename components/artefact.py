@@ -47,21 +47,24 @@ def read_policy(bucket: str, bundle_key: str = "") -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-def lifecycle_rules(bundles_kept: int) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
-    """Artefacts: versions overwritten or deleted by hand expire after a month. Bundles: the
-    newest `bundles_kept` previous versions stay (rollback), older ones go a day after they are
-    replaced (S3's minimum)."""
-    return [
+def lifecycle_rules(
+        bundles_kept: int | None) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    """Artefacts: versions overwritten or deleted by hand expire after a month. Bundles (None:
+    a git app has none): the newest `bundles_kept` previous versions stay (rollback), older ones
+    go a day after they are replaced (S3's minimum)."""
+    rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
         {"id": "expire-noncurrent-artefacts", "status": "Enabled",
          "filter": {"prefix": f"{naming.ARTEFACT_PREFIX}/"},
          "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_DAYS},
-         "abort_incomplete_multipart_upload": {"days_after_initiation": 1}},
-        {"id": "keep-bundles", "status": "Enabled",
-         "filter": {"prefix": f"{naming.BUNDLE_PREFIX}/"},
-         "noncurrent_version_expiration": {"noncurrent_days": 1,
-                                           "newer_noncurrent_versions": bundles_kept},
-         "abort_incomplete_multipart_upload": {"days_after_initiation": 1}},
-    ]
+         "abort_incomplete_multipart_upload": {"days_after_initiation": 1}}]
+    if bundles_kept is not None:
+        rules.append(
+            {"id": "keep-bundles", "status": "Enabled",
+             "filter": {"prefix": f"{naming.BUNDLE_PREFIX}/"},
+             "noncurrent_version_expiration": {"noncurrent_days": 1,
+                                               "newer_noncurrent_versions": bundles_kept},
+             "abort_incomplete_multipart_upload": {"days_after_initiation": 1}})
+    return rules
 
 
 def standard_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -119,7 +122,7 @@ class ServerArtefact(pulumi.ComponentResource):
         ]
         guards.append(aws.s3.BucketLifecycleConfiguration(
             f"{name}-artefacts-lifecycle", bucket=bucket.id,
-            rules=lifecycle_rules(args.bundle.kept if args.bundle else 1),
+            rules=lifecycle_rules(args.bundle.kept if args.bundle else None),
             opts=pulumi.ResourceOptions(parent=self, depends_on=guards[-2:-1])))
         self.object = aws.s3.BucketObjectv2(
             f"{name}-artefact", bucket=bucket.id, key=args.key,

@@ -250,8 +250,7 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     app, shape = cfg.app, topology.derive(cfg)
     paths = Paths(target.root, app.name)
     app_dir = f"{paths.src}/{app.path}" if app.path else paths.src
-    # A static site needs uv only for a build (whose venv the release's requirements make).
-    fetch_uv = not target.uv and (not app.static or bool(app.build))
+    fetch_uv = not target.uv and app.venvs
     venv = target.venv or f"{paths.current}/venv"
     if shape.load_balanced:
         proxies = target.trusted_proxies or (
@@ -343,7 +342,7 @@ def _hooks(name: str, key: str, what: str, when: str, commands: tuple[str, ...],
 def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     """Every file the artefact carries, with its source."""
     unit, units, app = unit_name(cfg), p.units, cfg.app.name
-    venvs = not cfg.app.static or bool(cfg.app.build)  # a static site's only for a build
+    venvs = cfg.app.venvs
     programs = ["setup", "release", "probe"] + ["requirements-key"] * venvs
     programs += ["fetch-uv"] * (not target.uv and venvs)
     programs.append("fetch-app" if cfg.app.from_git else "fetch-bundle")

@@ -117,8 +117,15 @@ class Aws:
         url = self.endpoint(service) + "/"
         return json.loads(self.request(service, "POST", url, json.dumps(payload).encode(), h))
 
-    def s3_get(self, bucket: str, key: str) -> bytes:  # path-style: the same URL shape locally
-        return self.request("s3", "GET", f"{self.endpoint('s3')}/{bucket}/{key}")
+    def s3_get(self, bucket: str, key: str, sha256: str, version: str = "") -> bytes:
+        """The object (that version of it), refused unless its sha256 is `sha256`. Path-style:
+        the same URL shape locally."""
+        where = f"{key}?versionId={urllib.parse.quote(version, safe='')}" if version else key
+        data = self.request("s3", "GET", f"{self.endpoint('s3')}/{bucket}/{where}")
+        if sha256_hex(data) != sha256:
+            raise AwsError(f"s3://{bucket}/{where} has sha256 {sha256_hex(data)}, not {sha256}: "
+                           "refused")
+        return data
 
 
 def unpack(data: bytes, root: str, only: str = "") -> int:
@@ -148,10 +155,7 @@ def fetch(only: str = "") -> str:
                                                 "ARTEFACT_SHA256", "ROOT"))
     with open(HERE / ".fetch.lock", "w") as lock:  # the early fetch and runcmd's: one at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
-        data = Aws(conf).s3_get(bucket, key)
-        if sha256_hex(data) != sha:
-            raise AwsError(f"s3://{bucket}/{key} has sha256 {sha256_hex(data)}: refused")
-        count = unpack(data, root, only)
+        count = unpack(Aws(conf).s3_get(bucket, key, sha), root, only)
     return f"fetch: {count} file(s) of artefact {sha[:12]} under {root or '/'}"
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 import sys
 import tarfile
-import urllib.parse
 
-from awsclient import Aws, AwsError, settings, sha256_hex, unpack
+from awsclient import Aws, AwsError, settings, unpack
 
 REF = re.compile(r"^([0-9a-f]{64})(?:@([A-Za-z0-9._\-]{1,1024}))?$")
 
@@ -25,13 +24,8 @@ def fetch(ref: str, dest: str) -> str:
         raise AwsError(f"{ref!r} is not a bundle's release: expected SHA256[@S3-VERSION-ID]")
     sha, version = match.groups()
     conf = settings()
-    bucket, key = conf["BUNDLE_BUCKET"], conf["BUNDLE_KEY"]
-    query = f"?versionId={urllib.parse.quote(version, safe='')}" if version else ""
-    data = Aws(conf).s3_get(bucket, key + query)
-    if sha256_hex(data) != sha:
-        raise AwsError(f"s3://{bucket}/{key}{query} has sha256 {sha256_hex(data)}, not {sha}: "
-                       "refused")
-    unpack(data, dest)
+    unpack(Aws(conf).s3_get(conf["BUNDLE_BUCKET"], conf["BUNDLE_KEY"], sha, version or ""),
+           dest)
     return sha
 
 

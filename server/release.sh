@@ -130,7 +130,6 @@ restart_app() {
   # to gunicorn: the old master stops accepting and finishes its requests (graceful stop), new
   # connections wait in the socket's backlog meanwhile, and the new master takes the same
   # socket from systemd and accepts them. nginx sees a slower answer, never an error.
-  # A restart, not HUP (whose workers keep the old venv); $unit.socket holds connections meanwhile.
   [ -z "$static" ] || return 0  # nginx serves the files `current` points at: nothing to restart
   systemctl start "$unit.socket"
   if systemctl is-active --quiet "$unit.service"; then

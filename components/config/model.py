@@ -48,6 +48,12 @@ class AppConfig:
         return self.kind == "static"
 
     @property
+    def venvs(self) -> bool:
+        """Releases get venvs (and servers uv): a Python app's always, a static site's only for
+        its build commands."""
+        return not self.static or bool(self.build)
+
+    @property
     def from_git(self) -> bool:
         """Servers fetch the code from appRepo; otherwise it comes as a bundle of appSource."""
         return self.repo != ""

@@ -336,8 +336,12 @@ def test_artefact_bucket_is_private_encrypted_versioned_tls_only():
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:*")
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert deny["Resource"] == [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]
-    obj = run.one("aws:s3/bucketObjectv2:BucketObjectv2")
+    obj = run.one("aws:s3/bucketObjectv2:BucketObjectv2")  # a git app: no bundle
     assert obj.inputs["key"] == "artefacts/abc.tar"
+    (rule,) = run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs[
+        "rules"]
+    assert rule["id"] == "expire-noncurrent-artefacts" and rule["filter"] == {
+        "prefix": "artefacts/"}
     assert base64.b64decode(obj.inputs["contentBase64"]) == content
 
 
