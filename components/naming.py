@@ -51,6 +51,19 @@ def release_ref_parameter(cfg: StackConfig) -> str:
     return f"{app_path(cfg.project, cfg.stack, cfg.app.name)}/release-ref"
 
 
+def database_parameter(cfg: StackConfig) -> str:
+    """Where servers find the app's database (String, JSON without credentials: engine, host,
+    port, name and the secret's ARN, or the secret of one the user brings): read at each app
+    start, so a new endpoint or secret needs no new servers."""
+    return f"{app_path(cfg.project, cfg.stack, cfg.app.name)}/database"
+
+
+def cache_parameter(cfg: StackConfig) -> str:
+    """Where servers find the app's cache (String, JSON: engine, host, port, tls and the AUTH
+    token's secret ARN), read like `database_parameter`."""
+    return f"{app_path(cfg.project, cfg.stack, cfg.app.name)}/cache"
+
+
 def tls_parameter(cfg: StackConfig) -> str:
     """Holds the server's Let's Encrypt certificate and key (SecureString, written by the server
     after each issue): a replacement restores it instead of asking for a duplicate (5 a week)."""

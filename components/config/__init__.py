@@ -24,6 +24,8 @@ from components.config import rules, sections
 from components.config.model import (
     AccessConfig,
     AppConfig,
+    CacheConfig,
+    DatabaseConfig,
     DomainConfig,
     MonitoringConfig,
     NetworkConfig,
@@ -53,6 +55,8 @@ __all__ = [
     "SETTINGS_BY_KEY",
     "AccessConfig",
     "AppConfig",
+    "CacheConfig",
+    "DatabaseConfig",
     "ConfigError",
     "DomainConfig",
     "MonitoringConfig",
@@ -114,7 +118,8 @@ def parse(raw: Mapping[str, str | None], *, project: str, stack: str,
         network=sections.network(r), access=sections.access(r),
         domain=sections.domain(r), tls=sections.tls(r),
         sources=sections.sources(r, base_dir), readiness=sections.readiness(r),
-        monitoring=sections.monitoring(r), extra_tags=sections.tags(r))
+        monitoring=sections.monitoring(r), database=sections.database(r),
+        cache=sections.cache(r), extra_tags=sections.tags(r))
     rules.check(r, cfg)
     if r.problems:
         raise ConfigError(r.problems)

@@ -41,6 +41,7 @@ class AppConfig:
     repo_token_user: str = ""  # the user name git sends with the token
     kind: str = "python"  # appKind: python | static
     web_dir: str = ""  # appKind static: the web root, relative to the app directory ("": it)
+    migrate: tuple[str, ...] = ()  # appMigrate: once per release across the fleet
 
     @property
     def static(self) -> bool:
@@ -102,6 +103,9 @@ class MonitoringConfig:
     http_5xx_percent: int
     cert_expiry_days: int
     log_retention_days: int
+    db_connections_percent: int = 80
+    db_free_storage_percent: int = 10
+    cache_evictions: int = 1000
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,57 @@ class SourcesConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    """An RDS instance the stack creates (`engine`), or one the user brings (`url_secret`)."""
+
+    engine: str  # "" (none created) | postgres | mysql
+    version: str  # the major version, e.g. "16" or "8.4"
+    vcpus: int
+    memory_gib: int
+    instance_class: str  # "" = the cheapest class that fits vcpus and memory
+    storage_gib: int
+    max_storage_gib: int  # storage autoscaling ceiling; 0 = none
+    multi_az: bool
+    backup_days: int
+    name: str  # the database created in it
+    user: str  # the master user (its password is RDS-managed in Secrets Manager)
+    protect: bool  # deletion protection, a final snapshot and Pulumi's protect
+    url_secret: str = ""  # bring your own: a Secrets Manager secret (name or ARN) with the URL
+
+    @property
+    def created(self) -> bool:
+        return self.engine != ""
+
+    @property
+    def enabled(self) -> bool:
+        """The app has a database: servers write DATABASE_URL and migrations take its lock."""
+        return self.created or self.url_secret != ""
+
+    @property
+    def port(self) -> int:
+        return 5432 if self.engine == "postgres" else 3306
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """An ElastiCache cache the stack creates: memcached, or valkey (Redis-compatible)."""
+
+    engine: str  # "" (none) | memcached | valkey
+    version: str
+    memory_gib: int  # 0 = the smallest node
+    node_type: str  # "" = the cheapest node type that fits memory_gib
+    nodes: int  # memcached: nodes; valkey: the primary and its replicas
+
+    @property
+    def enabled(self) -> bool:
+        return self.engine != ""
+
+    @property
+    def port(self) -> int:
+        return 11211 if self.engine == "memcached" else 6379
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -163,6 +218,8 @@ class StackConfig:
     readiness: ReadinessConfig
     scaling: ScalingConfig
     monitoring: MonitoringConfig
+    database: DatabaseConfig
+    cache: CacheConfig
     extra_tags: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -11,6 +11,25 @@ from components.config.settings import MAX_CERT_NAME, NAMESPACE
 def check(r: Reader, cfg: StackConfig) -> None:
     _certificate_names(r, cfg)
     _single_server_tls(r, cfg)
+    _private_subnets(r, cfg)
+    _migrations(r, cfg)
+
+
+def _private_subnets(r: Reader, cfg: StackConfig) -> None:
+    """A database or cache the stack creates lives in private subnets of a VPC of our own: the
+    default VPC has only public ones."""
+    for key, engine in (("database", cfg.database.engine), ("cache", cfg.cache.engine)):
+        if engine and not cfg.network.create_vpc:
+            r.problem(f"{NAMESPACE}:{key} = {engine!r} needs private subnets, which only a VPC "
+                      f"of the stack's own has: expected {NAMESPACE}:networkCreateVpc true "
+                      "(the default VPC has only public subnets)")
+
+
+def _migrations(r: Reader, cfg: StackConfig) -> None:
+    """A static site has no app to migrate."""
+    if cfg.app.static and cfg.app.migrate:
+        r.problem(f"{NAMESPACE}:appMigrate is set but {NAMESPACE}:appKind is 'static': expected "
+                  f"it removed (pulumi config rm {NAMESPACE}:appMigrate)")
 
 
 def _certificate_names(r: Reader, cfg: StackConfig) -> None:

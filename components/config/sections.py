@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from components import gitremote, naming
-from components.config import model
+from components.config import model, settings
 from components.config.reader import ENV_KEY, Reader, shown
 from components.config.settings import (
     EMAIL,
@@ -91,7 +91,8 @@ def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str],
         workers=r.number("appWorkers"), timeout_seconds=r.number("appTimeoutSeconds"),
         max_body_mib=r.number("appMaxBodyMib"), env=env, secrets=secrets,
         stored_secrets=tuple(stored), build=build,
-        pre_start=_commands(r, "appPreStart"), releases_kept=r.number("appReleasesKept"),
+        pre_start=_commands(r, "appPreStart"), migrate=_commands(r, "appMigrate"),
+        releases_kept=r.number("appReleasesKept"),
         bundles_kept=r.number("appBundlesKept"),
         repo_credential=_repo_credential(r, repo, project=project, stack=stack, app=name,
                                          secret_keys=secret_keys),
@@ -293,6 +294,78 @@ def scaling(r: Reader) -> model.ScalingConfig:
                                refresh_min_healthy_percent=r.number("refreshMinHealthyPercent"))
 
 
+# --- database and cache --------------------------------------------------------------------------
+
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@\-]{1,512}$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:"
+                         r"[A-Za-z0-9/_+=.@\-]{1,512}$")
+# Names RDS refuses for a master user, per engine (CreateDBInstance's MasterUsername)
+_RESERVED_DB_USERS = {
+    "postgres": frozenset({"rdsadmin", "rdsrepladmin", "rds_superuser", "rds_replication",
+                           "public", "user", "select", "all", "table", "grant", "group",
+                           "order", "default"}),
+    "mysql": frozenset({"rdsadmin", "rdsrepladmin", "root", "mysql", "mysql.sys", "sys"}),
+}
+
+
+def database(r: Reader) -> model.DatabaseConfig:
+    engine = r.text("database")
+    url_secret = r.text("databaseUrlSecret")
+    if url_secret and not (_SECRET_NAME.match(url_secret) or _SECRET_ARN.match(url_secret)):
+        r.bad("databaseUrlSecret", url_secret, settings.SECRET_NAME_FORM)
+    if engine and url_secret:
+        r.problem(f"{NAMESPACE}:database = {engine!r} and {NAMESPACE}:databaseUrlSecret are both "
+                  "set: expected one of them (a database the stack creates, or the secret of "
+                  "one you bring)")
+    version = _version(r, "databaseVersion", engine, settings.DATABASE_VERSIONS,
+                       settings.DATABASE_DEFAULT_VERSION, "database")
+    storage, ceiling = r.number("databaseStorageGib"), r.number("databaseMaxStorageGib")
+    if ceiling and ceiling * 10 < storage * 11:
+        r.problem(f"{NAMESPACE}:databaseMaxStorageGib = {ceiling} is less than 10% above "
+                  f"databaseStorageGib = {storage}: expected at least {-(-storage * 11 // 10)} "
+                  "(RDS's rule), or 0 for no storage autoscaling")
+    user = r.text("databaseUser")
+    if engine and user.lower() in _RESERVED_DB_USERS.get(engine, frozenset()):
+        r.bad("databaseUser", user, f"a name {engine} on RDS does not reserve (not "
+                                    + ", ".join(sorted(_RESERVED_DB_USERS[engine])) + ")")
+    name = r.text("databaseName")
+    if engine == "mysql" and len(name) > 64:
+        r.bad("databaseName", name, "at most 64 characters for mysql")
+    return model.DatabaseConfig(
+        engine=engine, version=version, vcpus=r.number("databaseVcpus"),
+        memory_gib=r.number("databaseMemoryGib"),
+        instance_class=r.text("databaseInstanceClass"), storage_gib=storage,
+        max_storage_gib=ceiling, multi_az=r.flag("databaseMultiAz"),
+        backup_days=r.number("databaseBackupDays"), name=name, user=user,
+        protect=r.flag("databaseProtect"), url_secret=url_secret)
+
+
+def cache(r: Reader) -> model.CacheConfig:
+    engine = r.text("cache")
+    return model.CacheConfig(
+        engine=engine,
+        version=_version(r, "cacheVersion", engine, settings.CACHE_VERSIONS,
+                         settings.CACHE_DEFAULT_VERSION, "cache"),
+        memory_gib=r.number("cacheMemoryGib"), node_type=r.text("cacheNodeType"),
+        nodes=r.number("cacheNodes"))
+
+
+def _version(r: Reader, key: str, engine: str, versions: dict[str, tuple[str, ...]],
+             defaults: dict[str, str], engine_key: str) -> str:
+    """An engine's pinned version: the given one when that engine offers it, else its default."""
+    given = r.text(key)
+    if not engine:
+        if given:
+            r.problem(f"{full_key(key)} is set but {NAMESPACE}:{engine_key} is empty: expected "
+                      f"it only with {NAMESPACE}:{engine_key} set")
+        return ""
+    if given and given not in versions[engine]:
+        r.bad(key, given, f"one of {', '.join(versions[engine])} for {engine} (or empty: "
+                          f"{defaults[engine]})")
+        return defaults[engine]
+    return given or defaults[engine]
+
+
 # --- network and access --------------------------------------------------------------------------
 
 def network(r: Reader) -> model.NetworkConfig:
@@ -453,7 +526,10 @@ def monitoring(r: Reader) -> model.MonitoringConfig:
         memory_percent=r.number("alarmMemoryPercent"), disk_percent=r.number("alarmDiskPercent"),
         http_5xx_percent=r.number("alarm5xxPercent"),
         cert_expiry_days=r.number("alarmCertExpiryDays"),
-        log_retention_days=r.number("logRetentionDays"))
+        log_retention_days=r.number("logRetentionDays"),
+        db_connections_percent=r.number("alarmDbConnectionsPercent"),
+        db_free_storage_percent=r.number("alarmDbFreeStoragePercent"),
+        cache_evictions=r.number("alarmCacheEvictions"))
 
 
 def tags(r: Reader) -> dict[str, str]:

@@ -23,6 +23,14 @@ OS_CHOICES = ("debian-12", "ubuntu-24.04")
 ARCH_CHOICES = ("x86_64", "arm64")
 TLS_CHOICES = ("none", "acm", "letsencrypt", "selfsigned")
 KIND_CHOICES = ("python", "static")
+DATABASE_CHOICES = ("", "postgres", "mysql")
+DATABASE_VERSIONS = {"postgres": ("14", "15", "16", "17"), "mysql": ("8.4",)}  # RDS majors
+DATABASE_DEFAULT_VERSION = {"postgres": "17", "mysql": "8.4"}
+CACHE_CHOICES = ("", "memcached", "valkey")
+CACHE_VERSIONS = {"memcached": ("1.6.22",), "valkey": ("7.2", "8.0")}
+CACHE_DEFAULT_VERSION = {"memcached": "1.6.22", "valkey": "8.0"}
+SECRET_NAME_FORM = ("a Secrets Manager secret's name (1-512 of letters, digits and / _ + = . @ -) "
+                    "or ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)")
 MAX_SERVERS = 50
 MAX_CERT_NAME = 64  # ACM and Let's Encrypt: a certificate's first name (the CN) fits in 64
 MAX_VALUE = 4096  # any one string setting
@@ -192,6 +200,12 @@ SETTINGS: tuple[Setting, ...] = (
             "app's environment, before its health check (e.g. 'python manage.py collectstatic "
             "--noinput'). One that fails stops the release; the current one keeps serving. "
             "One line each."),
+    Setting("appMigrate", "array", [],
+            "Migration commands (e.g. 'python manage.py migrate --noinput'), run once per release "
+            "across all servers before it takes traffic: under the database's advisory lock "
+            "(pg_advisory_lock / GET_LOCK) when there is a database, so servers releasing "
+            "together migrate once and the rest wait. One that fails stops the release; the "
+            "current one keeps serving. One line each."),
     Setting("appPreStart", "array", [],
             "Commands run in the app directory with the venv active before gunicorn starts, at "
             "each boot and each release (e.g. 'python manage.py migrate --noinput'). One line "
@@ -240,9 +254,72 @@ SETTINGS: tuple[Setting, ...] = (
             "Pin an instance type instead of choosing by spec. Empty: choose.",
             r"^[a-z][a-z0-9\-]*\.[a-z0-9]+$", "an EC2 instance type such as m7i.large",
             empty_ok=True),
+    # --- database ---
+    Setting("database", "string", "",
+            "An RDS database for the app: postgres or mysql (private subnets, encrypted, "
+            "reachable only from the servers; its master password managed by RDS in Secrets "
+            "Manager and given to the app as DATABASE_URL). Empty: none. Needs "
+            "networkCreateVpc true.", choices=DATABASE_CHOICES),
+    Setting("databaseVersion", "string", "",
+            "Major engine version, pinned (minor versions upgrade in the maintenance window). "
+            "Empty: postgres " + DATABASE_DEFAULT_VERSION["postgres"] + ", mysql "
+            + DATABASE_DEFAULT_VERSION["mysql"] + ". postgres: "
+            + ", ".join(DATABASE_VERSIONS["postgres"]) + "; mysql: "
+            + ", ".join(DATABASE_VERSIONS["mysql"]) + "."),
+    _number("databaseVcpus", 2, 1, 128, "Minimum vCPUs of the database instance."),
+    _number("databaseMemoryGib", 1, 1, 1024, "Minimum memory of the database instance, GiB."),
+    _shaped("databaseInstanceClass", "",
+            "Pin an RDS instance class instead of choosing the cheapest current-generation "
+            "class that fits. Empty: choose.", r"^db\.[a-z][a-z0-9\-]*\.[a-z0-9]+$",
+            "an RDS instance class such as db.t4g.micro", empty_ok=True),
+    _number("databaseStorageGib", 20, 20, 65536, "Allocated gp3 storage, GiB."),
+    _number("databaseMaxStorageGib", 100, 0, 65536,
+            "Storage autoscaling ceiling, GiB: at least 10% above databaseStorageGib; 0 turns "
+            "autoscaling off."),
+    Setting("databaseMultiAz", "boolean", False,
+            "A standby in a second availability zone with automatic failover (doubles the "
+            "instance price)."),
+    _number("databaseBackupDays", 7, 1, 35, "Days of automated backups (point-in-time restore)."),
+    _shaped("databaseName", "app", "Name of the database created in the instance.",
+            r"^[A-Za-z][A-Za-z0-9_]{0,62}$",
+            "1-63 letters, digits and _, starting with a letter"),
+    _shaped("databaseUser", "webstack",
+            "Master user name (its password is generated and rotated by RDS, never in state).",
+            r"^[A-Za-z][A-Za-z0-9_]{0,15}$",
+            "1-16 letters, digits and _, starting with a letter (not a reserved name such as "
+            "rdsadmin)"),
+    Setting("databaseProtect", "boolean", True,
+            "Deletion protection, a final snapshot on delete and Pulumi's protect on the "
+            "database: `pulumi destroy` refuses to delete it. false: for throwaway stacks "
+            "only (destroy deletes it and its automated backups, with no snapshot)."),
+    Setting("databaseUrlSecret", "string", "",
+            "Bring your own database instead of `database`: the Secrets Manager secret whose "
+            "value is its URL (postgres://user:password@host:5432/name or mysql://...), or an "
+            "RDS-style JSON secret (engine, host, port, username, password, dbname). Servers "
+            "read it at each app start; the instance role may read exactly this secret.",
+            form=SECRET_NAME_FORM),
+    # --- cache ---
+    Setting("cache", "string", "",
+            "An ElastiCache cache for the app: memcached, or valkey (Redis-compatible, with "
+            "in-transit encryption and an AUTH token in Secrets Manager), given to the app as "
+            "CACHE_URL. Empty: none. Needs networkCreateVpc true.", choices=CACHE_CHOICES),
+    Setting("cacheVersion", "string", "",
+            "Engine version. Empty: memcached " + CACHE_DEFAULT_VERSION["memcached"]
+            + ", valkey " + CACHE_DEFAULT_VERSION["valkey"] + ". valkey: "
+            + ", ".join(CACHE_VERSIONS["valkey"]) + "."),
+    _number("cacheMemoryGib", 0, 0, 512,
+            "Minimum memory per cache node, GiB (0: the smallest node)."),
+    _shaped("cacheNodeType", "",
+            "Pin an ElastiCache node type instead of choosing the cheapest that fits. Empty: "
+            "choose.", r"^cache\.[a-z][a-z0-9\-]*\.[a-z0-9]+$",
+            "an ElastiCache node type such as cache.t4g.micro", empty_ok=True),
+    _number("cacheNodes", 1, 1, 6,
+            "memcached: nodes (keys are spread over them). valkey: the primary and its "
+            "replicas (2 or more: automatic failover across zones)."),
     # --- network ---
     Setting("networkCreateVpc", "boolean", False,
-            "false: use the region's default VPC. true: create a VPC with public subnets."),
+            "false: use the region's default VPC. true: create a VPC with public subnets (and "
+            "private ones for a database or cache)."),
     Setting("networkCidr", "string", "10.42.0.0/16",
             f"IPv4 CIDR of the created VPC: a private range, prefix /{VPC_PREFIX[0]} to "
             f"/{VPC_PREFIX[1]}."),
@@ -292,6 +369,14 @@ SETTINGS: tuple[Setting, ...] = (
     _percent("alarmMemoryPercent", 85, "Memory alarm threshold, percent."),
     _percent("alarmDiskPercent", 85, "Root disk alarm threshold, percent."),
     _percent("alarm5xxPercent", 5, "Load balancer 5xx alarm: percent of requests over 5 minutes."),
+    _percent("alarmDbConnectionsPercent", 80,
+             "Database alarm: connections above this percent of the instance class's "
+             "max_connections."),
+    _percent("alarmDbFreeStoragePercent", 10,
+             "Database alarm: free storage below this percent of databaseStorageGib."),
+    _number("alarmCacheEvictions", 1000, 1, 10_000_000,
+            "Cache alarm: more evictions than this in 5 minutes, three periods running (the "
+            "cache is too small). Database and cache CPU use alarmCpuPercent."),
     _number("alarmCertExpiryDays", 30, 1, 365,
             "Alarm when the ACM certificate expires within this many days."),
     Setting("logRetentionDays", "integer", 30,

@@ -63,6 +63,8 @@ def test_integer_checks_are_the_documented_ones(setting: config.Setting) -> None
         raw = stack_config("dev", {setting.full_key: str(value)})
         if setting.key in ("serverMinCount", "serverMaxCount"):
             raw["webstack:serverCount"] = str(value or 1)
+        if setting.key == "databaseStorageGib":  # its ceiling must be 10% above it, or 0
+            raw["webstack:databaseMaxStorageGib"] = "0"
         cfg = config.parse(raw, project="webstack", stack="dev", region="us-east-1",
                            supported_regions=REGIONS)
         assert cfg is not None
