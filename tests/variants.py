@@ -110,6 +110,20 @@ VARIANTS: dict[str, Variant] = {
         "webstack:appSource": "examples/static-site", "webstack:appStaticDir": "site",
         "webstack:appBuild": arr("mkdocs build --site-dir site"),
         "webstack:appHealthPath": "/index.html"}),
+    # A database and a cache the stack creates: PostgreSQL with a standby, valkey with a
+    # replica, migrations, in prod's VPC behind the ALB.
+    "db-postgres-valkey": Variant("prod", {
+        "webstack:database": "postgres", "webstack:databaseMultiAz": "true",
+        "webstack:cache": "valkey", "webstack:cacheNodes": "2",
+        "webstack:appMigrate": arr("python manage.py migrate --noinput")}),
+    # MySQL and memcached on one server in a VPC of its own, unprotected (a throwaway stack).
+    "db-mysql-memcached": Variant("dev", {
+        "webstack:networkCreateVpc": "true", "webstack:database": "mysql",
+        "webstack:databaseProtect": "false", "webstack:databaseMaxStorageGib": "0",
+        "webstack:cache": "memcached", "webstack:appMigrate": arr("flask db upgrade")}),
+    # A database the user brings: its URL in a secret they name; migrations under its lock.
+    "db-byo": Variant("dev", {"webstack:databaseUrlSecret": "shop/prod/database-url",
+                              "webstack:appMigrate": arr("python manage.py migrate")}),
 }
 NAMES = list(VARIANTS)
 
