@@ -119,7 +119,8 @@ VARIANTS: dict[str, Variant] = {
     # MySQL and memcached on one server in a VPC of its own, unprotected (a throwaway stack).
     "db-mysql-memcached": Variant("dev", {
         "webstack:networkCreateVpc": "true", "webstack:database": "mysql",
-        "webstack:databaseProtect": "false", "webstack:databaseMaxStorageGib": "0",
+        "webstack:databaseProtect": "false", "webstack:databaseFinalSnapshot": "false",
+        "webstack:databaseMaxStorageGib": "0",
         "webstack:cache": "memcached", "webstack:appMigrate": arr("flask db upgrade")}),
     # A database the user brings: its URL in a secret they name; migrations under its lock.
     "db-byo": Variant("dev", {"webstack:databaseUrlSecret": "shop/prod/database-url",

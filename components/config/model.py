@@ -167,7 +167,8 @@ class DatabaseConfig:
     backup_days: int
     name: str  # the database created in it
     user: str  # the master user (its password is RDS-managed in Secrets Manager)
-    protect: bool  # deletion protection, a final snapshot and Pulumi's protect
+    protect: bool  # RDS deletion protection and Pulumi's protect
+    final_snapshot: bool  # a snapshot when the instance is deleted
     url_secret: str = ""  # bring your own: a Secrets Manager secret (name or ARN) with the URL
 
     @property

@@ -337,7 +337,8 @@ def database(r: Reader) -> model.DatabaseConfig:
         instance_class=r.text("databaseInstanceClass"), storage_gib=storage,
         max_storage_gib=ceiling, multi_az=r.flag("databaseMultiAz"),
         backup_days=r.number("databaseBackupDays"), name=name, user=user,
-        protect=r.flag("databaseProtect"), url_secret=url_secret)
+        protect=r.flag("databaseProtect"), final_snapshot=r.flag("databaseFinalSnapshot"),
+        url_secret=url_secret)
 
 
 def cache(r: Reader) -> model.CacheConfig:

@@ -289,9 +289,13 @@ SETTINGS: tuple[Setting, ...] = (
             "1-16 letters, digits and _, starting with a letter (not a reserved name such as "
             "rdsadmin)"),
     Setting("databaseProtect", "boolean", True,
-            "Deletion protection, a final snapshot on delete and Pulumi's protect on the "
-            "database: `pulumi destroy` refuses to delete it. false: for throwaway stacks "
-            "only (destroy deletes it and its automated backups, with no snapshot)."),
+            "RDS deletion protection and Pulumi's protect on the database: `pulumi destroy` "
+            "refuses to delete it. false: for throwaway stacks, or to delete one on purpose "
+            "(set it false, `pulumi up`, then destroy)."),
+    Setting("databaseFinalSnapshot", "boolean", True,
+            "RDS takes a final snapshot (<instance>-final) when the database is deleted, kept "
+            "until you delete it. false: deleting the database deletes its data and automated "
+            "backups for good."),
     Setting("databaseUrlSecret", "string", "",
             "Bring your own database instead of `database`: the Secrets Manager secret whose "
             "value is its URL (postgres://user:password@host:5432/name or mysql://...), or an "
