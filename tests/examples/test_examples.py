@@ -214,9 +214,16 @@ def _post_note(port: int, text: str) -> tuple[int, http.client.HTTPMessage, str]
                     body=urlencode({"csrfmiddlewaretoken": token, "text": text}))
 
 
+def _services(port: int, tag: str) -> dict[str, str]:
+    """/services/?tag=: what it wrote, read back and counted, line by line."""
+    status, headers, body = _request(port, f"/services/?tag={tag}")
+    assert (status, headers.get("Content-Type")) == (200, "text/plain"), body
+    return dict(line.split(": ", 1) for line in body.splitlines())
+
+
 def test_django_serves_and_keeps_its_data(site: Callable[..., Site]) -> None:
     django = _django(site)
-    for command in django.cfg.app.pre_start:
+    for command in (*django.cfg.app.migrate, *django.cfg.app.pre_start):
         django.sh(command)
     with serving(django) as port:
         for host in ("10.1.2.3", "localhost", "unknown.example"):  # the ALB, the release, any
@@ -230,9 +237,17 @@ def test_django_serves_and_keeps_its_data(site: Callable[..., Site]) -> None:
         assert _post_note(port, " ")[0] == 400
         assert _request(port, "/notes/", method="POST", body="text=no-csrf")[0] == 403
         assert _request(port, "/visits/")[::2] == (200, "visits: 1\n")
+        assert _services(port, "first") == {  # no DATABASE_URL, no CACHE_URL
+            "database": "sqlite", "visit": "1 tag=first", "visits": "1",
+            "cache": "LocMemCache", "counter": "1"}
+        assert _request(port, "/services/?tag=a%0Ab")[0] == 400
     with serving(django) as port:  # as after a new release
         assert "kept across restarts" in _request(port, "/")[2]
         assert _request(port, "/visits/")[::2] == (200, "visits: 2\n")
+        # the row is kept in APP_DATA_DIR's SQLite; each process's memory cache starts anew
+        assert _services(port, "second") == {
+            "database": "sqlite", "visit": "2 tag=second", "visits": "2",
+            "cache": "LocMemCache", "counter": "1"}
     assert (django.data / "db.sqlite3").is_file()
 
 
@@ -279,4 +294,7 @@ def test_stack_files_parse(stack: str) -> None:
     assert Path(cfg.app.source) == STACK_FILES[stack]
     if stack == "django":
         assert cfg.app.build == ("python manage.py collectstatic --noinput",)
-        assert cfg.app.pre_start == ("python manage.py migrate --noinput",)
+        assert cfg.app.migrate == ("python manage.py migrate --noinput",)
+        assert cfg.app.pre_start == ()  # migrations once per release, not at each start
+        assert (cfg.database.engine, cfg.cache.engine, cfg.network.create_vpc) == (
+            "postgres", "valkey", True)

@@ -13,12 +13,17 @@ Environment:
   DJANGO_CSRF_TRUSTED_ORIGINS  comma list of origins such as https://app.example.com (optional)
   DJANGO_HTTPS                 1: the site is reached over HTTPS only (secure cookies, redirect)
   APP_DATA_DIR                 the writable directory kept across releases (set by webstack)
+  DATABASE_URL                 the database (webstack's `database`); unset: SQLite in APP_DATA_DIR
+  CACHE_URL                    the cache (webstack's `cache`); unset: each process's own memory
+(mysite/services.py says the URLs' forms.)
 """
 
 import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from mysite import services
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -101,9 +106,11 @@ TEMPLATES = [
     },
 ]
 
-# SQLite in the data directory: it survives new releases, which replace the code's directory.
+# SQLite in the data directory unless webstack gives a database: it survives new releases,
+# which replace the code's directory, but it is one server's (serverCount 1 only).
 DATABASES = {
-    "default": {
+    "default": services.database(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL")
+    else {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": DATA_DIR / "db.sqlite3",
         # Several gunicorn workers write: wait for the lock rather than fail at once.
@@ -111,6 +118,14 @@ DATABASES = {
         "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
                     "init_command": "PRAGMA journal_mode=WAL;"},
     }
+}
+if DATABASES["default"]["ENGINE"].endswith(".mysql"):
+    import pymysql  # no compiler needed on the servers, unlike mysqlclient
+
+    pymysql.install_as_MySQLdb()
+CACHES = {
+    "default": services.cache(os.environ["CACHE_URL"]) if os.environ.get("CACHE_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
