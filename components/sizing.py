@@ -91,6 +91,9 @@ class PriceTable:
             r: RegionExtras(**{f: float(body[f]) for f in RegionExtras.__dataclass_fields__})
             for r, body in regions.items()
         }
+        # Databases' and caches' tables, read by dbsizing (each with its own source and date)
+        self._sections: dict[str, Mapping[str, Any]] = {
+            name: data[name] for name in ("rds", "elasticache") if name in data}
 
     @classmethod
     def load(cls, path: Path = PRICES_PATH) -> PriceTable:
@@ -110,8 +113,12 @@ class PriceTable:
     def extras(self, region: str) -> RegionExtras:
         return self._extras[region]
 
+    def section(self, name: str) -> Mapping[str, Any]:
+        """A price section beside EC2's ("rds", "elasticache"); empty when the table has none."""
+        return self._sections.get(name, {})
 
-def _usd(price: float) -> str:
+
+def usd(price: float) -> str:
     """At least 4 decimals (AWS's usual precision), more when the price has them."""
     text = f"{price:.6f}".rstrip("0")
     decimals = len(text.split(".")[1])
@@ -140,7 +147,7 @@ def choose(spec: Spec, catalog: Iterable[InstanceType], prices: PriceTable,
         raise SizingError([_nothing_fits(spec, allowed, kind, region)])
     best, price = min(fits, key=lambda tp: (tp[1], tp[0].vcpus, tp[0].memory_mib, tp[0].name))
     reason = (f"{best.name}: cheapest of {len(fits)} {kind} types with ≥{spec.vcpus} vCPU "
-              f"and ≥{spec.memory_gib:g} GiB, {_usd(price)}/h in {region}")
+              f"and ≥{spec.memory_gib:g} GiB, {usd(price)}/h in {region}")
     return Choice(best.name, price, best.vcpus, best.memory_mib, reason, len(fits))
 
 
@@ -179,7 +186,7 @@ def pinned(instance_type: str, catalog: Iterable[InstanceType] | None, prices: P
                 f"offers in {region} ({_ARCH}={arch}): pin a {arch} "
                 f"type such as {', '.join(_priced_in(catalog, prices, region)[:8]) or 'none'}, "
                 f"or change {_ARCH}"])
-    reason = f"{instance_type}: pinned by {_TYPE}, {_usd(price)}/h in {region}"
+    reason = f"{instance_type}: pinned by {_TYPE}, {usd(price)}/h in {region}"
     return Choice(instance_type, price, found.vcpus if found else None,
                   found.memory_mib if found else None, reason, 1)
 
