@@ -165,11 +165,12 @@ def size_database(db: DatabaseConfig, region: str, prices: PriceTable) -> Databa
                            f"{db.engine} prices for {region} ({_REGION})"])
     pairs: Mapping[str, list[float]] = body[db.engine]
     hourly = {name: float(pair[1] if db.multi_az else pair[0]) for name, pair in pairs.items()}
-    ask = _Ask("RDS class", "classes", db.engine, region, str(section.get("as_of")),
-               db.instance_class, _DB_CLASS, f"≥{db.vcpus} vCPU and ≥{db.memory_gib:g} GiB",
-               f"{_DB_VCPUS}={db.vcpus}, {_DB_MEMORY}={db.memory_gib:g}",
-               f"{_DB_VCPUS} and {_DB_MEMORY}", "/h",
-               lambda s: s.vcpus >= db.vcpus and s.memory_gib >= db.memory_gib)
+    ask = _Ask(kind="RDS class", kinds="classes", engine=db.engine, region=region,
+               as_of=str(section.get("as_of")), pin=db.instance_class, pin_key=_DB_CLASS,
+               need=f"≥{db.vcpus} vCPU and ≥{db.memory_gib:g} GiB",
+               settings=f"{_DB_VCPUS}={db.vcpus}, {_DB_MEMORY}={db.memory_gib:g}",
+               choose_by=f"{_DB_VCPUS} and {_DB_MEMORY}", per="/h",
+               fits=lambda s: s.vcpus >= db.vcpus and s.memory_gib >= db.memory_gib)
     spec, price, reason, count = _pick(ask, _specs(section, "classes"), hourly)
     deployment = "Multi-AZ: primary and standby" if db.multi_az else "Single-AZ"
     gp3 = body.get("gp3_gb_month")
@@ -195,11 +196,11 @@ def size_cache(cache: CacheConfig, region: str, prices: PriceTable) -> CacheChoi
     section = prices.section("elasticache")
     body = _region(section, "ElastiCache", region)
     hourly, derived = _cache_hourly(section, body, cache.engine)
-    ask = _Ask("ElastiCache node type", "node types", cache.engine, region,
-               str(section.get("as_of")), cache.node_type, _CACHE_TYPE,
-               f"≥{cache.memory_gib:g} GiB" if cache.memory_gib else "",
-               f"{_CACHE_MEMORY}={cache.memory_gib:g}", _CACHE_MEMORY, "/h per node",
-               lambda s: s.memory_gib >= cache.memory_gib)
+    ask = _Ask(kind="ElastiCache node type", kinds="node types", engine=cache.engine,
+               region=region, as_of=str(section.get("as_of")), pin=cache.node_type,
+               pin_key=_CACHE_TYPE, need=f"≥{cache.memory_gib:g} GiB" if cache.memory_gib else "",
+               settings=f"{_CACHE_MEMORY}={cache.memory_gib:g}", choose_by=_CACHE_MEMORY,
+               per="/h per node", fits=lambda s: s.memory_gib >= cache.memory_gib)
     spec, price, reason, count = _pick(ask, _specs(section, "node_types"), hourly)
     return CacheChoice(spec.name, cache.engine, spec.vcpus, spec.memory_gib, cache.nodes, price,
                        reason + derived, count)
