@@ -40,7 +40,7 @@ FETCHER = "awsclient.py"  # in the user-data; the others come in the artefact an
 PROGRAMS = {"ssm-get": "ssm_get.py", "probe": "probe.py", "fetch-uv": "fetch_uv.py",
             "setup": "setup.sh", "release": "release.sh", "tls": "tls.sh",
             "fetch-app": "fetch_app.sh", "fetch-bundle": "fetch_bundle.py",
-            "requirements-key": "requirements_key.py"}
+            "requirements-key": "requirements_key.py", "migrate-once": "migrate.py"}
 USER_DATA_BUDGET = 8 * 1024  # bytes: what every variant's user-data stays within (room to grow)
 GUNICORN_VERSION = "27.0.1"  # same pin as requirements-dev.txt: the loopback run matches servers
 # uv builds each release's venv: seconds, where `python3 -m venv` + pip take half a minute on a
@@ -211,6 +211,24 @@ def unit_name(cfg: StackConfig) -> str:
     return f"webstack-{cfg.app.name}"
 
 
+def has_secrets_file(cfg: StackConfig) -> bool:
+    """The app gets secrets.env (its secrets unit, fetched before any of its code runs): for
+    appSecrets, and for a database's or cache's credentials."""
+    return bool(cfg.app.secrets) or cfg.database.enabled or cfg.cache.enabled
+
+
+def database_clients(cfg: StackConfig) -> list[str]:
+    """The OS's clients migrate-once takes the database's lock with: only with migrations. A
+    database the user brings has its engine in its secret, read at run time: both clients (8
+    and 15 MB), installed with the other packages at boot rather than by a release."""
+    if not (cfg.app.migrate and cfg.database.enabled):
+        return []
+    engines = [cfg.database.engine] if cfg.database.created else ["postgres", "mysql"]
+    # default-mysql-client-core: MariaDB's `mysql` on Debian, MySQL's on Ubuntu (no perl)
+    return [{"postgres": "postgresql-client", "mysql": "default-mysql-client-core"}[e]
+            for e in engines]
+
+
 def bundle_release(sha256: str) -> str:
     """The release id the release script gives a bundle (releases/<id>)."""
     return f"bundle-{sha256[:12]}"
@@ -266,6 +284,7 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         packages.append("openssl")
     if shape.certificate == "letsencrypt":
         packages.append("certbot")
+    packages += database_clients(cfg)
     # Ubuntu's images carry the SSM agent (snap); Debian's do not, and without it there is no
     # Session Manager shell and no Run Command. AWS publishes the .deb in each region's bucket.
     ssm_agent_url = ""
@@ -321,6 +340,8 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "env_lines": [env_line(k, v) for k, v in sorted(
             {**app.env, naming.DATA_DIR_VARIABLE: paths.data}.items())],
         "secrets_json": json.dumps(dict(sorted(app.secrets.items())), indent=2) + "\n",
+        "secrets_file": has_secrets_file(cfg),
+        "credentials": cfg.database.enabled or cfg.cache.enabled,  # from Secrets Manager
     }
 
 
@@ -348,8 +369,11 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     programs.append("fetch-app" if cfg.app.from_git else "fetch-bundle")
     # secrets, a private repository's credential, the release pointer, or the Let's Encrypt
     # certificate kept in SSM
-    if cfg.app.secrets or cfg.app.repo_credential or target.ec2:
+    secrets = has_secrets_file(cfg)
+    if secrets or cfg.app.repo_credential or target.ec2:
         programs.append("ssm-get")
+    if cfg.app.migrate:
+        programs.append("migrate-once")
     files = [
         *(_File(p.program(name), program=PROGRAMS[name], mode=0o755) for name in programs),
         # Rendered for every target so local checks see it; only EC2's setup starts the agent.
@@ -367,12 +391,21 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
                   _File(f"{units}/{unit}.service", "files/app.service.j2")]
     if cfg.app.repo_host_keys:  # the only host keys ssh trusts for the app's repository
         files.append(_File(f"{p.etc}/known_hosts", "files/known_hosts.j2"))
-    if cfg.app.secrets:
+    if secrets:
         files += [_File(f"{p.etc}/secrets.json", "files/secrets.json.j2", mode=0o600),
                   _File(f"{units}/{unit}-secrets.service", "files/secrets.service.j2")]
+    if cfg.database.enabled or cfg.cache.enabled:  # a rotated password reaches the app
+        files += [_File(f"{units}/{unit}-secrets-refresh.service",
+                        "files/secrets-refresh.service.j2"),
+                  _File(f"{units}/{unit}-secrets-refresh.timer", "files/secrets-refresh.timer.j2")]
     if cfg.app.build:
         files.append(_hooks("build", "appBuild", "build commands", "The release script runs "
                             "them once per release, before its health check.", cfg.app.build, p))
+    if cfg.app.migrate:
+        files.append(_hooks("migrate", "appMigrate", "migrations", "The release script runs "
+                            "them through migrate-once: once per release across the fleet with "
+                            "a database, before pre-start and the health check.",
+                            cfg.app.migrate, p))
     if cfg.app.pre_start:
         files += [_hooks("pre-start", "appPreStart", "pre-start hooks", "The release script runs "
                          f"them before a release takes traffic; {unit}-prestart.service at "
@@ -431,8 +464,11 @@ def server_settings(cfg: StackConfig, target: Target, ctx: dict[str, object],
         # host keys ssh pins
         **_repo_settings(app, paths),
         "APP_REQUIREMENTS": app.requirements, "RELEASES_KEPT": str(app.releases_kept),
-        "SECRETS": flag[bool(app.secrets)], "PRE_START": flag[bool(app.pre_start)],
-        "BUILD": flag[bool(app.build)],
+        "SECRETS": flag[has_secrets_file(cfg)], "PRE_START": flag[bool(app.pre_start)],
+        "BUILD": flag[bool(app.build)], "MIGRATE": flag[bool(app.migrate)],
+        # where ssm-get finds the database and the cache (JSON without credentials)
+        "DATABASE_PARAMETER": naming.database_parameter(cfg) if cfg.database.enabled else "",
+        "CACHE_PARAMETER": naming.cache_parameter(cfg) if cfg.cache.enabled else "",
         # appKind static: no gunicorn in a build's venv; nginx serves WEB_DIR of the app directory
         "KIND": app.kind, "WEB_DIR": app.web_dir,
         "GUNICORN_VERSION": "" if app.static else GUNICORN_VERSION, "VENV_SHARED": target.venv,

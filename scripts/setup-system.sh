@@ -20,6 +20,14 @@ packages=(
   genisoimage      # the NoCloud seed ISO (label cidata)
   openssh-client   # ssh/ssh-keygen: the VM tier inspects the guest over SSH
   openssh-server   # sshd: the loopback test of a private repository over ssh (started by the test)
+  # Real database and cache servers for tests/services (each started by the test on 127.0.0.1
+  # with its own data directory): what RDS and ElastiCache run, from Debian's packages
+  postgresql-15          # RDS PostgreSQL 15; initdb/postgres under a dedicated user
+  postgresql-client-15   # psql: the servers' migration lock and the tests' client
+  mariadb-server         # MariaDB 10.11 for the mysql engine
+  mariadb-client         # mariadb: the mysql engine's client on servers and in the tests
+  memcached              # ElastiCache memcached
+  redis-server           # Redis 7 for valkey (Debian 12 has no valkey; the same protocol)
 )
 
 missing=()

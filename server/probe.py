@@ -23,17 +23,33 @@ import urllib.parse
 
 from awsclient import read_env, settings
 
+# What ssm-get writes beside the secrets when settings.env names the database's or the cache's
+# parameter (it then refuses appSecrets of these names): where they are, no secret, and words as
+# common as "app", "5432" or "true", which masking would garble every message with.
+PUBLIC = {"DATABASE_PARAMETER": ("DB_ENGINE", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER"),
+          "CACHE_PARAMETER": ("CACHE_ENGINE", "CACHE_HOST", "CACHE_PORT", "CACHE_TLS")}
 
-def secret_values(env_files):
-    """The values of KEY="value" EnvironmentFiles (as webstack writes them), longest first."""
+
+def secret_values(env_files, conf):
+    """The secret values of KEY="value" EnvironmentFiles (as webstack writes them), with a URL's
+    password as the URL spells it, longest first."""
+    public = {key for setting, keys in PUBLIC.items() if conf.get(setting) for key in keys}
     values = set()
     for path in env_files:
         try:
             found = read_env(path)
         except FileNotFoundError:
             continue
-        for value in found.values():
+        for key, value in found.items():
+            if key in public:
+                continue
             values.update(v for v in [value, *value.splitlines()] if len(v.strip()) >= 3)
+            try:
+                password = urllib.parse.urlsplit(value).password if "://" in value else None
+            except ValueError:
+                password = None
+            if password and len(password) >= 3:
+                values.add(password)
     return sorted(values, key=len, reverse=True)
 
 
@@ -87,11 +103,12 @@ def main():
     parser.add_argument("url", nargs="?")
     parser.add_argument("--unix")
     parser.add_argument("--wait", type=float, default=60)
-    parser.add_argument("--timeout", type=float, default=float(settings()["PROBE_TIMEOUT"]))
+    conf = settings()
+    parser.add_argument("--timeout", type=float, default=float(conf["PROBE_TIMEOUT"]))
     parser.add_argument("--pid", type=int)
     parser.add_argument("--redact", action="append", default=[])
     args = parser.parse_args()
-    values = secret_values(args.redact)
+    values = secret_values(args.redact, conf)
     if args.action == "redact":
         sys.stdout.write(redact(sys.stdin.read(), values))
         return 0

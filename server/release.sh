@@ -1,13 +1,13 @@
 #!/bin/bash
 # shellcheck disable=SC2153  # the upper-case names come from settings.env
-# Releases the app on this server, as root:  release [REF]
+# Releases the app on this server, as root:  release [REF]  |  release --refresh-secrets
 # REF is what the release pointer holds: a git ref (tag, branch or commit SHA) of appRepo, or
 # SHA256[@S3-VERSION] of the appSource bundle. It defaults to the SSM parameter REF_PARAMETER on
 # EC2, else to APP_REF.
 #
 # 1. fetch into a new directory $RELEASES/<id>; its venv is the one of its requirements' hash
-#    (built once, shared by every release with the same requirements); run its build commands
-#    and pre-start hooks;
+#    (built once, shared by every release with the same requirements); run its build commands,
+#    its migrations (once across the fleet with a database: migrate-once) and pre-start hooks;
 # 2. start it on a private socket and GET $HEALTH_PATH: a broken release never takes traffic;
 # 3. switch $CURRENT to it atomically, restart gunicorn with no failed request (see
 #    restart_app), GET $HEALTH_PATH through nginx; on failure switch back;
@@ -17,6 +17,8 @@
 # root, and the switch restarts nothing (nginx follows $CURRENT per request).
 # Releasing what already serves is a no-op. Last line on success: "release: serving REF (ID) as
 # DIR"; on failure one paragraph "release: FAILED: ..." on stderr and exit 1 (2: usage).
+# --refresh-secrets (the secrets-refresh timer's): fetch the app's secrets again, and only when
+# they changed replace secrets.env and restart the app as a release does, under the same lock.
 # Never `set -x`: the hooks and the candidate run with the app's secrets in their environment.
 set -euo pipefail
 umask 022
@@ -68,7 +70,63 @@ phase() {  # NAME: the time since the last phase, for the summary line
   started=$now
 }
 
-[ $# -le 1 ] || fail "usage: release [REF]" 2
+restart_app() {
+  # Zero downtime without HUP. `systemctl reload` (HUP) would re-fork workers from the old
+  # master, whose interpreter and sys.path are the old release's venv: the new release's new
+  # dependencies would not import. So gunicorn is restarted, from the venv `current` now
+  # points at, and nothing is lost because the listening socket belongs to $unit.socket, not
+  # to gunicorn: the old master stops accepting and finishes its requests (graceful stop), new
+  # connections wait in the socket's backlog meanwhile, and the new master takes the same
+  # socket from systemd and accepts them. nginx sees a slower answer, never an error.
+  [ -z "$static" ] || return 0  # nginx serves the files `current` points at: nothing to restart
+  systemctl start "$unit.socket"
+  if systemctl is-active --quiet "$unit.service"; then
+    systemctl restart "$unit.service"
+  else
+    systemctl start "$unit.service"
+  fi
+}
+
+take_lock() {
+  install -d -m 0755 "$state"
+  exec 9>>"$state/release.lock"
+  flock --wait 900 9 || fail "another release still runs (it holds $state/release.lock)"
+}
+
+refresh_secrets() {  # a changed secrets.env (a rotated password) restarts the app; else nothing
+  [ -n "$SECRETS" ] || fail "this app has no secrets to refresh" 2
+  take_lock
+  if [ ! -e "$SECRETS_ENV" ]; then
+    say "no secrets fetched yet ($unit-secrets has not run): nothing to refresh"
+    return 0
+  fi
+  local new="$SECRETS_ENV.new" out
+  out=$(/usr/bin/python3 "$lib/ssm-get" "$etc/secrets.json" "$new" 2>&1) || {
+    rm -f "$new"
+    fail "could not fetch the app's secrets again: $(tail -n 3 <<<"$out")"
+  }
+  if cmp -s "$new" "$SECRETS_ENV"; then
+    rm -f "$new"
+    say "secrets unchanged: nothing restarted"
+    return 0
+  fi
+  mv -f "$new" "$SECRETS_ENV"
+  if [ -n "$static" ] || ! systemctl is-active --quiet "$unit.service"; then
+    say "secrets changed: $SECRETS_ENV replaced ($unit is not running: nothing to restart)"
+    return 0
+  fi
+  say "secrets changed: restarting $unit with them"
+  restart_app || fail "the secrets changed but systemctl could not restart $unit (journalctl -u $unit)"
+  answer=$("$lib/probe" get "$health_url" --wait 60 "${redact[@]}") \
+    || fail "the secrets changed and $unit restarted with them, but $health_path does not answer through nginx: $answer"
+  say "secrets changed: $unit restarted with them and answers $health_path"
+}
+
+if [ "${1:-}" = --refresh-secrets ] && [ $# -eq 1 ]; then
+  refresh_secrets
+  exit 0
+fi
+[ $# -le 1 ] || fail "usage: release [REF] | release --refresh-secrets" 2
 ref=${1:-}
 if [ -z "$ref" ] && [ -n "$REF_PARAMETER" ]; then
   # On EC2 the pointer lives in SSM, so new code never changes the user-data.
@@ -84,9 +142,7 @@ elif [[ -z $ref || $ref == -* || $ref == *..* || $ref =~ [[:space:][:cntrl:]] ]]
   fail "'$ref' is not a git ref: expected a tag, branch or commit SHA" 2
 fi
 
-install -d -m 0755 "$state"
-exec 9>>"$state/release.lock"
-flock --wait 900 9 || fail "another release still runs (it holds $state/release.lock)"
+take_lock
 
 if [ "$APP_SOURCE" = bundle ]; then
   pointer=$ref
@@ -120,23 +176,6 @@ abandon() {  # the new release never took traffic
     fail "release $ref ($short): $1. Rolled back to $previous, which kept serving throughout (nothing was switched); the failed tree is $releases/.failed-$id"
   fi
   fail "release $ref ($short): $1. No previous release to fall back to; the failed tree is $releases/.failed-$id"
-}
-
-restart_app() {
-  # Zero downtime without HUP. `systemctl reload` (HUP) would re-fork workers from the old
-  # master, whose interpreter and sys.path are the old release's venv: the new release's new
-  # dependencies would not import. So gunicorn is restarted, from the venv `current` now
-  # points at, and nothing is lost because the listening socket belongs to $unit.socket, not
-  # to gunicorn: the old master stops accepting and finishes its requests (graceful stop), new
-  # connections wait in the socket's backlog meanwhile, and the new master takes the same
-  # socket from systemd and accepts them. nginx sees a slower answer, never an error.
-  [ -z "$static" ] || return 0  # nginx serves the files `current` points at: nothing to restart
-  systemctl start "$unit.socket"
-  if systemctl is-active --quiet "$unit.service"; then
-    systemctl restart "$unit.service"
-  else
-    systemctl start "$unit.service"
-  fi
 }
 
 switch_to() {  # atomic: rename(2) of a new symlink over the old one
@@ -219,6 +258,18 @@ else
   echo "$sha" > "$dir/.complete"
 fi
 venv=${venv_shared:-$(readlink -f "$dir/venv")}
+
+if [ -n "$MIGRATE" ]; then
+  # Once across the fleet with a database (its lock, its marker table); its own lines show
+  # here (waiting for another server, skipped), the commands' output in .migrate.log.
+  say "migrations"
+  migrated=0
+  (app_env; exec runuser -u "$user" -- env HOME="$home" /usr/bin/python3 "$lib/migrate-once" \
+      --log "$dir/.migrate.log" "$id" "$lib/migrate" "$dir") 9>&- </dev/null 2>&1 \
+    | sed -u 's/^/release: /' || migrated=$?
+  [ "$migrated" = 0 ] || abandon "a migration failed: $(excerpt "$dir/.migrate.log")"
+  phase migrate
+fi
 
 if [ -n "$PRE_START" ]; then
   say "pre-start hooks"

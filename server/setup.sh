@@ -77,12 +77,16 @@ units=()
 [ "$KIND" = static ] || units+=("$unit.socket" "$unit.service")
 [ -z "$SECRETS" ] || units+=("$unit-secrets.service")
 [ -z "$PRE_START" ] || units+=("$unit-prestart.service")
+# A database's or cache's credentials are fetched again every 5 minutes (a rotated password).
+refresh=
+[ -z "$DATABASE_PARAMETER$CACHE_PARAMETER" ] || refresh="$unit-secrets-refresh"
+[ -z "$refresh" ] || units+=("$refresh.timer")
 if [ ${#units[@]} -gt 0 ]; then
   log "systemd units"
   # A reload re-reads every unit on the machine (seconds on a small server): only when one of
   # ours changed since systemd loaded it. On a first boot none was loaded yet, so none needs it.
   systemctl enable --quiet --no-reload "${units[@]}"
-  for u in "${units[@]}"; do
+  for u in "${units[@]}" ${refresh:+"$refresh.service"}; do
     if [ "$(systemctl show --property=NeedDaemonReload --value "$u")" = yes ]; then
       systemctl daemon-reload
       break
@@ -112,6 +116,8 @@ if [ "$KIND" != static ]; then
   fi
   systemctl start "$unit.service"
 fi
+
+[ -z "$refresh" ] || systemctl start "$refresh.timer"  # after the release: never before it
 
 log "waiting for $HEALTH_PATH through nginx"
 "$lib/probe" get "$HEALTH_URL" --wait 60 || { log "$HEALTH_URL did not answer 200"; exit 1; }
