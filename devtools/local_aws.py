@@ -2,7 +2,10 @@
 credentials) and S3, SSM and Secrets Manager (moto), all on the host's 127.0.0.1, which the guest
 reaches through qemu's user networking at `GUEST_HOST`. With these, the VM boots the same
 user-data as EC2 and fetches the same artefact and secrets the same way; only `Endpoints`
-differ, and `guest_endpoints` is the one place that says how.
+differ, and `guest_endpoints` is the one place that says how. A stack's database and cache are
+servers on the host's loopback too, published as the stack's RDS and ElastiCache are
+(`publish_database`, `publish_cache`): an SSM parameter with the endpoint at `GUEST_HOST` and a
+Secrets Manager secret with the credentials.
 
     python -m devtools.local_aws --state DIR --region R [--detach]   serve until SIGTERM
                                    (--detach: in the background, so it outlives `make demo`)
@@ -30,6 +33,7 @@ import boto3
 from components import naming
 from components.bootstrap import Endpoints, RenderedBootstrap, artefact_key
 from components.bundle import Bundle
+from components.config import StackConfig
 from devtools.localrun import wait_until
 from devtools.motoserver import free_port
 
@@ -191,6 +195,43 @@ def publish_bundle(info: LocalAwsInfo, bucket: str, app: str, bundle: Bundle,
     client(info, "ssm").put_parameter(Name=pointer_parameter, Value=pointer, Type="String",
                                       Overwrite=True)
     return pointer
+
+
+def _publish_endpoint(info: LocalAwsInfo, parameter: str, endpoint: dict[str, object],
+                      secret_name: str, secret: dict[str, str] | None) -> str:
+    """The secret (its JSON), then the String parameter naming its ARN beside the endpoint, as
+    the stack's components leave them; the secret's ARN ("" without one)."""
+    arn = ""
+    if secret is not None:
+        sm = client(info, "secretsmanager")
+        with contextlib.suppress(sm.exceptions.ResourceExistsException):
+            sm.create_secret(Name=secret_name, SecretString="{}")
+        arn = sm.put_secret_value(SecretId=secret_name, SecretString=json.dumps(secret))["ARN"]
+    client(info, "ssm").put_parameter(
+        Name=parameter, Type="String", Overwrite=True,
+        Value=json.dumps({**endpoint, "host": GUEST_HOST, "secret": arn}))
+    return arn
+
+
+def publish_database(info: LocalAwsInfo, cfg: StackConfig, port: int, password: str) -> str:
+    """The host's database server on `port` as the stack's RDS instance: its endpoint in
+    `naming.database_parameter` and the master user's RDS-style secret
+    ({"username", "password"}); the secret's ARN."""
+    return _publish_endpoint(
+        info, naming.database_parameter(cfg),
+        {"engine": cfg.database.engine, "port": port, "name": cfg.database.name},
+        f"rds-db-{cfg.prefix}", {"username": cfg.database.user, "password": password})
+
+
+def publish_cache(info: LocalAwsInfo, cfg: StackConfig, port: int, tls: bool,
+                  token: str) -> str:
+    """The host's cache server on `port` as the stack's ElastiCache: its endpoint in
+    `naming.cache_parameter` and, for valkey, the AUTH token's secret ({"password"}); the
+    secret's ARN ("" for memcached)."""
+    return _publish_endpoint(
+        info, naming.cache_parameter(cfg),
+        {"engine": cfg.cache.engine, "port": port, "tls": tls},
+        f"{cfg.prefix}-cache-auth", {"password": token} if cfg.cache.engine == "valkey" else None)
 
 
 def main() -> int:

@@ -7,10 +7,12 @@ three exercise one path: the image (cached), the accelerator, the seed, the boot
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from components import naming
 from components.bootstrap import Endpoints, RenderedBootstrap, Target, render
@@ -54,6 +56,31 @@ def vm_config(stack: str, ssh_public_key: str, extra: dict[str, str] | None = No
                  supported_regions=(region,) if region else ())
 
 
+class HostDatabase(Protocol):
+    """A database server on the host's loopback standing in for the stack's RDS instance (as
+    tests/services starts one): `create` makes a user with a password and a database it owns,
+    as RDS makes the master user's."""
+
+    @property
+    def engine(self) -> str: ...  # postgres | mysql
+    @property
+    def port(self) -> int: ...
+    def create(self, user: str, password: str, name: str) -> None: ...
+
+
+class HostCache(Protocol):
+    """A cache server on the host's loopback standing in for the stack's ElastiCache."""
+
+    @property
+    def engine(self) -> str: ...  # memcached | valkey
+    @property
+    def port(self) -> int: ...
+    @property
+    def password(self) -> str: ...  # valkey's AUTH token ("" for memcached)
+    @property
+    def ca(self) -> str: ...  # with TLS, the PEM file the guest must trust; "": plain TCP
+
+
 @dataclass(frozen=True)
 class Staged:
     cfg: StackConfig
@@ -61,6 +88,7 @@ class Staged:
     info: local_aws.LocalAwsInfo
     bucket: str
     pointer: str  # the release pointer the server reads at boot
+    credentials: tuple[str, ...] = ()  # the database's and cache's, for checks they never leak
 
     @property
     def user_data(self) -> str:
@@ -73,20 +101,47 @@ class Staged:
                                         naming.release_ref_parameter(self.cfg))
 
 
+def _check_engine(setting: str, wanted: str, host: str) -> None:
+    if wanted != host:
+        raise VmError(f"webstack:{setting} is {wanted or 'not set'} but the host's server is "
+                      f"{host}: give a {wanted} server, or none")
+
+
 def stage(vm: Vm, stack: str, ports: Ports, extra: dict[str, str] | None = None,
-          parameters: dict[str, str] | None = None) -> Staged:
+          parameters: dict[str, str] | None = None, database: HostDatabase | None = None,
+          cache: HostCache | None = None) -> Staged:
     """What `pulumi up` does before a server boots, against the VM's own local AWS (started
     here, stopped with the VM): the user-data rendered for it, its artefact and the app's
-    bundle in the stack's bucket, the release pointer and `parameters` (name → value) in SSM."""
+    bundle in the stack's bucket, the release pointer and `parameters` (name → value) in SSM;
+    with `database`, its master user (a new password) and database made as RDS makes them and
+    published as the stack's; with `cache`, published as the stack's ElastiCache (its TLS
+    certificate trusted by the guest through extraCaCertFiles, the one VM-only setting)."""
     if vm.running():
         raise VmError(f"VM {vm.dir.name} is already running: `down` it first")
     key = ensure_key().with_suffix(".pub").read_text().strip()
+    extra = dict(extra or {})
+    if cache is not None and cache.ca:
+        own = json.loads(stack_config(stack, extra).get("webstack:extraCaCertFiles") or "[]")
+        extra["webstack:extraCaCertFiles"] = json.dumps([*own, cache.ca])
     cfg = vm_config(stack, key, extra)
+    if database is not None:
+        _check_engine("database", cfg.database.engine, database.engine)
+    if cache is not None:
+        _check_engine("cache", cfg.cache.engine, cache.engine)
     info = local_aws.start(vm.aws_state, cfg.region)
     bucket = naming.artefact_bucket(cfg.prefix, local_aws.ACCOUNT, cfg.region)
     rendered = render(cfg, local_vm_target(ports.https, local_aws.guest_endpoints(info)), bucket)
     local_aws.publish(info, bucket, rendered, parameters or {})
-    staged = Staged(cfg, rendered, info, bucket, "")
+    credentials: list[str] = []
+    if database is not None:
+        password = secrets.token_urlsafe(24)
+        database.create(cfg.database.user, password, cfg.database.name)
+        local_aws.publish_database(info, cfg, database.port, password)
+        credentials.append(password)
+    if cache is not None:
+        local_aws.publish_cache(info, cfg, cache.port, bool(cache.ca), cache.password)
+        credentials += [cache.password] if cache.password else []
+    staged = Staged(cfg, rendered, info, bucket, "", tuple(credentials))
     return replace(staged, pointer=staged.release_new_code(Path(cfg.app.source)))
 
 

@@ -1,21 +1,25 @@
 """The VM harness's own logic, without booting anything: what `local_vm.py up` renders, the
-seed it writes, how it reads a failed boot, and that it refuses taken ports before starting."""
+seed it writes, how it reads a failed boot, that it refuses taken ports before starting, and how
+it publishes the host's database and cache as the stack's."""
 
 from __future__ import annotations
 
 import json
 import socket
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
-from components.config import SAMPLE_APP_DIR
+from components import naming
+from components.config import PROJECT_DIR, SAMPLE_APP_DIR, stack_file_settings
+from devtools import local_aws
 from devtools import vm as vm_module
 from devtools.vm import Ports, Vm, VmError, choose_accel, failed_modules, write_seed
 from devtools.vm_image import Image
-from devtools.vm_up import vm_config
+from devtools.vm_up import stage, vm_config
 from scripts.bench_converge import floor_user_data
 from tests.cases import ssh_key
 
@@ -115,3 +119,74 @@ def test_the_accelerator_is_probed_once_per_host_boot(tmp_path: Path,
     assert choose_accel(Image(tmp_path / "image-c"), said.append) is None
     assert choose_accel(Image(tmp_path / "image-c"), said.append) is None
     assert probes[-4:] == ["kvm", "tcg", "kvm", "tcg"]
+
+
+@dataclass
+class FakeDatabase:
+    """Records what stage() asks of the host's database server (tests/services' starts one)."""
+
+    engine: str = "postgres"
+    port: int = 54321
+    created: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def create(self, user: str, password: str, name: str) -> None:
+        self.created.append((user, password, name))
+
+
+@dataclass(frozen=True)
+class FakeCache:
+    engine: str
+    port: int
+    password: str
+    ca: str
+
+
+def _self_signed(where: Path) -> Path:
+    cert = where / "cache.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=10.0.2.2",
+                    "-keyout", str(where / "cache.key"), "-out", str(cert)],
+                   capture_output=True, check=True, timeout=60)
+    return cert
+
+
+def test_the_hosts_database_and_cache_are_published_as_the_stacks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Django example's stack in a VM: a master user made on the host's database with a
+    new password, the endpoints at the guest's address of the host in the stack's SSM
+    parameters, the credentials in Secrets Manager only, the cache's certificate trusted."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    settings = stack_file_settings("django", PROJECT_DIR / "examples" / "django-app")
+    settings.pop("aws:region")
+    database, cert = FakeDatabase(), _self_signed(tmp_path)
+    cache = FakeCache("valkey", 16379, "auth-token-value", str(cert))
+    vm = Vm(tmp_path / "vm")
+    staged = stage(vm, "dev", Ports(), settings, database=database, cache=cache)
+    try:
+        [(user, password, name)] = database.created
+        assert (user, name) == (staged.cfg.database.user, staged.cfg.database.name)
+        assert staged.credentials == (password, "auth-token-value") and len(password) >= 24
+        ssm, sm = (local_aws.client(staged.info, s) for s in ("ssm", "secretsmanager"))
+
+        def parameter(name: str) -> dict[str, object]:
+            found = ssm.get_parameter(Name=name)["Parameter"]
+            assert found["Type"] == "String"
+            return json.loads(found["Value"])
+
+        db = parameter(naming.database_parameter(staged.cfg))
+        assert db == {"engine": "postgres", "host": "10.0.2.2", "port": 54321, "name": "app",
+                      "secret": db["secret"]}
+        assert json.loads(sm.get_secret_value(SecretId=db["secret"])["SecretString"]) == {
+            "username": "webstack", "password": password}
+        kv = parameter(naming.cache_parameter(staged.cfg))
+        assert kv == {"engine": "valkey", "host": "10.0.2.2", "port": 16379, "tls": True,
+                      "secret": kv["secret"]}
+        assert json.loads(sm.get_secret_value(SecretId=kv["secret"])["SecretString"]) == {
+            "password": "auth-token-value"}
+        assert cert.read_text().strip() in "".join(staged.cfg.sources.extra_ca_certs)
+    finally:
+        local_aws.stop(vm.aws_state)
+    with pytest.raises(VmError, match="webstack:database is postgres but the host's server is "
+                                      "mysql: give a postgres server, or none"):
+        stage(vm, "dev", Ports(), settings, database=FakeDatabase(engine="mysql"))
+    assert local_aws.running(vm.aws_state) is None  # refused before anything started
