@@ -5,7 +5,8 @@ gunicorn on a loopback port and real HTTP, in a temporary copy (the examples sta
 A server's release differs only in what is webstack's own (nginx in front, systemd, the release
 directory); the VM tier covers those. Here: the app's side of the contract (health on any Host,
 data kept in APP_DATA_DIR across restarts, static files where nginx will look, a clear refusal
-of a bad environment) and the stack files' validity.
+of a bad environment, the database and cache of DATABASE_URL and CACHE_URL on real PostgreSQL,
+MariaDB, Redis and memcached servers from tests/services) and the stack files' validity.
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+import pymemcache
 import pytest
+import redis
 
 from components import bundle
 from components.bootstrap import GUNICORN_VERSION
 from components.config import PROJECT_DIR, StackConfig, parse, stack_file_settings
 from devtools.localrun import local_uv, stop, wait_until
 from devtools.motoserver import HOST, free_port
+from tests.services import servers
 
 pytestmark = pytest.mark.realtools
 
@@ -249,6 +253,80 @@ def test_django_serves_and_keeps_its_data(site: Callable[..., Site]) -> None:
             "database": "sqlite", "visit": "2 tag=second", "visits": "2",
             "cache": "LocMemCache", "counter": "1"}
     assert (django.data / "db.sqlite3").is_file()
+
+
+# --- Django on the stack's database and cache ---
+
+DB_USER, DB_NAME = "webstack", "app"  # the stack's databaseUser and databaseName defaults
+DB_PASSWORD = "Pa:ss%w+rd#1?&='x"  # as RDS makes them, with what the URL must encode
+COUNTER_KEY = ":1:services-visits"  # Django's key for views.COUNTER (KEY_PREFIX "", VERSION 1)
+
+
+def _database_url(db: servers.Database, password: str) -> str:
+    """DATABASE_URL as the servers' ssm-get writes it (RDS requires TLS of postgres)."""
+    scheme, query = ("postgresql", "?sslmode=require") if db.engine == "postgres" else ("mysql", "")
+    return f"{scheme}://{DB_USER}:{quote(password, safe='')}@{db.host}:{db.port}/{DB_NAME}{query}"
+
+
+def _counts(port: int, engine: str, cache: str, requests: int = 4) -> None:
+    """/services/ asked `requests` times (both gunicorn workers answer some): every visit
+    written and read back, the counter shared by all of them."""
+    pages = [_services(port, f"t{i}") for i in range(requests)]
+    assert [p["counter"] for p in pages] == [str(i + 1) for i in range(requests)]
+    assert [p["visit"] for p in pages] == [f"{i + 1} tag=t{i}" for i in range(requests)]
+    assert {(p["database"], p["cache"]) for p in pages} == {(engine, cache)}
+
+
+def test_django_on_postgres_and_valkey(site: Callable[..., Site]) -> None:
+    """PostgreSQL 15 over TLS (sslmode=require) and Redis with AUTH over TLS only, as RDS and
+    ElastiCache's valkey: migrations make the tables, rows land in PostgreSQL, the counter in
+    Redis; a rotated password is harmless once the app restarts with it."""
+    token = secrets.token_urlsafe(32)
+    with servers.postgres() as db, servers.redis(token, tls=True) as cache:
+        db.create(DB_USER, DB_PASSWORD, DB_NAME)
+        django = site("django", SECRET_KEY=secrets.token_urlsafe(50),
+                      DATABASE_URL=_database_url(db, DB_PASSWORD),
+                      CACHE_URL=f"rediss://:{quote(token, safe='')}@{cache.host}:{cache.port}/0",
+                      SSL_CERT_FILE=cache.ca)  # the servers trust ElastiCache's CA likewise
+        for command in django.cfg.app.migrate:
+            django.sh(command)
+        assert db.sql("SELECT count(*) FROM django_migrations WHERE app = 'notes'",
+                      DB_NAME) == "2"
+        with serving(django) as port:
+            _counts(port, "postgresql", "RedisCache")
+            assert db.sql("SELECT string_agg(tag, ',' ORDER BY id) FROM notes_visit",
+                          DB_NAME) == "t0,t1,t2,t3"
+            # the app's connections, kept open (CONN_MAX_AGE), are encrypted
+            assert db.sql("SELECT bool_and(ssl), count(*) > 0 FROM pg_stat_ssl JOIN "
+                          f"pg_stat_activity USING (pid) WHERE usename = '{DB_USER}'") == "t|t"
+        with redis.Redis(host=cache.host, port=cache.port, password=token, ssl=True,
+                         ssl_ca_certs=cache.ca) as client:
+            assert client.get(COUNTER_KEY) == b"4"
+        rotated = secrets.token_urlsafe(24)
+        db.set_password(DB_USER, rotated)
+        django.env["DATABASE_URL"] = _database_url(db, rotated)  # what the refresh writes
+        with serving(django) as port:
+            assert _services(port, "after")["visit"] == "5 tag=after"
+
+
+def test_django_on_mariadb_and_memcached(site: Callable[..., Site]) -> None:
+    """The mysql engine through PyMySQL (no compiler on the servers) and memcached."""
+    with servers.mariadb() as db, servers.memcached() as cache:
+        db.create(DB_USER, DB_PASSWORD, DB_NAME)
+        django = site("django", SECRET_KEY=secrets.token_urlsafe(50),
+                      DATABASE_URL=_database_url(db, DB_PASSWORD),
+                      CACHE_URL=f"memcache://{cache.host}:{cache.port}")
+        for command in django.cfg.app.migrate:
+            django.sh(command)
+        with serving(django) as port:
+            _counts(port, "mysql", "PyMemcacheCache")
+        assert db.sql("SELECT GROUP_CONCAT(tag ORDER BY id) FROM notes_visit",
+                      DB_NAME) == "t0,t1,t2,t3"
+        client = pymemcache.Client((cache.host, cache.port), timeout=HTTP_TIMEOUT)
+        try:
+            assert client.get(COUNTER_KEY) == b"4"
+        finally:
+            client.close()
 
 
 def test_django_refuses_to_start_without_secret_key(site: Callable[..., Site]) -> None:

@@ -69,11 +69,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def certificate(where: Path) -> tuple[Path, Path]:
-    """A self-signed P-256 certificate for 127.0.0.1 (and its key), as a server presents it."""
+    """A self-signed P-256 certificate for 127.0.0.1 (and its key), as a server presents it;
+    also for 10.0.2.2, the host's loopback as a local VM's guest reaches it (tests/vm)."""
     cert, key = where / "server.crt", where / "server.key"
     run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
          "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)])
+         "subjectAltName=IP:127.0.0.1,IP:10.0.2.2", "-keyout", str(key), "-out", str(cert)])
     return cert, key
 
 
