@@ -27,6 +27,9 @@ class NameRule:
     edges: str = ""  # characters a name may not begin or end with
     forbidden_prefixes: tuple[str, ...] = ()  # case-insensitive
     forbidden_suffixes: tuple[str, ...] = ()
+    first: str = ""  # a regex character class body the first character must be in
+    forbidden_substrings: tuple[str, ...] = ()  # e.g. RDS's and ElastiCache's "--"
+    reserved: tuple[str, ...] = ()  # whole names AWS refuses, case-insensitive
 
     def problem(self, name: str) -> str | None:
         """Why AWS would refuse `name`, or None."""
@@ -37,6 +40,13 @@ class NameRule:
             return f"characters {''.join(bad)!r} are not allowed"
         if self.edges and (name[0] in self.edges or name[-1] in self.edges):
             return f"begins or ends with one of {self.edges!r}"
+        if not self.first_ok(name):
+            return f"begins with {name[0]!r}, not one of [{self.first}]"
+        for substring in self.forbidden_substrings:
+            if substring in name:
+                return f"contains {substring!r}"
+        if name.lower() in self.reserved:
+            return f"{name!r} is reserved"
         for prefix in self.forbidden_prefixes:
             if name.lower().startswith(prefix):
                 return f"begins with {prefix!r}"
@@ -45,11 +55,26 @@ class NameRule:
                 return f"ends with {suffix!r}"
         return None
 
+    def first_ok(self, name: str) -> bool:
+        return not self.first or re.match(f"[{self.first}]", name) is not None
+
 
 _LB = "A-Za-z0-9-"
 _IAM = r"\w+=,.@-"
 _EC2_TEXT = r"A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*"  # security group names and descriptions
 _ELB_DOC = "Elastic Load Balancing API Reference, {}: Name"
+_LOWER_ID = "a-z0-9-"  # RDS's and ElastiCache's identifiers, as they store them: lowercase
+_NO_DOUBLE_HYPHEN = {"edges": "-", "forbidden_substrings": ("--",)}
+
+
+def _identifier(field: str, limit: int, source: str) -> NameRule:
+    """An RDS or ElastiCache identifier. The program gives them all (autonamed=False), so `fit`
+    checks the name itself, not a logical name plus the engine's suffix."""
+    return NameRule(field, limit, _LOWER_ID, f"{source} (1-{limit} letters, digits or hyphens; "
+                    "first a letter; no two consecutive hyphens; not ending with a hyphen; "
+                    "stored in lowercase, and the provider takes only lowercase)",
+                    autonamed=False, first="a-z", **_NO_DOUBLE_HYPHEN)
+
 
 RULES: dict[str, tuple[NameRule, ...]] = {
     "aws:lb/loadBalancer:LoadBalancer": (NameRule(
@@ -123,6 +148,37 @@ RULES: dict[str, tuple[NameRule, ...]] = {
         "domainName", 64, "a-z0-9.*-", "AWS Certificate Manager API Reference, "
         "RequestCertificate: DomainName (the first name: at most 64 characters, it becomes "
         "the subject's CN)", autonamed=False),),
+    "aws:rds/instance:Instance": (
+        _identifier("identifier", 63, "Amazon RDS API Reference, CreateDBInstance: "
+                    "DBInstanceIdentifier"),
+        NameRule("finalSnapshotIdentifier", 255, "A-Za-z0-9-", "Amazon RDS API Reference, "
+                 "DeleteDBInstance: FinalDBSnapshotIdentifier (1-255 letters, digits or hyphens; "
+                 "first a letter; no two consecutive hyphens; not ending with a hyphen)",
+                 autonamed=False, first="A-Za-z", **_NO_DOUBLE_HYPHEN)),
+    "aws:rds/subnetGroup:SubnetGroup": (NameRule(
+        "name", 255, "a-z0-9 ._-", "Amazon RDS API Reference, CreateDBSubnetGroup: "
+        "DBSubnetGroupName (at most 255 letters, digits, spaces, periods, underscores or "
+        "hyphens; not 'default'; the provider takes only lowercase)", autonamed=False,
+        reserved=("default",)),),
+    "aws:rds/parameterGroup:ParameterGroup": (_identifier(
+        "name", 255, "Amazon RDS API Reference, CreateDBParameterGroup: DBParameterGroupName"),),
+    "aws:elasticache/subnetGroup:SubnetGroup": (NameRule(
+        "name", 255, _LOWER_ID, "Amazon ElastiCache API Reference, CreateCacheSubnetGroup: "
+        "CacheSubnetGroupName (at most 255 alphanumeric characters or hyphens; stored in "
+        "lowercase)", autonamed=False),),
+    "aws:elasticache/cluster:Cluster": (_identifier(
+        "clusterId", 50, "Amazon ElastiCache API Reference, CreateCacheCluster: CacheClusterId"),),
+    "aws:elasticache/replicationGroup:ReplicationGroup": (_identifier(
+        "replicationGroupId", 40, "Amazon ElastiCache API Reference, CreateReplicationGroup: "
+        "ReplicationGroupId"),),
+    "aws:secretsmanager/secret:Secret": (
+        NameRule("name", 512, r"A-Za-z0-9/_+=.@-", "AWS Secrets Manager API Reference, "
+                 "CreateSecret: Name (1-512 of letters, digits and /_+=.@-; not ending with a "
+                 "hyphen and six characters, which look like the ARN's suffix: the engine's "
+                 "auto-name ends with seven; a deleted secret's name stays taken for its "
+                 "recovery window, so a replacement must not reuse it)"),
+        NameRule("description", 2048, r"\x20-\x7e", "AWS Secrets Manager API Reference, "
+                 "CreateSecret: Description (at most 2048 characters)", autonamed=False)),
 }
 
 
@@ -134,7 +190,11 @@ def fit(text: str, rule: NameRule) -> str:
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:_HASH]
     clean = re.sub(f"[^{rule.allowed}]", "-", text)
-    if any(clean.lower().startswith(p) for p in rule.forbidden_prefixes):
+    for substring in rule.forbidden_substrings:  # "a--b" becomes "a-b"
+        while substring in clean:
+            clean = clean.replace(substring, substring[0])
+    if (any(clean.lower().startswith(p) for p in rule.forbidden_prefixes)
+            or not rule.first_ok(clean.lstrip(rule.edges or "-"))):
         clean = "w" + clean
     base = clean[:room - _HASH - 1].strip(rule.edges or "-")
     return f"{base}-{digest}" if base else digest

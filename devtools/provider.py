@@ -5,10 +5,14 @@ forces a replacement (the Terraform AWS provider's schema marks them "Forces new
 pulumi-aws v7 bridges it unchanged: its registry docs for each resource say the same), and
 `diff` compares two recorded runs the way the engine would: by URN, honouring ignore_changes.
 A type missing here fails tests/unit/test_replacement.py, so a new type comes with its row.
+`REPLACES_IF` holds the provider's conditional cases (a CustomizeDiff's ForceNewIf), which a
+set of names cannot say: each is decided from the resource's old and new inputs.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -58,6 +62,21 @@ REPLACES: dict[str, tuple[frozenset[str], str]] = {
         "availabilityZone", "availabilityZoneId", "cidrBlock", "vpcId", "outpostArn"}),
         "subnet"),
     "aws:ec2/vpc:Vpc": (frozenset({"cidrBlock", "ipv4IpamPoolId", "ipv4NetmaskLength"}), "vpc"),
+    # ForceNew in internal/service/elasticache/cluster.go; engineVersion (a downgrade) and
+    # nodeType (memcached cannot scale vertically) replace it only conditionally: REPLACES_IF.
+    "aws:elasticache/cluster:Cluster": (frozenset({
+        "availabilityZone", "clusterId", "engine", "networkType", "outpostMode", "port",
+        "preferredOutpostArn", "replicationGroupId", "snapshotArns", "snapshotName",
+        "subnetGroupName", "transitEncryptionEnabled"}), "elasticache_cluster"),
+    # internal/service/elasticache/replication_group.go (v6); engine, engineVersion and
+    # transitEncryptionEnabled only conditionally: REPLACES_IF. A new authToken is an in-place
+    # ModifyReplicationGroup (its authTokenUpdateStrategy says how).
+    "aws:elasticache/replicationGroup:ReplicationGroup": (frozenset({
+        "atRestEncryptionEnabled", "dataTieringEnabled", "globalReplicationGroupId", "kmsKeyId",
+        "networkType", "port", "replicationGroupId", "securityGroupNames", "snapshotArns",
+        "snapshotName", "subnetGroupName"}), "elasticache_replication_group"),
+    # internal/service/elasticache/subnet_group.go: subnets and description change in place.
+    "aws:elasticache/subnetGroup:SubnetGroup": (frozenset({"name"}), "elasticache_subnet_group"),
     "aws:iam/instanceProfile:InstanceProfile": (frozenset({"name", "namePrefix", "path"}),
                                                 "iam_instance_profile"),
     "aws:iam/role:Role": (frozenset({"name", "namePrefix", "path"}), "iam_role"),
@@ -73,6 +92,24 @@ REPLACES: dict[str, tuple[frozenset[str], str]] = {
         "ipAddressType"}), "lb_target_group"),
     "aws:lb/targetGroupAttachment:TargetGroupAttachment": (frozenset({
         "targetGroupArn", "targetId", "port", "availabilityZone"}), "lb_target_group_attachment"),
+    # internal/service/rds/instance.go. `identifier` is not ForceNew since provider v5: a new
+    # one renames the instance in place (ModifyDBInstance NewDBInstanceIdentifier), which
+    # changes its address. engineVersion is an in-place ModifyDBInstance (a new major version
+    # needs allowMajorVersionUpgrade); RDS refuses a downgrade, so that `up` fails and nothing
+    # is replaced. instanceClass, storage, multiAz, dbSubnetGroupName, vpcSecurityGroupIds and
+    # parameterGroupName are ModifyDBInstance too (applyImmediately: now, else in the window).
+    "aws:rds/instance:Instance": (frozenset({
+        "availabilityZone", "backupTarget", "characterSetName", "customIamInstanceProfile",
+        "dbName", "engine", "kmsKeyId", "ncharCharacterSetName", "restoreToPointInTime",
+        "s3Import", "snapshotIdentifier", "storageEncrypted", "timezone", "username"}),
+        "db_instance"),
+    # internal/service/rds/parameter_group.go: the description too. An explicit name makes a
+    # replacement delete-before-create, which RDS refuses while an instance uses the group: a
+    # new family needs a new name (a new resource), never a replacement.
+    "aws:rds/parameterGroup:ParameterGroup": (frozenset({
+        "name", "namePrefix", "family", "description"}), "db_parameter_group"),
+    # internal/service/rds/subnet_group.go: subnets and description change in place.
+    "aws:rds/subnetGroup:SubnetGroup": (frozenset({"name", "namePrefix"}), "db_subnet_group"),
     "aws:route53/record:Record": (frozenset({"zoneId", "name", "type", "setIdentifier"}),
                                   "route53_record"),
     "aws:s3/bucket:Bucket": (frozenset({"bucket", "bucketPrefix", "objectLockEnabled",
@@ -95,6 +132,13 @@ REPLACES: dict[str, tuple[frozenset[str], str]] = {
     # a PutObject that makes a new S3 version. Only bucket and key are ForceNew
     # (internal/service/s3/object.go); deleting the resource deletes every version of its key.
     "aws:s3/bucketObjectv2:BucketObjectv2": (frozenset({"bucket", "key"}), "s3_object"),
+    # internal/service/secretsmanager/secret.go: description and kmsKeyId are UpdateSecret.
+    "aws:secretsmanager/secret:Secret": (frozenset({"name", "namePrefix"}),
+                                         "secretsmanager_secret"),
+    # internal/service/secretsmanager/secret_version.go: a new value is a new version (the
+    # new one becomes AWSCURRENT, then the old one loses its labels).
+    "aws:secretsmanager/secretVersion:SecretVersion": (frozenset({
+        "secretId", "secretString", "secretBinary"}), "secretsmanager_secret_version"),
     "aws:sns/topic:Topic": (frozenset({"name", "namePrefix", "fifoTopic"}), "sns_topic"),
     "aws:sns/topicSubscription:TopicSubscription": (frozenset({
         "topic", "protocol", "endpoint"}), "sns_topic_subscription"),
@@ -108,6 +152,48 @@ REPLACES: dict[str, tuple[frozenset[str], str]] = {
         "securityGroupId"}), "vpc_security_group_egress_rule"),
     # pulumi-command: `triggers` replace (the command runs again); any other change updates.
     "command:local:Command": (frozenset({"triggers"}), ""),
+}
+
+
+Inputs = dict[str, object]
+
+
+def _version(text: object) -> tuple[int, ...]:
+    """An engine version as the provider orders them: "6.x" is the newest 6 (normalizeEngineVersion
+    in internal/service/elasticache/engine_version.go)."""
+    return tuple(sys.maxsize if part == "x" else int(part) for part in str(text).split("."))
+
+
+def _downgrade(old: Inputs, new: Inputs) -> bool:
+    """customizeDiffEngineVersionForceNewOnDowngrade: an older engineVersion replaces; a newer
+    one is an in-place upgrade. Unset on either side is no change (the input is computed)."""
+    before, after = old.get("engineVersion"), new.get("engineVersion")
+    return bool(before and after) and _version(after) < _version(before)
+
+
+def _engine_change(old: Inputs, new: Inputs) -> bool:
+    """customizeDiffEngineForceNewOnDowngrade: only redis (the default) to valkey is in place."""
+    return (old.get("engine") or "redis", new.get("engine")) != ("redis", "valkey")
+
+
+def _transit_before_705(old: Inputs, new: Inputs) -> bool:
+    """Before engine 7.0.5, transit encryption is set only at creation (a ForceNewIf on the
+    engine_version_actual, which the configured major.minor stands for offline)."""
+    return _version(old.get("engineVersion") or "0") < (7, 0, 5)
+
+
+# type: {input: whether its change replaces the resource, given (old inputs, new inputs)}
+REPLACES_IF: dict[str, dict[str, Callable[[Inputs, Inputs], bool]]] = {
+    "aws:elasticache/cluster:Cluster": {
+        "engineVersion": _downgrade,
+        # clusterForceNewOnMemcachedNodeTypeChange: a new memcached node type is a new cluster
+        # (empty, at a new address); redis's scales in place
+        "nodeType": lambda old, new: new.get("engine") == "memcached",
+    },
+    "aws:elasticache/replicationGroup:ReplicationGroup": {
+        "engineVersion": _downgrade, "engine": _engine_change,
+        "transitEncryptionEnabled": _transit_before_705,
+    },
 }
 
 
@@ -150,7 +236,7 @@ def diff(before: MockRun, after: MockRun) -> tuple[set[str], set[str], list[Chan
         a, b = old[urn], new[urn]
         if not b.custom:
             continue
-        forcing = REPLACES[b.type][0]
+        forcing, conditional = REPLACES[b.type][0], REPLACES_IF.get(b.type, {})
         ignored = set(b.ignore_changes)
         fa, fb = _flat(a.inputs), _flat(b.inputs)
         for prop in sorted(set(fa) | set(fb)):
@@ -158,7 +244,9 @@ def diff(before: MockRun, after: MockRun) -> tuple[set[str], set[str], list[Chan
                 continue
             if "." in prop and prop not in forcing:
                 continue  # the top-level entry reports it
-            changes.append(Change(urn, b.type, prop, prop in forcing))
+            replaces = prop in forcing or (prop in conditional
+                                           and conditional[prop](a.inputs, b.inputs))
+            changes.append(Change(urn, b.type, prop, replaces))
     return set(old) - set(new), set(new) - set(old), changes
 
 

@@ -150,6 +150,68 @@ WAITS: tuple[Wait, ...] = (
             "a change of subnets or security groups waits until it is `active` again; a no-op "
             "`up` changes neither (so it waits for nothing)."),
         proof=("tests/unit/test_replacement.py::test_a_second_run_changes_nothing",)),
+    Wait(
+        thing="database (aws:rds/instance:Instance, components/database.py)",
+        type="aws:rds/instance:Instance",
+        on_create=(
+            "the provider waits until RDS says `available` (or `storage-optimization`) three "
+            "polls running, after a minute's delay: create timeout 40m by default, update 80m, "
+            "delete 60m (internal/service/rds/instance.go; our customTimeouts may only raise "
+            "them). The master password's secret exists once it is available."),
+        on_update=(
+            "every ModifyDBInstance (class, storage, Multi-AZ, version, parameter group, "
+            "windows) is retried while the instance is busy, then waited for until `available` "
+            "again within the update timeout; with applyImmediately it is applied now, so the "
+            "wait covers the change (without it the change waits for the maintenance window "
+            "and `up` returns at once, the old settings still in force). A new engine version "
+            "is such an in-place upgrade; a downgrade is refused by RDS. A second `up` with no "
+            "change modifies nothing and waits for nothing."),
+        proof=(
+            "tests/unit/test_database.py::"
+            "test_the_database_waits_with_timeouts_that_cover_the_providers",
+            "tests/unit/test_database.py::test_database_changes_apply_immediately",
+            "tests/unit/test_provider_model.py::"
+            "test_a_database_upgrade_is_in_place_and_a_new_engine_replaces_it",
+        )),
+    Wait(
+        thing="memcached cache (aws:elasticache/cluster:Cluster, components/cache.py)",
+        type="aws:elasticache/cluster:Cluster",
+        on_create=(
+            "the provider waits until the cluster is `available` (creating/modifying/"
+            "snapshotting/rebooting are pending): 40 minutes, fixed in "
+            "internal/service/elasticache/cluster.go, which has no timeouts block, so "
+            "customTimeouts do not change it."),
+        on_update=(
+            "ModifyCacheCluster (node count, version, parameter group, security groups, "
+            "window), then `available` again within 80 fixed minutes, applied now with "
+            "applyImmediately. A new memcached node type or an older version is a new cluster, "
+            "not an update: deleted first (its clusterId stays, and the bridge replaces an "
+            "explicitly named resource delete-before-create), then created empty."),
+        proof=(
+            "tests/unit/test_database.py::test_cache_changes_apply_immediately",
+            "tests/unit/test_provider_model.py::"
+            "test_a_memcached_node_type_replaces_the_cluster_and_a_valkey_one_does_not",
+        )),
+    Wait(
+        thing="valkey cache (aws:elasticache/replicationGroup, components/cache.py)",
+        type="aws:elasticache/replicationGroup:ReplicationGroup",
+        on_create=(
+            "the provider waits until the group is `available` after 30 seconds: create "
+            "timeout 60m by default, update 40m, delete 45m "
+            "(internal/service/elasticache/replication_group.go); every refresh also waits for "
+            "`available` (the update timeout), since its tags cannot be read before."),
+        on_update=(
+            "each step (replica count up, ModifyReplicationGroup, AUTH token, replica count "
+            "down) waits for `available` before and after, each within the update timeout; "
+            "applyImmediately applies them now. A newer version is in place, an older one or "
+            "another engine than redis to valkey replaces the group."),
+        proof=(
+            "tests/unit/test_database.py::"
+            "test_the_cache_waits_with_timeouts_that_cover_the_providers",
+            "tests/unit/test_database.py::test_cache_changes_apply_immediately",
+            "tests/unit/test_provider_model.py::"
+            "test_a_cache_version_downgrade_replaces_and_an_upgrade_does_not",
+        )),
 )
 
 # Types whose create and update wait at most for AWS to show the resource (seconds), alike on
@@ -179,6 +241,13 @@ SHORT_WAITS: dict[str, str] = {
     "aws:s3/bucketVersioning:BucketVersioning": "PutBucketVersioning",
     "aws:ec2/subnet:Subnet": "the provider polls until `available` (seconds)",
     "aws:ec2/vpc:Vpc": "the provider polls until `available` (seconds)",
+    "aws:elasticache/subnetGroup:SubnetGroup": "CreateCacheSubnetGroup",
+    "aws:rds/parameterGroup:ParameterGroup":
+        "CreateDBParameterGroup, then ModifyDBParameterGroup in chunks of 20",
+    "aws:rds/subnetGroup:SubnetGroup": "CreateDBSubnetGroup",
+    "aws:secretsmanager/secret:Secret": "CreateSecret (the provider retries until it reads back)",
+    "aws:secretsmanager/secretVersion:SecretVersion":
+        "PutSecretValue (the provider retries until the version reads back)",
     "aws:iam/instanceProfile:InstanceProfile": "the provider retries until IAM shows it",
     "aws:iam/role:Role": "CreateRole; IAM propagation is seconds, the first boot retries",
     "aws:iam/rolePolicy:RolePolicy": "PutRolePolicy; servers are created after it",

@@ -31,6 +31,7 @@ UNNAMED = {
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:s3/bucketVersioning:BucketVersioning",
     "aws:sns/topicSubscription:TopicSubscription",
+    "aws:secretsmanager/secretVersion:SecretVersion",  # a value of the secret (checked in RULES)
     "command:local:Command",  # runs on the deployer's machine: no AWS name
 }
 
@@ -58,6 +59,13 @@ MATRIX: dict[str, tuple[str, str, dict[str, str]]] = {  # id: (stack file, stack
     "private-repo-100-char-stack": ("prod", "s." + "x_y-" * 24 + "zz", {
         "webstack:appName": LONG_APP, "webstack:appRepo": PRIVATE_REPO,
         "webstack:appRepoSshKey": DEPLOY_KEY, "webstack:appRepoHostKeys": arr(PINNED)}),
+    # a database and a cache under a 100-character stack name, and under a dotted one
+    "db-valkey-100-char-stack": ("prod", "s." + "x_y-" * 24 + "zz", {
+        "webstack:appName": LONG_APP, "webstack:database": "postgres",
+        "webstack:cache": "valkey", "webstack:cacheNodes": "2"}),
+    "db-memcached-dotted-stack": ("dev", "Staging.eu-west-1--Blue", {
+        "webstack:appName": "shop", "webstack:networkCreateVpc": "true",
+        "webstack:database": "mysql", "webstack:cache": "memcached"}),
     "letsencrypt-long": ("dev", "Prod_2", {
         "webstack:appName": LONG_APP, "webstack:domainZone": ZONE,
         "webstack:domainHostname": LONG_HOST, "webstack:tlsMode": "letsencrypt",
@@ -165,3 +173,29 @@ def test_the_artefact_bucket_obeys_s3s_rules_whatever_the_stack():
         assert name.endswith(f"-{account}-ap-southeast-2")
     assert naming.artefact_bucket("hello-dev", account, "us-east-1") == (
         "hello-dev-123456789012-us-east-1")  # a valid name is kept as it is
+
+
+def test_rds_and_elasticache_identifiers_begin_with_a_letter_and_have_no_double_hyphen():
+    for type_, field in (("aws:rds/instance:Instance", "identifier"),
+                         ("aws:rds/instance:Instance", "finalSnapshotIdentifier"),
+                         ("aws:rds/parameterGroup:ParameterGroup", "name"),
+                         ("aws:elasticache/cluster:Cluster", "clusterId"),
+                         ("aws:elasticache/replicationGroup:ReplicationGroup",
+                          "replicationGroupId")):
+        rule = rule_for(type_, field)
+        assert rule.problem("shop-prod-db") is None, field
+        for bad in ("9shop", "-shop", "shop-", "shop--prod"):
+            assert rule.problem(bad) is not None, (field, bad)
+        for text in ("9-shop--Staging.eu-west-1--db", "---", "-" + "x--" * 40):
+            name = fit(text, rule)
+            assert rule.problem(name) is None, (field, text, name)
+    assert rule_for("aws:rds/instance:Instance", "identifier").problem("Shop") is not None
+    assert fit("hello-prod-db", rule_for("aws:rds/instance:Instance", "identifier")) == (
+        "hello-prod-db")  # a name that obeys the rules is kept as it is
+
+
+def test_a_db_subnet_group_may_not_be_called_default():
+    rule = rule_for("aws:rds/subnetGroup:SubnetGroup")
+    assert rule.problem("Default".lower()) == "'default' is reserved"
+    assert rule.problem("default-db") is None
+    assert rule.problem(fit("default", rule)) is None
