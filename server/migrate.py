@@ -241,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", required=True)
     parser.add_argument("--wait", type=float, default=WAIT)
     parser.add_argument("release")
-    parser.add_argument("command", nargs="+")
+    parser.add_argument("command", nargs=argparse.REMAINDER)  # its own options are its own
     args = parser.parse_args(argv)
+    if not args.command:
+        parser.error("the migration COMMAND is missing")
     if not RELEASE_ID.match(args.release):
         parser.error(f"release id {args.release!r}: expected letters, digits, '.', '_', '-'")
     with open(args.log, "w", encoding="utf-8") as log:

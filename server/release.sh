@@ -111,10 +111,12 @@ refresh_secrets() {  # a changed secrets.env (a rotated password) restarts the a
     return 0
   fi
   mv -f "$new" "$SECRETS_ENV"
-  if [ -n "$static" ] || ! systemctl is-active --quiet "$unit.service"; then
-    say "secrets changed: $SECRETS_ENV replaced ($unit is not running: nothing to restart)"
+  if [ -n "$static" ] || [ ! -e "$current" ]; then
+    say "secrets changed: $SECRETS_ENV replaced (no app process serves: nothing to restart)"
     return 0
   fi
+  # started if it is down: systemd gives up restarting an app that failed to start with the
+  # old password (its start limit), and this is what brings it back
   say "secrets changed: restarting $unit with them"
   restart_app || fail "the secrets changed but systemctl could not restart $unit (journalctl -u $unit)"
   answer=$("$lib/probe" get "$health_url" --wait 60 "${redact[@]}") \

@@ -35,6 +35,7 @@ class Service:
         self.unit_dir = root / "etc/systemd/system"
         self.unit = unit
         self.proc: subprocess.Popen[bytes] | None = None
+        self.secrets_active = False  # the secrets oneshot ran (RemainAfterExit=yes)
         socket_unit = (self.unit_dir / f"{unit}.socket").read_text()
         path = unit_value(socket_unit, "ListenStream")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -131,15 +132,27 @@ def serve(service: Service, control: str) -> None:
 
 
 def fetch_secrets(service: Service) -> tuple[int, str]:
-    """The secrets oneshot's work, as ssm-get does it: the test's stand-in for SSM (the file
+    """The secrets oneshot's work: its own ExecStart (ssm-get) when the stack's SSM and
+    Secrets Manager are a local moto, else the test's stand-in for SSM (the file
     `ssm-secrets.env` under the root) written to the app's secrets.env, 0600. Before it runs,
-    nothing of the release has the secrets."""
+    nothing of the release has the secrets. Once it succeeded, a start is a no-op, as
+    systemd's for a oneshot that remains active."""
+    if service.secrets_active:
+        return 0, ""
     app = service.unit.removeprefix("webstack-")
     source = service.root / "ssm-secrets.env"
     target = service.root / "run" / "webstack" / app / "secrets.env"
     target.parent.mkdir(parents=True, exist_ok=True)
+    if not source.exists():
+        unit = (service.unit_dir / f"{service.unit}-secrets.service").read_text()
+        proc = subprocess.run(shlex.split(unit_value(unit, "ExecStart")), capture_output=True,
+                              text=True, timeout=120, check=False, env={"PATH": "/usr/bin:/bin"},
+                              umask=0o077)
+        service.secrets_active = proc.returncode == 0
+        return proc.returncode, proc.stderr.strip()
     target.write_bytes(source.read_bytes())
     target.chmod(0o600)
+    service.secrets_active = True
     return 0, ""
 
 

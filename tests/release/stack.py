@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -108,13 +108,15 @@ def app_source(name: str, *, dep: bool = False, health: str = "ok") -> str:
 PRE_START = ('echo "$PWD $VIRTUAL_ENV ${DB_PASSWORD:+has-secret}" > hook-ran; '
              'if [ -f fail-hook ]; then echo "cannot migrate as $DB_PASSWORD"; exit 3; fi')
 
-RELEASES = {  # tag -> (app.py, requirements.txt)
-    "A": (app_source("A"), ""),
-    "B": (app_source("B", dep=True), "webstack-release-dep==1.0\n"),
-    "C": (app_source("C", health="500"), ""),
-    "D": (app_source("D", health="once"), ""),
-    "E": (app_source("E"), ""),
-    "F": (app_source("F"), ""),  # with fail-hook
+Releases = dict[str, dict[str, str]]  # tag -> the files of its commit
+
+RELEASES: Releases = {
+    "A": {"app.py": app_source("A"), "requirements.txt": ""},
+    "B": {"app.py": app_source("B", dep=True), "requirements.txt": "webstack-release-dep==1.0\n"},
+    "C": {"app.py": app_source("C", health="500"), "requirements.txt": ""},
+    "D": {"app.py": app_source("D", health="once"), "requirements.txt": ""},
+    "E": {"app.py": app_source("E"), "requirements.txt": ""},
+    "F": {"app.py": app_source("F"), "requirements.txt": "", "fail-hook": ""},
 }
 
 
@@ -157,17 +159,19 @@ def wheelhouse(out: Path) -> Path:
     return out
 
 
-def origin_repo(path: Path) -> Path:
-    """One commit per release, tagged with its name."""
+def origin_repo(path: Path, releases: Releases = RELEASES) -> Path:
+    """One commit per release, tagged with its name (each commit holds its files alone)."""
     git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     path.mkdir(parents=True)
     subprocess.run([*git, "init", "--quiet", "--initial-branch=main"], check=True, timeout=30)
-    for tag, (app, requirements) in RELEASES.items():
-        (path / "app.py").write_text(app)
-        (path / "requirements.txt").write_text(requirements)
-        if tag == "F":
-            (path / "fail-hook").write_text("")
-        for args in (["add", "."], ["commit", "--quiet", "-m", f"release {tag}"], ["tag", tag]):
+    for tag, files in releases.items():
+        for old in path.iterdir():
+            if old.name != ".git":
+                old.unlink()
+        for name, text in files.items():
+            (path / name).write_text(text)
+        for args in (["add", "--all", "."], ["commit", "--quiet", "-m", f"release {tag}"],
+                     ["tag", tag]):
             subprocess.run([*git, *args], check=True, timeout=30)
     return path
 
@@ -272,9 +276,10 @@ class Stack:
         return f"{self.paths.lib}/release"
 
     def release(self, *args: str, wrk_at: str | None = None, wrk_seconds: int = 12,
-                timeout: float = 300) -> tuple[Release, Wrk | None]:
+                timeout: float = 300,
+                on_line: Callable[[str], None] | None = None) -> tuple[Release, Wrk | None]:
         """Run the release script; with `wrk_at`, start a bounded wrk load on / when its output
-        first contains that text, and wait for both."""
+        first contains that text, and wait for both. `on_line` sees each line as it comes."""
         proc = subprocess.Popen([self.release_script, *args], env=self.env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         lines: list[tuple[float, str]] = []
@@ -290,6 +295,8 @@ class Stack:
         try:
             for line in proc.stdout:
                 lines.append((time.monotonic(), line.rstrip("\n")))
+                if on_line is not None:
+                    on_line(line)
                 if wrk_at and wrk is None and wrk_at in line:
                     wrk_started = time.monotonic()
                     wrk = subprocess.Popen(
@@ -330,8 +337,11 @@ class Stack:
 
 @contextmanager
 def loopback_stack(cfg: StackConfig, workdir: Path, endpoints: Endpoints | None = None,
-                   bucket: str = "") -> Iterator[Stack]:
-    """`endpoints`, `bucket`: where a bundle app's release fetches its bundle (local S3)."""
+                   bucket: str = "", origin: Path | None = None) -> Iterator[Stack]:
+    """`endpoints`, `bucket`: where a bundle app's release fetches its bundle (local S3).
+    With a Secrets Manager endpoint the secrets unit is the real one (ssm-get against it);
+    else a stand-in writes one secret. `origin`: the app's repository (a new one of RELEASES
+    by default): stacks given the same one are servers of one fleet."""
     root = Path(tempfile.mkdtemp(prefix="wsrel-", dir="/tmp"))  # short: unix socket paths
     procs: list[subprocess.Popen[bytes]] = []
     log = open(root / "fakesystemd.log", "wb")  # noqa: SIM115 (closed below)
@@ -341,8 +351,9 @@ def loopback_stack(cfg: StackConfig, workdir: Path, endpoints: Endpoints | None 
                          endpoints=endpoints or Endpoints())
         install(render(cfg, target, bucket), target)
         paths = Paths(target.root, cfg.app.name)
-        # what SSM holds: fakesystemd's secrets oneshot writes it where ssm-get would
-        (root / "ssm-secrets.env").write_text(f'DB_PASSWORD="{SECRET}"\n')
+        if not (endpoints and endpoints.secretsmanager):
+            # what SSM holds: fakesystemd's secrets oneshot writes it where ssm-get would
+            (root / "ssm-secrets.env").write_text(f'DB_PASSWORD="{SECRET}"\n')
         Path(paths.nginx_logs).mkdir(parents=True)
         stubs = root / "stub"
         control = str(root / "systemd.sock")
@@ -350,7 +361,7 @@ def loopback_stack(cfg: StackConfig, workdir: Path, endpoints: Endpoints | None 
         (stubs / "systemctl").write_text(SYSTEMCTL.format(python=sys.executable,
                                                           control=control))
         (stubs / "systemctl").chmod(0o755)
-        origin = origin_repo(workdir / "origin")
+        origin = origin or origin_repo(workdir / "origin")
         env = {"PATH": f"{stubs}:/usr/bin:/bin", "HOME": str(root), "LC_ALL": "C",
                "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_COUNT": "1",
                "GIT_CONFIG_KEY_0": f"url.file://{origin}.insteadOf",

@@ -74,12 +74,12 @@ class Aws:
         self.ssm.put_parameter(Name=name, Value=json.dumps(value), Type="String",
                                Overwrite=True)
 
-    def created_database(self, cfg: StackConfig, db: servers.Database,
-                         password: str = PASSWORD) -> str:
+    def created_database(self, cfg: StackConfig, db: servers.Database, password: str = PASSWORD,
+                         user: str = USER, name: str = NAME) -> str:
         """An RDS database the stack created: its parameter and its managed secret's ARN."""
-        arn = self.secret(json.dumps({"username": USER, "password": password}))
+        arn = self.secret(json.dumps({"username": user, "password": password}))
         self.parameter(naming.database_parameter(cfg), {
-            "engine": db.engine, "host": db.host, "port": db.port, "name": NAME,
+            "engine": db.engine, "host": db.host, "port": db.port, "name": name,
             "secret": arn})
         return arn
 
