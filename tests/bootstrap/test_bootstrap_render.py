@@ -230,6 +230,69 @@ def test_build_commands_are_a_script_of_their_own_run_per_release() -> None:
     assert "/usr/local/lib/webstack/hello/build" not in render(make_cfg({})).files
 
 
+def test_migrations_are_a_script_run_through_migrate_once_before_pre_start() -> None:
+    cfg = make_cfg({"webstack:appMigrate": '["flask db upgrade", "echo migrated"]',
+                    "webstack:appPreStart": '["echo pre"]', "webstack:appBuild": '["echo b"]'})
+    rendered = render(cfg)
+    lib = "/usr/local/lib/webstack/hello"
+    migrate = rendered.files[f"{lib}/migrate"]
+    assert migrate.splitlines()[-2:] == ["flask db upgrade", "echo migrated"]
+    assert "webstack:appMigrate" in migrate and rendered.modes[f"{lib}/migrate"] == 0o755
+    assert rendered.files[f"{lib}/migrate-once"] == (SERVER_DIR / "migrate.py").read_text()
+    settings = env_of(rendered, f"{lib}/settings.env")
+    assert (settings["MIGRATE"], settings["DATABASE_PARAMETER"]) == ("1", "")  # on each server
+    release = rendered.files[f"{lib}/release"]
+    # after the build, before the pre-start hooks and the candidate check, as the app's user
+    order = [release.index(text) for text in (
+        '"$lib/build" "$dir"', '"$lib/migrate-once"', '"$lib/pre-start" "$dir"',
+        "check_candidate; fi")]
+    assert order == sorted(order)
+    assert 'exec runuser -u "$user" -- env HOME="$home" /usr/bin/python3 "$lib/migrate-once"' in (
+        release)
+    assert "phase migrate" in release
+    plain = render(make_cfg({})).files
+    assert f"{lib}/migrate" not in plain and f"{lib}/migrate-once" not in plain
+
+
+@pytest.mark.parametrize(("name", "clients"), [
+    ("db-postgres-valkey", ["postgresql-client"]),
+    ("db-mysql-memcached", ["default-mysql-client-core"]),
+    # a database the user brings: its engine is in its secret, known only at run time
+    ("db-byo", ["default-mysql-client-core", "postgresql-client"]),
+])
+def test_a_database_or_cache_reaches_the_app_through_the_secrets_unit(
+        name: str, clients: list[str]) -> None:
+    cfg = variants.cfg(name)
+    assert not cfg.app.secrets  # no appSecrets: the database or the cache alone asks for it
+    rendered = render(cfg)
+    lib, unit = "/usr/local/lib/webstack/hello", f"{UNIT_DIR}/webstack-hello"
+    settings = env_of(rendered, f"{lib}/settings.env")
+    assert settings["SECRETS"] == "1" and settings["MIGRATE"] == "1"
+    assert settings["DATABASE_PARAMETER"] == naming.database_parameter(cfg)
+    assert settings["CACHE_PARAMETER"] == (naming.cache_parameter(cfg) if cfg.cache.enabled
+                                           else "")
+    assert json.loads(rendered.files["/etc/webstack/hello/secrets.json"]) == {}
+    service = rendered.files[f"{unit}.service"]
+    for line in ("Requires=webstack-hello-secrets.service", "After=webstack-hello-secrets.service",
+                 "EnvironmentFile=/run/webstack/hello/secrets.env"):
+        assert line in service.splitlines()
+    secrets = rendered.files[f"{unit}-secrets.service"]
+    assert "Description=hello secrets from SSM Parameter Store and Secrets Manager" in secrets
+    assert f"{lib}/ssm-get /etc/webstack/hello/secrets.json" in secrets
+    # a rotated password: fetched again every 5 minutes, each server at its own moment
+    refresh = rendered.files[f"{unit}-secrets-refresh.service"]
+    assert f"ExecStart={lib}/release --refresh-secrets" in refresh.splitlines()
+    timer = rendered.files[f"{unit}-secrets-refresh.timer"].splitlines()
+    assert {"OnActiveSec=5min", "OnUnitInactiveSec=5min", "RandomizedDelaySec=1min"} <= set(timer)
+    packages = yaml.safe_load(rendered.user_data)["packages"]
+    assert sorted(set(packages) & {"postgresql-client", "default-mysql-client-core"}) == clients
+    # without migrations no client; without a database or cache no refresh
+    quiet = render(make_cfg({**variants.raw(name), "webstack:appMigrate": "[]"}, cfg.stack))
+    assert not {"postgresql-client", "default-mysql-client-core"} & set(
+        yaml.safe_load(quiet.user_data)["packages"])
+    assert f"{unit}-secrets-refresh.timer" not in render(variants.cfg("full")).files
+
+
 def test_a_git_apps_ref_is_read_from_ssm_on_ec2_and_inline_locally() -> None:
     """A new ref must not change the user-data (that would replace the servers)."""
     raw = {**variants.raw("full"), "webstack:appRef": "release-2031-07-unique"}

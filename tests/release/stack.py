@@ -452,8 +452,8 @@ def bundle_loopback(work: Path, moto_url: str, bucket: str, key: str,
 def dump(stack: Stack) -> str:
     """The run's own logs, for an assertion message."""
     out = []
-    for name in ("fakesystemd.log", "service.log"):
-        path = stack.root / name
+    for path in (stack.root / "fakesystemd.log", stack.root / "service.log",
+                 Path(stack.paths.logs) / "error.log"):  # gunicorn's, with what the app prints
         if path.exists():
-            out.append(f"--- {name}\n{path.read_text(errors='replace')[-3000:]}")
+            out.append(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}")
     return "\n".join(out) + json.dumps(stack.releases())

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sysconfig
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -27,6 +28,7 @@ import pytest
 
 from components.bootstrap import Endpoints
 from components.config import StackConfig
+from devtools.localrun import wait_until
 from tests.release.stack import (
     REPO_URL,
     Poll,
@@ -271,12 +273,16 @@ def test_a_rotated_password_reaches_the_app_with_no_failed_request(
         status, body = stack.get("/")
         assert status == "200" and body.startswith(f"release A as {user} pid "), body
         before = body.split(" pid ")[1]
+        # every worker holds its connection (systemd has gunicorn's READY before its workers
+        # load the app: one answering is not all connected)
+        assert wait_until(lambda: sessions(database, user) == 2, 60), sessions(database, user)
         # RDS's rotation: the server's password first, then the secret
         rotated = password + "-rotated"
         database.set_password(user, rotated)
         assert not connects(database, user, password, name)  # the old one is refused now
         # the connections the workers hold survive it
-        assert all(stack.get("/")[0] == "200" for _ in range(10))
+        held = [stack.get("/") for _ in range(10)]
+        assert {status for status, _ in held} == {"200"}, (held, dump(stack))
         aws.secrets.put_secret_value(SecretId=arn, SecretString=json.dumps(
             {"username": user, "password": rotated}))
         with Poll(stack.port, "/") as poll:
@@ -296,12 +302,30 @@ def test_a_rotated_password_reaches_the_app_with_no_failed_request(
         secrets_env = Path(stack.paths.secrets_dir) / "secrets.env"
         assert secrets_env.stat().st_mode & 0o777 == 0o600
         assert rotated in secrets_env.read_text()
-        again, _ = stack.release("--refresh-secrets")
+        # under the release lock: while a release holds it, the refresh waits
+        lock = Path(stack.root) / "var/lib/webstack/hello/release.lock"
+        holder = subprocess.Popen(["flock", str(lock), "sleep", "2"])
+        try:
+            time.sleep(0.3)
+            started = time.monotonic()
+            again, _ = stack.release("--refresh-secrets")
+            waited = time.monotonic() - started
+        finally:
+            holder.wait(timeout=30)
         assert again.returncode == 0, again.stderr
+        assert waited >= 1.5, waited
         assert again.stdout.strip() == "release: secrets unchanged: nothing restarted"
         assert stack.get("/")[1].split(" pid ")[1] == after
         report(f"{database.engine}: rotation", wrk_requests=wrk.requests,
                poll_requests=len(poll.results))
+
+
+def sessions(db: servers.Database, user: str) -> int:
+    """How many sessions `user` has open."""
+    if db.engine == "postgres":
+        return int(db.sql(f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{user}'"))
+    return int(db.sql("SELECT count(*) FROM information_schema.processlist "
+                      f"WHERE user = '{user}'"))
 
 
 def connects(db: servers.Database, user: str, password: str, name: str) -> bool:
