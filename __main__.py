@@ -9,7 +9,18 @@ from pathlib import Path
 
 import pulumi
 
-from components import bootstrap, bundle, config, cost, naming, outputs, placement, sizing, topology
+from components import (
+    bootstrap,
+    bundle,
+    config,
+    cost,
+    datastores,
+    naming,
+    outputs,
+    placement,
+    sizing,
+    topology,
+)
 from components.artefact import ArtefactArgs, BundleArgs, ServerArtefact
 from components.certificate import Certificate
 from components.dns import Dns, Endpoint, lookup_zone_id
@@ -29,6 +40,7 @@ prices = sizing.PriceTable.load()
 cfg = config.load(prices.regions())
 shape = topology.derive(cfg)
 choice = sizing.size(cfg.server, cfg.region, prices)
+sized_stores = datastores.plan(cfg, prices)
 account = placement.account_id()
 identity = AwsIdentity(account)  # the provider's, for every command the program runs
 bucket = naming.artefact_bucket(cfg.prefix, account, cfg.region)
@@ -40,9 +52,11 @@ site = placement.lookup(cfg, choice.instance_type)
 image = placement.lookup_image(cfg)
 
 name, tags = cfg.prefix, cfg.tags
-network = Network(name, cfg.network, tags, site)
+network = Network(name, cfg.network, tags, site, private=sized_stores.private)
 firewall = Firewall(name, shape, cfg.access, app_repo=cfg.app.repo, tags=tags,
-                    vpc_id=network.vpc_id)
+                    vpc_id=network.vpc_id, data_ports=sized_stores.ports(cfg))
+# the database and cache; servers find them through SSM parameters (`locations`)
+stores = datastores.build(name, cfg, sized_stores, network, firewall)
 artefact = ServerArtefact(name, ArtefactArgs(
     bucket=bucket, key=bootstrap.artefact_key(user_data.artefact_sha256),
     content=user_data.artefact, tags=tags,
@@ -52,11 +66,13 @@ parameters = AppParameters(
     name, cfg.app, release_ref_parameter=naming.release_ref_parameter(cfg),
     release_pointer=artefact.release_pointer or cfg.app.ref,
     tls_parameter=naming.tls_parameter(cfg) if shape.certificate == "letsencrypt" else None,
-    secret_values=config.load_secret_values(), tags=tags)
-role = InstanceRole(name, role_args(cfg, account, artefact_bucket=bucket))
+    secret_values=config.load_secret_values(), tags=tags, locations=stores.locations)
+role = InstanceRole(name, role_args(cfg, account, artefact_bucket=bucket,
+                                    secrets=stores.secret_arns))
 logs = LogGroups(name, names=naming.log_groups(cfg),
                  retention_days=cfg.monitoring.log_retention_days, tags=tags)
-# what the first boot reads or writes to, and the grants it needs for that
+# what the first boot reads or writes to, and the grants it needs for that (the data stores'
+# parameters follow them being available: a first release may migrate)
 boot_after = [artefact.object, *parameters.parameters, *logs.groups, *role.policies]
 
 zone_id = lookup_zone_id(cfg.domain.zone) if cfg.domain.zone else None
@@ -133,13 +149,15 @@ monitoring = Monitoring(
     name, shape, cfg.monitoring, region=cfg.region, tags=tags, servers=servers.id,
     lb_arn_suffix=alb.arn_suffix if alb else None,
     tg_arn_suffix=alb.target_group_arn_suffix if alb else None,
-    certificate_arn=certificate.certificate_arn if certificate else None)
+    certificate_arn=certificate.certificate_arn if certificate else None, **stores.monitoring)
 
 outputs.export(outputs.collect(
     region=cfg.region, names=cfg.domain.names, secrets=cfg.app.secrets, url=url, choice=choice,
     network=network, firewall=firewall, servers=servers, alb=alb, certificate=certificate,
     parameters=parameters, monitoring=monitoring, logs=logs, user_data_sha256=user_data.sha256,
-    cost=cost.estimate(shape, cfg.server, cfg.region, choice, prices),
+    cost=cost.estimate(shape, cfg.server, cfg.region, choice, prices,
+                       database=sized_stores.database, cache=sized_stores.cache),
     health_check=health_check_command(cfg, identity, instance_id=servers.instance_id,
-                                      group_name=servers.group_name, url=url)),
+                                      group_name=servers.group_name, url=url),
+    stores=stores.outputs),
     expected=outputs.expected_names(cfg))

@@ -4,7 +4,8 @@ the component only wires it.
 Least privilege: the world reaches 80/443 of the load balancer when there is one, else of the
 servers; servers accept HTTP only from the load balancer's group; SSH only from admin CIDRs;
 egress only to what the first boot needs (HTTP/HTTPS for packages, PyPI, git, SSM; SSH, on
-its port, for a git remote over ssh).
+its port, for a git remote over ssh). A database's or cache's group admits only the servers'
+group on its one port, and has no egress at all; the servers reach it on that port only.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class Rule:
         return f"{self.group}-{self.direction}-{self.port}-{target}"
 
 
-def rules(shape: Topology, access: AccessConfig, app_repo: str) -> list[Rule]:
+def rules(shape: Topology, access: AccessConfig, app_repo: str,
+          data_ports: dict[str, int] | None = None) -> list[Rule]:
+    """`data_ports`: the data stores' groups ("db", "cache") by the port each listens on."""
     out: list[Rule] = []
     edge = "alb" if shape.load_balanced else "web"
     for port in shape.public_ports:
@@ -57,6 +60,9 @@ def rules(shape: Topology, access: AccessConfig, app_repo: str) -> list[Rule]:
     for port in egress_ports:
         out += [Rule("web", "egress", port, "first boot: packages, PyPI, git, SSM", cidr=c)
                 for c in WORLD]
+    for store, port in sorted((data_ports or {}).items()):
+        out.append(Rule(store, "ingress", port, "from the web servers", peer="web"))
+        out.append(Rule("web", "egress", port, f"to the {store}", peer=store))
     return out
 
 
@@ -65,14 +71,17 @@ class Firewall(pulumi.ComponentResource):
 
     web_group_id: pulumi.Output[str]
     ssh_key_name: pulumi.Output[str] | None
+    data_group_ids: dict[str, pulumi.Output[str]]  # "db", "cache": the data stores' groups
 
     def __init__(self, name: str, shape: Topology, access: AccessConfig, *, app_repo: str,
                  tags: dict[str, str], vpc_id: pulumi.Input[str],
+                 data_ports: dict[str, int] | None = None,
                  opts: pulumi.ResourceOptions | None = None):
-        """`app_repo`: the git URL releases fetch from (git over ssh needs its port out)."""
+        """`app_repo`: the git URL releases fetch from (git over ssh needs its port out);
+        `data_ports`: see `rules`."""
         super().__init__("webstack:firewall:Firewall", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        plan = rules(shape, access, app_repo)
+        plan = rules(shape, access, app_repo, data_ports)
         groups: dict[str, aws.ec2.SecurityGroup] = {}
         for role in sorted({r.group for r in plan}):
             groups[role] = aws.ec2.SecurityGroup(
@@ -95,6 +104,7 @@ class Firewall(pulumi.ComponentResource):
                 f"{name}-admin", public_key=access.ssh_public_key, tags=tags,
                 opts=child).key_name
         self.web_group_id = groups["web"].id
+        self.data_group_ids = {store: groups[store].id for store in data_ports or {}}
         self._alb_group = groups.get("alb")
         self.register_outputs({"web_group_id": self.web_group_id,
                                "alb_group_id": self._alb_group.id if self._alb_group else None})

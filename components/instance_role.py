@@ -32,11 +32,41 @@ def parameter_arn(region: str, account: str, name: str) -> str:
 
 
 def readable_parameters(cfg: StackConfig) -> list[str]:
-    """The app's secrets, the release pointer, and a private appRepo's deploy key or token."""
+    """The app's secrets, the release pointer, a private appRepo's deploy key or token, and
+    where its database and cache are."""
     names = {*cfg.app.secrets.values(), naming.release_ref_parameter(cfg)}
     if cfg.app.repo_credential is not None:
         names.add(cfg.app.repo_credential.parameter)
+    if cfg.database.enabled:
+        names.add(naming.database_parameter(cfg))
+    if cfg.cache.enabled:
+        names.add(naming.cache_parameter(cfg))
     return sorted(names)
+
+
+def named_secret_arn(region: str, account: str, name_or_arn: str) -> str:
+    """A Secrets Manager secret the user names, as a policy resource: an ARN as given, a name
+    with the six random characters Secrets Manager appends to it."""
+    if name_or_arn.startswith("arn:"):
+        return name_or_arn
+    return f"arn:aws:secretsmanager:{region}:{account}:secret:{name_or_arn}-??????"
+
+
+def secrets_policy(region: str, arns: Sequence[str]) -> str:
+    """Read exactly these secrets (the database's credentials, the cache's AUTH token, or the
+    URL of a database the user brings). RDS's and ours use the aws/secretsmanager key, whose
+    own policy allows decryption through Secrets Manager; one the user brings may use a
+    customer-managed key: kms:Decrypt only through Secrets Manager and only for these secrets
+    (it encrypts each with the encryption context SecretARN)."""
+    arns = sorted(arns)
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadAppSecrets", "Effect": "Allow",
+         "Action": "secretsmanager:GetSecretValue", "Resource": arns},
+        {"Sid": "DecryptAppSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
+         "Resource": "*",  # the keys are the user's choice; the conditions pin the use
+         "Condition": {"StringEquals": {
+             "kms:ViaService": f"secretsmanager.{region}.amazonaws.com"},
+             "StringLike": {"kms:EncryptionContext:SecretARN": arns}}}]})
 
 
 def parameters_policy(region: str, account: str, names: list[str]) -> str:
@@ -91,15 +121,21 @@ class RoleArgs:
     parameters: Sequence[str]  # SSM parameters it reads (readable_parameters)
     tls_parameter: str | None  # the Let's Encrypt slot it reads and writes, if any
     tags: dict[str, str]
+    secrets: Sequence[pulumi.Input[str]] = ()  # Secrets Manager ARNs it reads
 
 
-def role_args(cfg: StackConfig, account: str, artefact_bucket: str) -> RoleArgs:
+def role_args(cfg: StackConfig, account: str, artefact_bucket: str,
+              secrets: Sequence[pulumi.Input[str]] = ()) -> RoleArgs:
+    """`secrets`: the created database's and cache's secret ARNs (a database the user brings
+    adds its own here)."""
+    if cfg.database.url_secret:
+        secrets = [*secrets, named_secret_arn(cfg.region, account, cfg.database.url_secret)]
     return RoleArgs(
         region=cfg.region, account=account, artefact_bucket=artefact_bucket,
         bundle_key="" if cfg.app.from_git else naming.bundle_key(cfg.app.name),
         log_groups=tuple(naming.log_groups(cfg).values()), parameters=readable_parameters(cfg),
         tls_parameter=naming.tls_parameter(cfg) if cfg.tls.mode == "letsencrypt" else None,
-        tags=cfg.tags)
+        tags=cfg.tags, secrets=tuple(secrets))
 
 
 class InstanceRole(pulumi.ComponentResource):
@@ -120,7 +156,7 @@ class InstanceRole(pulumi.ComponentResource):
                                          policy_arn=arn, opts=child)
             for arn in MANAGED_POLICIES]
 
-        def grant(suffix: str, policy: str) -> None:
+        def grant(suffix: str, policy: pulumi.Input[str]) -> None:
             self.policies.append(aws.iam.RolePolicy(
                 logical(_POLICY, f"{name}-{suffix}"), role=role.id, policy=policy, opts=child))
 
@@ -131,6 +167,9 @@ class InstanceRole(pulumi.ComponentResource):
             grant("parameters", parameters_policy(region, account, list(args.parameters)))
         if args.tls_parameter:
             grant("tls-store", tls_store_policy(region, account, args.tls_parameter))
+        if args.secrets:
+            grant("secrets", pulumi.Output.all(*args.secrets).apply(
+                lambda arns: secrets_policy(region, arns)))
         profile = aws.iam.InstanceProfile(
             logical("aws:iam/instanceProfile:InstanceProfile", f"{name}-profile"),
             role=role.name, tags=args.tags, opts=child)

@@ -21,6 +21,17 @@ from components.topology import Topology
 
 # Symbolic dimension values, bound to resources by the component.
 SERVERS, LOAD_BALANCER, TARGET_GROUP, CERTIFICATE = "servers", "lb", "tg", "cert"
+DATABASE, CACHE = "db", "cache"
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class DataStores:
+    """What the data stores' alarms need to know: none by default."""
+
+    database_storage_gib: int = 0  # 0: no database the stack creates
+    database_max_connections: int = 0  # the instance class's default max_connections
+    cache_engine: str = ""  # "": no cache
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,8 @@ class AlarmSpec:
     extra: Mapping[str, str] = field(default_factory=dict)  # fixed dimensions
 
 
-def alarm_specs(shape: Topology, m: MonitoringConfig) -> list[AlarmSpec]:
+def alarm_specs(shape: Topology, m: MonitoringConfig,
+                stores: DataStores = DataStores()) -> list[AlarmSpec]:
     fleet = shape.fleet
     who = {"AutoScalingGroupName": SERVERS} if fleet else {"InstanceId": SERVERS}
     gt = "GreaterThanThreshold"
@@ -78,6 +90,39 @@ def alarm_specs(shape: Topology, m: MonitoringConfig) -> list[AlarmSpec]:
             "certificate-expiry", f"the TLS certificate expires within {m.cert_expiry_days} days",
             "AWS/CertificateManager", "DaysToExpiry", "Minimum", "LessThanThreshold",
             m.cert_expiry_days, 86400, 1, {"CertificateArn": CERTIFICATE}))
+    return specs + data_store_specs(m, stores)
+
+
+def data_store_specs(m: MonitoringConfig, stores: DataStores) -> list[AlarmSpec]:
+    """The database's CPU, free storage and connections; the cache's CPU and evictions.
+    valkey's work is on one thread: EngineCPUUtilization is that thread's, the host's CPU
+    would hide it. Its alarms watch the first node (the primary unless it failed over)."""
+    gt, db, cache = "GreaterThanThreshold", {"DBInstanceIdentifier": DATABASE}, {
+        "CacheClusterId": CACHE}
+    specs = []
+    if stores.database_storage_gib:
+        free = stores.database_storage_gib * m.db_free_storage_percent / 100
+        connections = int(stores.database_max_connections * m.db_connections_percent / 100)
+        specs += [
+            AlarmSpec("db-cpu-high", f"database CPU above {m.cpu_percent}% for 15 minutes",
+                      "AWS/RDS", "CPUUtilization", "Average", gt, m.cpu_percent, 300, 3, db),
+            AlarmSpec("db-storage-low", f"database free storage below {free:g} GiB "
+                      f"({m.db_free_storage_percent}% of the allocated)", "AWS/RDS",
+                      "FreeStorageSpace", "Minimum", "LessThanThreshold", free * GIB, 300, 1, db),
+            AlarmSpec("db-connections-high", f"database connections above {connections} "
+                      f"({m.db_connections_percent}% of max_connections "
+                      f"{stores.database_max_connections}) for 15 minutes", "AWS/RDS",
+                      "DatabaseConnections", "Maximum", gt, connections, 300, 3, db),
+        ]
+    if stores.cache_engine:
+        cpu = "EngineCPUUtilization" if stores.cache_engine == "valkey" else "CPUUtilization"
+        specs += [
+            AlarmSpec("cache-cpu-high", f"cache CPU above {m.cpu_percent}% for 15 minutes",
+                      "AWS/ElastiCache", cpu, "Average", gt, m.cpu_percent, 300, 3, cache),
+            AlarmSpec("cache-evictions", f"cache evicting more than {m.cache_evictions} keys "
+                      "per 5 minutes for 15 minutes (it is too small)", "AWS/ElastiCache",
+                      "Evictions", "Sum", gt, m.cache_evictions, 300, 3, cache),
+        ]
     return specs
 
 
@@ -96,7 +141,8 @@ def error_rate_queries(lb_suffix: str,
                 expression="100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests")]
 
 
-def dashboard_body(shape: Topology, region: str, dims: Mapping[str, str]) -> str:
+def dashboard_body(shape: Topology, region: str, dims: Mapping[str, str],
+                   stores: DataStores = DataStores()) -> str:
     servers = dims[SERVERS]
     key = "AutoScalingGroupName" if shape.fleet else "InstanceId"
 
@@ -123,6 +169,20 @@ def dashboard_body(shape: Topology, region: str, dims: Mapping[str, str]) -> str
                 ["AWS/ApplicationELB", "HealthyHostCount", "LoadBalancer", lb, "TargetGroup",
                  dims[TARGET_GROUP]]], 12, 6),
         ]
+    if stores.database_storage_gib:
+        db = ["DBInstanceIdentifier", dims[DATABASE]]
+        widgets += [
+            graph("Database CPU % and connections", [
+                ["AWS/RDS", "CPUUtilization", *db],
+                ["AWS/RDS", "DatabaseConnections", *db, {"yAxis": "right"}]], 0, 12),
+            graph("Database free storage (bytes)", [
+                ["AWS/RDS", "FreeStorageSpace", *db, {"stat": "Minimum"}]], 12, 12)]
+    if stores.cache_engine:
+        node = ["CacheClusterId", dims[CACHE]]
+        cpu = "EngineCPUUtilization" if stores.cache_engine == "valkey" else "CPUUtilization"
+        widgets.append(graph("Cache CPU % and evictions", [
+            ["AWS/ElastiCache", cpu, *node],
+            ["AWS/ElastiCache", "Evictions", *node, {"stat": "Sum", "yAxis": "right"}]], 0, 18))
     return json.dumps({"widgets": widgets})
 
 
@@ -155,7 +215,12 @@ class Monitoring(pulumi.ComponentResource):
                  lb_arn_suffix: pulumi.Input[str] | None = None,
                  tg_arn_suffix: pulumi.Input[str] | None = None,
                  certificate_arn: pulumi.Input[str] | None = None,
+                 stores: DataStores = DataStores(),
+                 database_id: pulumi.Input[str] | None = None,
+                 cache_id: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None):
+        """`stores`, `database_id` (the instance identifier), `cache_id` (the node whose
+        metrics the cache's alarms watch): with a database or cache the stack creates."""
         super().__init__("webstack:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         topic = aws.sns.Topic(logical("aws:sns/topic:Topic", f"{name}-alerts"), tags=tags,
@@ -164,8 +229,8 @@ class Monitoring(pulumi.ComponentResource):
             aws.sns.TopicSubscription(f"{name}-alerts-{i + 1}", topic=topic.arn,
                                       protocol="email", endpoint=email, opts=child)
         bound = {SERVERS: servers, LOAD_BALANCER: lb_arn_suffix, TARGET_GROUP: tg_arn_suffix,
-                 CERTIFICATE: certificate_arn}
-        for spec in alarm_specs(shape, settings):
+                 CERTIFICATE: certificate_arn, DATABASE: database_id, CACHE: cache_id}
+        for spec in alarm_specs(shape, settings, stores):
             actions: list[pulumi.Input[str]] = [topic.arn]
             if spec.recover:
                 actions.append(f"arn:aws:automate:{region}:ec2:recover")
@@ -190,7 +255,7 @@ class Monitoring(pulumi.ComponentResource):
                 name, rule_for("aws:cloudwatch/dashboard:Dashboard", "dashboardName")),
             dashboard_body=pulumi.Output.all(**{k: v for k, v in bound.items()
                                                 if v is not None}).apply(
-                lambda dims: dashboard_body(shape, region, dims)),
+                lambda dims: dashboard_body(shape, region, dims, stores)),
             opts=child)
         self.topic_arn = topic.arn
         self.dashboard_url = dashboard.dashboard_name.apply(

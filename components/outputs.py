@@ -17,7 +17,9 @@ from components.config import StackConfig
 from components.topology import Topology
 
 if TYPE_CHECKING:
+    from components.cache import Cache
     from components.certificate import Certificate
+    from components.database import Database
     from components.firewall import Firewall
     from components.loadbalancer import LoadBalancer
     from components.monitoring import LogGroups, Monitoring
@@ -90,6 +92,48 @@ CONTRACT: tuple[OutputSpec, ...] = (
     OutputSpec("releaseRefParameter", "string", "always",
                "SSM parameter holding the release pointer the servers deploy: appRef, or "
                "`<sha256>@<S3 version>` of the appSource bundle.", _always),
+    OutputSpec("privateSubnetIds", "list(string)", "database or cache set",
+               "Private subnets (no route out of the VPC) of the database and the cache.",
+               lambda _, c: c.database.created or c.cache.enabled),
+    OutputSpec("databaseEndpoint", "string", "database set",
+               "Host name of the database (reachable only from the servers' group).",
+               lambda _, c: c.database.created),
+    OutputSpec("databasePort", "number", "database set",
+               "Port of the database: 5432 (postgres) or 3306 (mysql).",
+               lambda _, c: c.database.created),
+    OutputSpec("databaseName", "string", "database set", "The database created in it.",
+               lambda _, c: c.database.created),
+    OutputSpec("databaseSecretArn", "string", "database or databaseUrlSecret set",
+               "ARN of the Secrets Manager secret with the database's credentials (RDS "
+               "manages and rotates it), or the name/ARN of the one holding the URL you brought "
+               "(databaseUrlSecret); never its value.",
+               lambda _, c: c.database.enabled),
+    OutputSpec("databaseSecurityGroupId", "string", "database set",
+               "Security group of the database (reference it to admit another client).",
+               lambda _, c: c.database.created),
+    OutputSpec("databaseInstanceClass", "string", "database set",
+               "Instance class of the database.", lambda _, c: c.database.created),
+    OutputSpec("databaseSizingReason", "string", "database set",
+               "Why that class: the cheapest that meets the spec, with its price.",
+               lambda _, c: c.database.created),
+    OutputSpec("databaseParameter", "string", "database or databaseUrlSecret set",
+               "SSM parameter the servers read the database's location from (JSON, no "
+               "credentials).", lambda _, c: c.database.enabled),
+    OutputSpec("cacheEndpoint", "string", "cache set",
+               "Host name of the cache: valkey's primary endpoint, memcached's configuration "
+               "endpoint (TLS on both).", lambda _, c: c.cache.enabled),
+    OutputSpec("cachePort", "number", "cache set", "Port of the cache: 6379 or 11211.",
+               lambda _, c: c.cache.enabled),
+    OutputSpec("cacheSecretArn", "string", "cache valkey",
+               "ARN of the Secrets Manager secret with valkey's AUTH token; never its value.",
+               lambda _, c: c.cache.engine == "valkey"),
+    OutputSpec("cacheSecurityGroupId", "string", "cache set", "Security group of the cache.",
+               lambda _, c: c.cache.enabled),
+    OutputSpec("cacheNodeType", "string", "cache set", "Node type of the cache.",
+               lambda _, c: c.cache.enabled),
+    OutputSpec("cacheSizingReason", "string", "cache set",
+               "Why that node type: the cheapest that meets the spec, with its price.",
+               lambda _, c: c.cache.enabled),
     OutputSpec("userDataSha256", "string", "always",
                "SHA-256 of the rendered cloud-init user-data (changes replace the servers).",
                _always),
@@ -121,7 +165,8 @@ def collect(*, region: str, names: tuple[str, ...], secrets: Mapping[str, str],
             servers: Servers, alb: LoadBalancer | None, certificate: Certificate | None,
             parameters: AppParameters, monitoring: Monitoring, logs: LogGroups,
             user_data_sha256: str, cost: dict[str, Any],
-            health_check: pulumi.Input[str]) -> dict[str, Any]:
+            health_check: pulumi.Input[str], stores: DataStoreOutputs | None = None
+            ) -> dict[str, Any]:
     """The contract's values from the built components, present exactly when the spec says.
 
     `names`: the public DNS names, hostname first (none without one); `secrets`: appSecrets'
@@ -152,7 +197,47 @@ def collect(*, region: str, names: tuple[str, ...], secrets: Mapping[str, str],
     if secrets:
         values["secretParameterNames"] = sorted(secrets.values())
     values["releaseRefParameter"] = parameters.release_ref_name
+    values.update(stores.values() if stores else {})
     return values
+
+
+@dataclass(frozen=True)
+class DataStoreOutputs:
+    """The database's and cache's part of the contract (each None when absent)."""
+
+    private_subnet_ids: pulumi.Input[list[str]] | None = None
+    database: Database | None = None
+    database_name: str = ""
+    database_class: str = ""
+    database_reason: str = ""
+    database_secret_arn: pulumi.Input[str] | None = None  # created, or the one brought
+    database_parameter: str = ""
+    cache: Cache | None = None
+    cache_node_type: str = ""
+    cache_reason: str = ""
+    group_ids: Mapping[str, pulumi.Input[str]] | None = None  # "db", "cache"
+
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        groups = self.group_ids or {}
+        if self.private_subnet_ids is not None:
+            out["privateSubnetIds"] = self.private_subnet_ids
+        if self.database is not None:
+            out.update(databaseEndpoint=self.database.address, databasePort=self.database.port,
+                       databaseName=self.database_name,
+                       databaseSecurityGroupId=groups["db"],
+                       databaseInstanceClass=self.database_class,
+                       databaseSizingReason=self.database_reason)
+        if self.database_secret_arn is not None:
+            out.update(databaseSecretArn=self.database_secret_arn,
+                       databaseParameter=self.database_parameter)
+        if self.cache is not None:
+            out.update(cacheEndpoint=self.cache.host, cachePort=self.cache.port,
+                       cacheSecurityGroupId=groups["cache"], cacheNodeType=self.cache_node_type,
+                       cacheSizingReason=self.cache_reason)
+            if self.cache.secret_arn is not None:
+                out["cacheSecretArn"] = self.cache.secret_arn
+        return out
 
 
 def markdown_table() -> str:

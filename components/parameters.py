@@ -1,7 +1,7 @@
 """The app's SSM parameters: the release pointer servers deploy (a git ref, or the bundle's
 sha256@version), the secrets the program stores (a private appRepo's deploy key or token among
-them), and (tlsMode letsencrypt) the slot where the
-server keeps its certificate.
+them), where its database and cache are (JSON without credentials), and (tlsMode letsencrypt)
+the slot where the server keeps its certificate.
 
 Servers read them at boot (the instance role may read exactly these), so they exist before any
 server. Secret values arrive as Pulumi secrets and stay encrypted in state; outputs carry names.
@@ -9,7 +9,7 @@ server. Secret values arrive as Pulumi secrets and stay encrypted in state; outp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -30,10 +30,12 @@ class AppParameters(pulumi.ComponentResource):
     def __init__(self, name: str, app: AppConfig, *, release_ref_parameter: str,
                  release_pointer: pulumi.Input[str], tls_parameter: str | None,
                  secret_values: Mapping[str, pulumi.Output[str]], tags: dict[str, str],
+                 locations: Sequence[tuple[str, str, pulumi.Input[str]]] = (),
                  opts: pulumi.ResourceOptions | None = None):
         """`release_ref_parameter`, `tls_parameter`: their names (`components.naming`); the
         certificate slot only when the server keeps a Let's Encrypt certificate (else None).
-        `release_pointer`: appRef, or the uploaded bundle's sha256@version."""
+        `release_pointer`: appRef, or the uploaded bundle's sha256@version. `locations`:
+        (what, parameter name, JSON value) of the database and the cache servers connect to."""
         super().__init__("webstack:parameters:AppParameters", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.parameters = []
@@ -44,6 +46,11 @@ class AppParameters(pulumi.ComponentResource):
             # not a secret: `insecure_value` keeps the pointer readable in diffs and state
             insecure_value=release_pointer, description=f"the {what} {name} servers deploy",
             tags=tags, opts=child))
+        for what, parameter_name, value in locations:
+            self.parameters.append(aws.ssm.Parameter(
+                f"{name}-{what}", name=parameter_name, type="String", insecure_value=value,
+                description=f"where {name}'s {what} is (its credentials are in Secrets "
+                "Manager)", tags=tags, opts=child))
         self.secret_names = []
         for key in app.stored_secrets:
             parameter_name = app.secrets[key]  # named once, in config.parse

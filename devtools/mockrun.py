@@ -29,6 +29,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 MAIN = PROJECT_DIR / "__main__.py"
 ACCOUNT_ID = "123456789012"
 DEFAULT_VPC_CIDR = "172.31.0.0/16"
+MOCK_AUTH_TOKEN = "MockAuthToken-" + "k" * 50  # tests look for it where it must never be
 
 
 @dataclass
@@ -42,6 +43,10 @@ class Registration:
     dependencies: list[str]
     ignore_changes: list[str] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
+    protect: bool = False
+    id: str = ""  # the mock provider's ID (custom resources)
+    timeouts: dict[str, str] = field(default_factory=dict)  # custom_timeouts given
+    secret_outputs: list[str] = field(default_factory=list)  # additional_secret_outputs
 
 
 @dataclass
@@ -100,6 +105,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.images = 1  # how many newer official images have been published since
         self.invokes: list[Invocation] = []
         self.states: dict[str, dict[str, Any]] = {}
+        self.ids: dict[str, str] = {}
         self._invoke_handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "aws:ec2/getAmi:getAmi": self._ami,
             "aws:ec2/getVpc:getVpc": lambda a: {"id": "vpc-default", "cidrBlock": DEFAULT_VPC_CIDR,
@@ -200,7 +206,33 @@ class RecordingMocks(pulumi.runtime.Mocks):
             rid = f"subnet-{n:08x}"
         elif typ == "aws:ec2/securityGroup:SecurityGroup":
             rid = f"sg-{n:08x}"
+        elif typ == "aws:rds/instance:Instance":
+            host = f"{args.inputs['identifier']}.c{n:010x}.{self.region}.rds.amazonaws.com"
+            port = 5432 if args.inputs["engine"] == "postgres" else 3306
+            state.update(address=host, port=port, endpoint=f"{host}:{port}",
+                         masterUserSecrets=[{
+                             "secretArn": f"arn:aws:secretsmanager:{self.region}:{ACCOUNT_ID}"
+                                          f":secret:rds!db-{n:08x}-AbCdEf",
+                             "secretStatus": "active", "kmsKeyId": "alias/aws/secretsmanager"}])
+        elif typ == "aws:elasticache/cluster:Cluster":
+            cid = args.inputs["clusterId"]
+            suffix = f"{cid}.{n % 4096:03x}abc.cfg.use1.cache.amazonaws.com"
+            state.update(clusterAddress=suffix, cacheNodes=[
+                {"id": f"{i:04d}", "address": f"{cid}.{n % 4096:03x}abc.{i:04d}.use1"
+                 ".cache.amazonaws.com", "port": args.inputs["port"]}
+                for i in range(1, int(args.inputs["numCacheNodes"]) + 1)])
+        elif typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            gid, count = args.inputs["replicationGroupId"], int(args.inputs["numCacheClusters"])
+            state.update(primaryEndpointAddress=f"master.{gid}.{n % 4096:03x}abc.use1.cache"
+                                                ".amazonaws.com",
+                         memberClusters=[f"{gid}-{i:03d}" for i in range(1, count + 1)])
+        elif typ == "aws:secretsmanager/secret:Secret":
+            state["arn"] = (f"arn:aws:secretsmanager:{self.region}:{ACCOUNT_ID}:secret:"
+                            f"{name}-{n % 10**6:06d}")
+        elif typ == "command:local:Command" and name.endswith("-cache-token"):
+            state["stdout"] = MOCK_AUTH_TOKEN  # what deploy.auth_token would print
         self.states[f"{typ}::{name}"] = state
+        self.ids[f"{typ}::{name}"] = rid
         return rid, state
 
 
@@ -219,7 +251,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 urn=response.urn, type=request.type, name=request.name,
                 custom=bool(request.custom), parent=request.parent, inputs=dict(inputs),
                 dependencies=list(request.dependencies),
-                ignore_changes=list(request.ignoreChanges)))
+                ignore_changes=list(request.ignoreChanges), protect=bool(request.protect),
+                secret_outputs=list(request.additionalSecretOutputs),
+                timeouts={k: v for k in ("create", "update", "delete")
+                          if (v := getattr(request.customTimeouts, k, ""))}))
         return response
 
 
@@ -262,5 +297,6 @@ def run_program(stack: str, config: Mapping[str, str], *,
         error = err
     for reg in monitor.registrations:
         reg.state = mocks.states.get(f"{reg.type}::{reg.name}", {}) if reg.custom else {}
+        reg.id = mocks.ids.get(f"{reg.type}::{reg.name}", "") if reg.custom else ""
     return MockRun(resources=monitor.registrations, invokes=mocks.invokes, outputs=outputs,
                    error=error)

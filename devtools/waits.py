@@ -167,9 +167,9 @@ WAITS: tuple[Wait, ...] = (
             "is such an in-place upgrade; a downgrade is refused by RDS. A second `up` with no "
             "change modifies nothing and waits for nothing."),
         proof=(
-            "tests/unit/test_database.py::"
+            "tests/unit/test_datastores.py::"
             "test_the_database_waits_with_timeouts_that_cover_the_providers",
-            "tests/unit/test_database.py::test_database_changes_apply_immediately",
+            "tests/unit/test_datastores.py::test_database_changes_apply_immediately",
             "tests/unit/test_provider_model.py::"
             "test_a_database_upgrade_is_in_place_and_a_new_engine_replaces_it",
         )),
@@ -188,7 +188,7 @@ WAITS: tuple[Wait, ...] = (
             "not an update: deleted first (its clusterId stays, and the bridge replaces an "
             "explicitly named resource delete-before-create), then created empty."),
         proof=(
-            "tests/unit/test_database.py::test_cache_changes_apply_immediately",
+            "tests/unit/test_datastores.py::test_cache_changes_apply_immediately",
             "tests/unit/test_provider_model.py::"
             "test_a_memcached_node_type_replaces_the_cluster_and_a_valkey_one_does_not",
         )),
@@ -206,9 +206,9 @@ WAITS: tuple[Wait, ...] = (
             "applyImmediately applies them now. A newer version is in place, an older one or "
             "another engine than redis to valkey replaces the group."),
         proof=(
-            "tests/unit/test_database.py::"
+            "tests/unit/test_datastores.py::"
             "test_the_cache_waits_with_timeouts_that_cover_the_providers",
-            "tests/unit/test_database.py::test_cache_changes_apply_immediately",
+            "tests/unit/test_datastores.py::test_cache_changes_apply_immediately",
             "tests/unit/test_provider_model.py::"
             "test_a_cache_version_downgrade_replaces_and_an_upgrade_does_not",
         )),

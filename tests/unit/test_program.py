@@ -228,7 +228,7 @@ GATE_FLAGS = {"--region", "--timeout", "--interval", "--name", "--instance-id", 
 
 def _gate_by_kind(run: MockRun) -> dict[str, Registration]:
     return {g.name.rsplit("-", 1)[1]: g for g in run.of_type(GATE)
-            if not g.name.endswith("-rollout")}
+            if g.name.endswith(("-servers", "-url"))}
 
 
 def _gates(run: MockRun) -> tuple[Registration, Registration]:
