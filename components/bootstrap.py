@@ -403,9 +403,8 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
                             "them once per release, before its health check.", cfg.app.build, p))
     if cfg.app.migrate:
         files.append(_hooks("migrate", "appMigrate", "migrations", "The release script runs "
-                            "them through migrate-once: once per release across the fleet with "
-                            "a database, before pre-start and the health check.",
-                            cfg.app.migrate, p))
+                            "them before pre-start, through migrate-once (with a database: once "
+                            "across the fleet).", cfg.app.migrate, p))
     if cfg.app.pre_start:
         files += [_hooks("pre-start", "appPreStart", "pre-start hooks", "The release script runs "
                          f"them before a release takes traffic; {unit}-prestart.service at "

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.localrun import stop
 from devtools.motoserver import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -56,16 +57,6 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) ->
                 return
         time.sleep(0.1)
     raise TimeoutError(f"{what} did not listen on 127.0.0.1:{port} within {STARTUP_SECONDS} s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def certificate(where: Path) -> tuple[Path, Path]:

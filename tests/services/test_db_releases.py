@@ -164,6 +164,21 @@ def servers_of(cfg: StackConfig, work: Path, imds: str, moto_url: str,
                                                   origin=origin)) for i in range(count)]
 
 
+@contextmanager
+def serving_a(db: servers.Database, aws: Aws, imds: str, moto_url: str,
+              work: Path) -> Iterator[tuple[Stack, str, str, str, str]]:
+    """One server of a database of its own, serving release A: (the stack, the database's
+    user, password, name and secret ARN)."""
+    gate = work / "gate"
+    gate.touch()
+    cfg = db_cfg(db.engine, gate)
+    user, password, name, arn = created(aws, cfg, db)
+    with servers_of(cfg, work, imds, moto_url, 1) as (stack,):
+        first, _ = stack.release("A")
+        assert first.returncode == 0, first.stdout + first.stderr + dump(stack)
+        yield stack, user, password, name, arn
+
+
 def fresh_database(db: servers.Database) -> tuple[str, str, str]:
     """A user and database of a test's own (user, password, name)."""
     tag = uuid.uuid4().hex[:8]
@@ -229,13 +244,7 @@ def test_two_servers_releasing_together_migrate_once(
 
 def test_a_failing_migration_leaves_the_old_release_serving(
         database: servers.Database, aws: Aws, imds: str, moto_url: str, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    gate.touch()
-    cfg = db_cfg(database.engine, gate)
-    user, password, name, _ = created(aws, cfg, database)
-    with servers_of(cfg, tmp_path, imds, moto_url, 1) as (stack,):
-        first, _ = stack.release("A")
-        assert first.returncode == 0, first.stdout + first.stderr + dump(stack)
+    with serving_a(database, aws, imds, moto_url, tmp_path) as (stack, user, password, name, _):
         a = stack.current().name
         with Poll(stack.port, "/") as poll:
             result, wrk = stack.release("M", wrk_at="release: migrations", wrk_seconds=6)
@@ -263,13 +272,8 @@ def test_a_failing_migration_leaves_the_old_release_serving(
 
 def test_a_rotated_password_reaches_the_app_with_no_failed_request(
         database: servers.Database, aws: Aws, imds: str, moto_url: str, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    gate.touch()
-    cfg = db_cfg(database.engine, gate)
-    user, password, name, arn = created(aws, cfg, database)
-    with servers_of(cfg, tmp_path, imds, moto_url, 1) as (stack,):
-        first, _ = stack.release("A")
-        assert first.returncode == 0, first.stdout + first.stderr + dump(stack)
+    with serving_a(database, aws, imds, moto_url, tmp_path) as (stack, user, password, name,
+                                                                 arn):
         status, body = stack.get("/")
         assert status == "200" and body.startswith(f"release A as {user} pid "), body
         before = body.split(" pid ")[1]
