@@ -22,6 +22,11 @@ METRICS_NAMESPACE = "CWAgent"  # the CloudWatch agent's default
 TLS_PARAMETER_TIER = "Advanced"
 ARTEFACT_PREFIX = "artefacts"  # in the stack's bucket: what the instance role may read
 DATA_DIR_VARIABLE = "APP_DATA_DIR"  # where the app finds its writable directory (Paths.data)
+# What the servers' secrets program (server/ssm_get.py) sets for a database and a cache
+DATABASE_VARIABLES = ("DATABASE_URL", "DB_ENGINE", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER",
+                      "DB_PASSWORD")
+CACHE_VARIABLES = ("CACHE_URL", "CACHE_ENGINE", "CACHE_HOST", "CACHE_PORT", "CACHE_TLS",
+                   "CACHE_PASSWORD")
 BUNDLE_PREFIX = "bundles"  # the app's code bundles (appSource), beside the artefacts
 MAX_APP_NAME = 32
 # An app name: it names the system user, /srv/<name> and AWS resources (config checks the

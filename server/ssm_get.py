@@ -163,7 +163,7 @@ def database_env(aws: Aws, parameter: str) -> dict[str, str]:
 
 
 def cache_env(aws: Aws, parameter: str) -> dict[str, str]:
-    """The cache's variables: memcache://HOST:PORT, or valkey's redis(s)://:TOKEN@HOST:PORT/0
+    """The cache's variables: memcache://HOST:PORT[,HOST:PORT...], or valkey's redis(s)://:TOKEN@HOST:PORT/0
     with the AUTH token from its secret."""
     where = f"the cache parameter {parameter}"
     info = json_object(get_parameter(aws, parameter), where,
@@ -171,8 +171,10 @@ def cache_env(aws: Aws, parameter: str) -> dict[str, str]:
     engine, host, port = (required(info, k, where) for k in ("engine", "host", "port"))
     tls = "true" if info.get("tls") is True else "false"
     values = {"CACHE_ENGINE": engine, "CACHE_HOST": host, "CACHE_PORT": port, "CACHE_TLS": tls}
-    if engine == "memcached":
-        return {"CACHE_URL": f"memcache://{host_port(host, port)}", **values}
+    if engine == "memcached":  # every node, when the parameter lists them: the client spreads
+        nodes = [n for n in info.get("nodes") or [] if isinstance(n, str) and n]  # keys itself
+        return {"CACHE_URL": "memcache://" + (",".join(nodes) or host_port(host, port)),
+                **values}
     if engine != "valkey":
         raise AwsError(f"{where} is for a {engine!r} cache: expected memcached or valkey")
     auth = ""

@@ -3,6 +3,7 @@ stack cannot build. They read the assembled `StackConfig`, so they speak its lan
 
 from __future__ import annotations
 
+from components import naming
 from components.config.model import StackConfig
 from components.config.reader import Reader
 from components.config.settings import MAX_CERT_NAME, NAMESPACE
@@ -13,6 +14,7 @@ def check(r: Reader, cfg: StackConfig) -> None:
     _single_server_tls(r, cfg)
     _private_subnets(r, cfg)
     _migrations(r, cfg)
+    _store_variables(r, cfg)
 
 
 def _private_subnets(r: Reader, cfg: StackConfig) -> None:
@@ -23,6 +25,15 @@ def _private_subnets(r: Reader, cfg: StackConfig) -> None:
             r.problem(f"{NAMESPACE}:{key} = {engine!r} needs private subnets, which only a VPC "
                       f"of the stack's own has: expected {NAMESPACE}:networkCreateVpc true "
                       "(the default VPC has only public subnets)")
+
+
+def _store_variables(r: Reader, cfg: StackConfig) -> None:
+    """The database's and cache's variables are the servers' to set from Secrets Manager."""
+    taken = {*(naming.DATABASE_VARIABLES if cfg.database.enabled else ()),
+             *(naming.CACHE_VARIABLES if cfg.cache.enabled else ())}
+    for var in sorted(taken & (set(cfg.app.env) | set(cfg.app.secrets))):
+        r.problem(f"{NAMESPACE}:appEnv/appSecrets set {var}: expected another name ({var} is "
+                  "set by webstack from the database's or cache's secret)")
 
 
 def _migrations(r: Reader, cfg: StackConfig) -> None:

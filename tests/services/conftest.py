@@ -83,11 +83,14 @@ class Aws:
             "secret": arn})
         return arn
 
-    def cache(self, cfg: StackConfig, cache: servers.Cache) -> None:
+    def cache(self, cfg: StackConfig, cache: servers.Cache, *more: servers.Cache) -> None:
+        """The cache parameter as components/cache.py writes it (`more`: memcached's other
+        nodes)."""
         arn = self.secret(json.dumps({"password": cache.password})) if cache.password else ""
         self.parameter(naming.cache_parameter(cfg), {
             "engine": cache.engine, "host": cache.host, "port": cache.port,
-            "tls": bool(cache.ca), "nodes": [cache.host], "secret": arn})
+            "tls": bool(cache.ca), "secret": arn,
+            "nodes": [f"{c.host}:{c.port}" for c in (cache, *more)]})
 
 
 @pytest.fixture(scope="module")

@@ -219,6 +219,23 @@ def test_memcached_is_the_apps_cache_url(aws: Aws, imds: str, moto_url: str,
         client.close()
 
 
+def test_a_memcached_cluster_s_url_names_every_node(aws: Aws, imds: str, moto_url: str,
+                                                   tmp_path: Path) -> None:
+    with servers.memcached() as one, servers.memcached() as two:
+        cfg = stack_cfg({"webstack:cache": "memcached", "webstack:cacheNodes": "2"})
+        aws.cache(cfg, one, two)
+        proc, out, _ = secrets_run(cfg, tmp_path / "root", imds, moto_url)
+        env = written(proc, out)
+        nodes = env["CACHE_URL"].removeprefix("memcache://").split(",")
+        assert nodes == [f"127.0.0.1:{one.port}", f"127.0.0.1:{two.port}"]
+        for node in nodes:  # each is a memcached the app's client can use
+            host, port = node.split(":")
+            client = Memcache((host, int(port)), timeout=10)
+            client.set("k", node.encode())
+            assert client.get("k") == node.encode()
+            client.close()
+
+
 def test_release_messages_mask_the_credentials_but_not_where_they_are(
         postgres: servers.Database, aws: Aws, imds: str, moto_url: str, tmp_path: Path) -> None:
     cfg = stack_cfg({"webstack:database": "postgres"})

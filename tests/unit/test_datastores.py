@@ -16,7 +16,7 @@ from components import database, naming
 from components.config import CacheConfig, DatabaseConfig
 from components.monitoring import DataStores, alarm_specs
 from components.topology import derive
-from devtools.mockrun import MOCK_AUTH_TOKEN, MockRun
+from devtools.mockrun import MOCK_AUTH_TOKEN, PROJECT_DIR, MockRun
 from tests import variants
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how the SDK marks a secret value
@@ -336,3 +336,14 @@ def test_cache_changes_apply_immediately(runs):
         *runs["db-mysql-memcached"].of_type("aws:elasticache/cluster:Cluster")]
     assert len(caches) == 2
     assert all(c.inputs["applyImmediately"] is True for c in caches)
+
+
+def test_the_reserved_variables_are_the_ones_the_servers_set():
+    """config refuses these names in appEnv/appSecrets; server/ssm_get.py writes them."""
+    import ast
+    tree = ast.parse((PROJECT_DIR / "server" / "ssm_get.py").read_text(encoding="utf-8"))
+    found = {t.id: ast.literal_eval(node.value) for node in tree.body
+             if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)
+             and t.id in ("DB_VARIABLES", "CACHE_VARIABLES")}
+    assert found == {"DB_VARIABLES": naming.DATABASE_VARIABLES,
+                     "CACHE_VARIABLES": naming.CACHE_VARIABLES}
