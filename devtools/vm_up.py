@@ -101,10 +101,15 @@ class Staged:
                                         naming.release_ref_parameter(self.cfg))
 
 
-def _check_engine(setting: str, wanted: str, host: str) -> None:
-    if wanted != host:
+def _check_engine(setting: str, wanted: str, host: HostDatabase | HostCache | None) -> None:
+    """The stack's database or cache and the host's server for it agree, or neither is."""
+    if host is None and wanted:
+        raise VmError(f"webstack:{setting} is {wanted}: a local VM needs a {wanted} server on "
+                      "the host for it (vm_up.stage's database/cache, as tests/vm/test_django.py "
+                      "gives); scripts/local_vm.py starts none")
+    if host is not None and host.engine != wanted:
         raise VmError(f"webstack:{setting} is {wanted or 'not set'} but the host's server is "
-                      f"{host}: give a {wanted} server, or none")
+                      f"{host.engine}: give a {wanted} server, or none")
 
 
 def stage(vm: Vm, stack: str, ports: Ports, extra: dict[str, str] | None = None,
@@ -124,10 +129,11 @@ def stage(vm: Vm, stack: str, ports: Ports, extra: dict[str, str] | None = None,
         own = json.loads(stack_config(stack, extra).get("webstack:extraCaCertFiles") or "[]")
         extra["webstack:extraCaCertFiles"] = json.dumps([*own, cache.ca])
     cfg = vm_config(stack, key, extra)
-    if database is not None:
-        _check_engine("database", cfg.database.engine, database.engine)
-    if cache is not None:
-        _check_engine("cache", cfg.cache.engine, cache.engine)
+    if cfg.database.url_secret:
+        raise VmError("webstack:databaseUrlSecret: a local VM cannot reach the database you "
+                      "bring; set webstack:database for a server on the host instead")
+    _check_engine("database", cfg.database.engine, database)
+    _check_engine("cache", cfg.cache.engine, cache)
     info = local_aws.start(vm.aws_state, cfg.region)
     bucket = naming.artefact_bucket(cfg.prefix, local_aws.ACCOUNT, cfg.region)
     rendered = render(cfg, local_vm_target(ports.https, local_aws.guest_endpoints(info)), bucket)

@@ -17,7 +17,7 @@ import pytest
 from components.config import PROJECT_DIR, stack_file_settings
 from devtools.vm import Ports, Vm, choose_accel, free_ports
 from devtools.vm_image import Image, Recipe, ensure_image, host_cas, host_mirror
-from devtools.vm_up import Staged, UpResult, stage, up
+from devtools.vm_up import HostCache, HostDatabase, Staged, UpResult, stage, up
 
 TOOLS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "genisoimage", "ssh", "ssh-keygen")
 
@@ -50,14 +50,17 @@ def accel(vm_image: Image) -> str:
 @contextmanager
 def example_vm(accel: str, example: str, stack_file: str,
                extra: dict[str, str] | None = None,
-               parameters: dict[str, str] | None = None) -> Iterator[tuple[UpResult, Staged]]:
+               parameters: dict[str, str] | None = None, database: HostDatabase | None = None,
+               cache: HostCache | None = None) -> Iterator[tuple[UpResult, Staged]]:
     """One VM serving `examples/<example>` from its bundle, with its stack file's settings (the
-    VM keeps its own TLS, OS and size) on the dev stack, until the block ends."""
+    VM keeps its own TLS, OS and size) on the dev stack, until the block ends; its database
+    and cache, if the stack has them, are servers on the host (see `vm_up.stage`)."""
     ports = vm_ports()
     vm = Vm.named(f"test-{example}")
     settings = stack_file_settings(stack_file, PROJECT_DIR / "examples" / example)
     settings.pop("aws:region", None)
-    staged = stage(vm, "dev", ports, extra={**settings, **(extra or {})}, parameters=parameters)
+    staged = stage(vm, "dev", ports, extra={**settings, **(extra or {})}, parameters=parameters,
+                   database=database, cache=cache)
     try:
         result = up(vm.dir.name, staged.user_data, f"{example}-vm", ports, say,
                     staged.cfg.app.health_path, timeout=1200, accel=accel)

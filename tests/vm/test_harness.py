@@ -189,4 +189,7 @@ def test_the_hosts_database_and_cache_are_published_as_the_stacks(
     with pytest.raises(VmError, match="webstack:database is postgres but the host's server is "
                                       "mysql: give a postgres server, or none"):
         stage(vm, "dev", Ports(), settings, database=FakeDatabase(engine="mysql"))
+    with pytest.raises(VmError, match="webstack:cache is valkey: a local VM needs a valkey "
+                                      "server on the host"):
+        stage(vm, "dev", Ports(), settings, database=FakeDatabase())
     assert local_aws.running(vm.aws_state) is None  # refused before anything started
