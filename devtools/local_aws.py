@@ -225,12 +225,12 @@ def publish_database(info: LocalAwsInfo, cfg: StackConfig, port: int, password: 
 
 def publish_cache(info: LocalAwsInfo, cfg: StackConfig, port: int, tls: bool,
                   token: str) -> str:
-    """The host's cache server on `port` as the stack's ElastiCache: its endpoint in
+    """The host's cache server on `port` as the stack's ElastiCache of one node: its endpoint in
     `naming.cache_parameter` and, for valkey, the AUTH token's secret ({"password"}); the
     secret's ARN ("" for memcached)."""
     return _publish_endpoint(
         info, naming.cache_parameter(cfg),
-        {"engine": cfg.cache.engine, "port": port, "tls": tls},
+        {"engine": cfg.cache.engine, "port": port, "tls": tls, "nodes": [f"{GUEST_HOST}:{port}"]},
         f"{cfg.prefix}-cache-auth", {"password": token} if cfg.cache.engine == "valkey" else None)
 
 

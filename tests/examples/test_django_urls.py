@@ -72,9 +72,13 @@ def test_cache_urls() -> None:
     url = f"rediss://:{ENCODED}@cache.internal:6379/0"
     assert services.cache(url) == {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                    "LOCATION": url}
-    assert services.cache("memcache://a.internal:11211,b.internal") == {
+    assert services.cache("memcache://a.internal:11211,b.internal", "false") == {
         "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
-        "LOCATION": ["a.internal:11211", "b.internal:11211"]}
+        "LOCATION": ["a.internal:11211", "b.internal:11211"], "OPTIONS": {}}
+    context = services.cache("memcache://a.internal:11211", "true")["OPTIONS"]["tls_context"]
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
+    with pytest.raises(ImproperlyConfigured, match="CACHE_TLS='yes': expected true or false"):
+        services.cache("memcache://a.internal:11211", "yes")
 
 
 @pytest.mark.parametrize(("url", "says"), [

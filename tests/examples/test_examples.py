@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -310,19 +311,22 @@ def test_django_on_postgres_and_valkey(site: Callable[..., Site]) -> None:
 
 
 def test_django_on_mariadb_and_memcached(site: Callable[..., Site]) -> None:
-    """The mysql engine through PyMySQL (no compiler on the servers) and memcached."""
-    with servers.mariadb() as db, servers.memcached() as cache:
+    """The mysql engine through PyMySQL (no compiler on the servers) and memcached over TLS
+    only (CACHE_TLS=true, as ElastiCache's memcached with transit encryption)."""
+    with servers.mariadb() as db, servers.memcached(tls=True) as cache:
         db.create(DB_USER, DB_PASSWORD, DB_NAME)
         django = site("django", SECRET_KEY=secrets.token_urlsafe(50),
                       DATABASE_URL=_database_url(db, DB_PASSWORD),
-                      CACHE_URL=f"memcache://{cache.host}:{cache.port}")
+                      CACHE_URL=f"memcache://{cache.host}:{cache.port}", CACHE_TLS="true",
+                      SSL_CERT_FILE=cache.ca)
         for command in django.cfg.app.migrate:
             django.sh(command)
         with serving(django) as port:
             _counts(port, "mysql", "PyMemcacheCache")
         assert db.sql("SELECT GROUP_CONCAT(tag ORDER BY id) FROM notes_visit",
                       DB_NAME) == "t0,t1,t2,t3"
-        client = pymemcache.Client((cache.host, cache.port), timeout=HTTP_TIMEOUT)
+        client = pymemcache.Client((cache.host, cache.port), timeout=HTTP_TIMEOUT,
+                                   tls_context=ssl.create_default_context(cafile=cache.ca))
         try:
             assert client.get(COUNTER_KEY) == b"4"
         finally:

@@ -181,16 +181,22 @@ class Cache:
 
 
 @contextmanager
-def memcached() -> Iterator[Cache]:
+def memcached(tls: bool = False) -> Iterator[Cache]:
+    """memcached; with `tls`, TLS only (as ElastiCache's, transit encryption on)."""
     require("memcached")
     base = Path(tempfile.mkdtemp(prefix="wsmc-", dir="/tmp"))
     port, log = free_port(), base / "memcached.log"
+    cert = None
+    argv = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody",
+            "-m", "16"]
+    if tls:
+        cert, key = certificate(base)
+        argv += ["-Z", "-o", f"ssl_chain_cert={cert},ssl_key={key}"]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0",
-                                 "-u", "nobody", "-m", "16"], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_port(port, proc, "memcached", log)
-        yield Cache("memcached", port)
+        yield Cache("memcached", port, ca=str(cert) if cert else "")
     finally:
         stop(proc)
         shutil.rmtree(base, ignore_errors=True)

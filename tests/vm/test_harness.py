@@ -180,7 +180,7 @@ def test_the_hosts_database_and_cache_are_published_as_the_stacks(
             "username": "webstack", "password": password}
         kv = parameter(naming.cache_parameter(staged.cfg))
         assert kv == {"engine": "valkey", "host": "10.0.2.2", "port": 16379, "tls": True,
-                      "secret": kv["secret"]}
+                      "nodes": ["10.0.2.2:16379"], "secret": kv["secret"]}
         assert json.loads(sm.get_secret_value(SecretId=kv["secret"])["SecretString"]) == {
             "password": "auth-token-value"}
         assert cert.read_text().strip() in "".join(staged.cfg.sources.extra_ca_certs)

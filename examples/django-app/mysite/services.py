@@ -10,7 +10,8 @@ DATABASE_URL (webstack's `database` or `databaseUrlSecret`), percent-encoded:
                                                             require) or VERIFY_IDENTITY
 CACHE_URL (webstack's `cache`):
   rediss://:token@host:6379/0   redis:// without TLS    Django's RedisCache (redis-py)
-  memcache://host:11211[,host2:11211]                   PyMemcacheCache
+  memcache://host:11211[,host2:11211]                   PyMemcacheCache, over TLS when
+                                                        CACHE_TLS=true (ElastiCache's is)
 
 Error messages name the variable and the expected form, never the URL: it holds a password.
 """
@@ -83,8 +84,10 @@ def database(url: str) -> dict[str, Any]:
             "CONN_MAX_AGE": CONN_MAX_AGE, "CONN_HEALTH_CHECKS": True}
 
 
-def cache(url: str) -> dict[str, Any]:
-    """Django's CACHES["default"] for CACHE_URL."""
+def cache(url: str, tls: str = "") -> dict[str, Any]:
+    """Django's CACHES["default"] for CACHE_URL (and CACHE_TLS, `tls`: true or false)."""
+    if tls not in ("", "true", "false"):
+        raise ImproperlyConfigured(f"CACHE_TLS={tls!r}: expected true or false")
     scheme, sep, rest = url.partition("://")
     scheme = scheme if sep else ""
     if scheme in ("redis", "rediss"):
@@ -94,6 +97,9 @@ def cache(url: str) -> dict[str, Any]:
     if scheme == "memcache":
         nodes = [_split("CACHE_URL", f"memcache://{node}", CACHE_FORM)
                  for node in rest.partition("/")[0].split(",")]
+        # verified against the system's CAs, as redis-py verifies rediss://
+        options = {"tls_context": ssl.create_default_context()} if tls == "true" else {}
         return {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
-                "LOCATION": [f"{node.hostname}:{node.port or 11211}" for node in nodes]}
+                "LOCATION": [f"{node.hostname}:{node.port or 11211}" for node in nodes],
+                "OPTIONS": options}
     raise ImproperlyConfigured(f"CACHE_URL's scheme {scheme or '(none)'}: expected {CACHE_FORM}")

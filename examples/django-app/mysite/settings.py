@@ -15,6 +15,7 @@ Environment:
   APP_DATA_DIR                 the writable directory kept across releases (set by webstack)
   DATABASE_URL                 the database (webstack's `database`); unset: SQLite in APP_DATA_DIR
   CACHE_URL                    the cache (webstack's `cache`); unset: each process's own memory
+  CACHE_TLS                    true: memcached over TLS (webstack sets it; rediss:// says it itself)
 (mysite/services.py says the URLs' forms.)
 """
 
@@ -124,7 +125,8 @@ if DATABASES["default"]["ENGINE"].endswith(".mysql"):
 
     pymysql.install_as_MySQLdb()
 CACHES = {
-    "default": services.cache(os.environ["CACHE_URL"]) if os.environ.get("CACHE_URL")
+    "default": services.cache(os.environ["CACHE_URL"], os.environ.get("CACHE_TLS", ""))
+    if os.environ.get("CACHE_URL")
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
