@@ -2,7 +2,8 @@
 
 Each run is a fresh Python process, so imports and first-use costs count as they do for
 `pulumi up`. The EC2 catalog comes from a moto server on 127.0.0.1 and is cached on disk before
-timing starts, as it is for every `pulumi up` after the first. Prints medians of --runs runs.
+timing starts, as it is for every `pulumi up` after the first. Prints medians of --runs runs,
+and what a database and a cache add to the plan (a stack in its own VPC with and without them).
 
     python scripts/bench_program.py [--runs 5] [--counts 1,10,50]
 """
@@ -27,7 +28,8 @@ import json, sys, time
 t0 = time.perf_counter()
 from devtools.mockrun import run_program, stack_config
 t1 = time.perf_counter()
-run = run_program("dev", stack_config("dev", {"webstack:serverCount": sys.argv[1]}))
+run = run_program("dev", stack_config("dev", {"webstack:serverCount": sys.argv[1],
+                                             **json.loads(sys.argv[2])}))
 t2 = time.perf_counter()
 if run.error is not None:
     raise run.error
@@ -35,9 +37,16 @@ print(json.dumps({"imports": t1 - t0, "program": t2 - t1, "resources": len(run.r
 """
 
 
-def one_run(count: int, env: dict[str, str]) -> dict[str, float]:
+OWN_VPC = {"webstack:networkCreateVpc": "true"}
+DATA_STORES = {**OWN_VPC, "webstack:database": "postgres", "webstack:cache": "valkey",
+               "webstack:appMigrate": json.dumps(["python manage.py migrate --noinput"])}
+
+
+def one_run(count: int, env: dict[str, str],
+            overrides: dict[str, str] | None = None) -> dict[str, float]:
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(count)], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(count), json.dumps(overrides or {})],
+                          cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
@@ -77,6 +86,11 @@ def main() -> int:
             print(f"count={count:>3}: wall {m['wall']:.2f}s (imports {m['imports']:.2f}s, "
                   f"program {m['program']:.3f}s), {int(m['resources'])} resources "
                   f"[median of {args.runs}]")
+        stores = {}
+        for label, overrides in (("own VPC", OWN_VPC), ("+ database and cache", DATA_STORES)):
+            runs = [one_run(1, env, overrides) for _ in range(args.runs)]
+            stores[label] = {k: statistics.median(r[k] for r in runs)
+                             for k in ("program", "resources")}
 
     base = counts[0]
     print(f"\ndev stack, cold process, imports included: {medians[base]['wall']:.2f} s "
@@ -85,6 +99,11 @@ def main() -> int:
         extra = (medians[count]["program"] - medians[base]["program"]) / (count - base)
         print(f"marginal per extra server, {base}->{count}: {extra * 1000:.1f} ms "
               f"(target <= 50 ms)")
+    plain, full = stores["own VPC"], stores["+ database and cache"]
+    print(f"database (postgres) + cache (valkey) + appMigrate: plan {full['program']:.3f} s vs "
+          f"{plain['program']:.3f} s, +{(full['program'] - plain['program']) * 1000:.0f} ms "
+          f"for +{int(full['resources'] - plain['resources'])} resources "
+          f"(ratio {full['program'] / plain['program']:.2f})")
     return 0
 
 

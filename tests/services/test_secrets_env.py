@@ -25,7 +25,7 @@ from pymemcache.client.base import Client as Memcache
 
 from components import naming
 from components.bootstrap import Endpoints, render
-from components.config import StackConfig
+from components.config import ConfigError, StackConfig
 from components.naming import Paths
 from devtools.localrun import install, local_target, read_env_file, unit_value
 from tests.services import servers
@@ -297,12 +297,7 @@ def test_a_bad_parameter_and_a_clashing_app_secret_are_named(
     assert proc.returncode == 1
     assert (f"ssm-get: the database parameter {parameter} is not the JSON expected: "
             '{"engine", "host", "port", "name", "secret"} or {"url_secret"}') in proc.stderr
-    clash = stack_cfg({"webstack:database": "postgres",
-                       "webstack:appSecrets": json.dumps(["DB_PASSWORD=/shop/db-password"])})
-    aws.ssm.put_parameter(Name="/shop/db-password", Value="x", Type="SecureString",
-                          Overwrite=True)
-    aws.created_database(clash, postgres)
-    proc, _, _ = secrets_run(clash, tmp_path / "b", imds, moto_url)
-    assert proc.returncode == 1
-    assert ("ssm-get: webstack:appSecrets sets DB_PASSWORD, which the database's variables "
-            "set: expected other names") in proc.stderr
+    # config refuses the clash before any resource (ssm-get's own check is the last guard)
+    with pytest.raises(ConfigError, match="appSecrets set DB_PASSWORD: expected another name"):
+        stack_cfg({"webstack:database": "postgres",
+                   "webstack:appSecrets": json.dumps(["DB_PASSWORD=/shop/db-password"])})
