@@ -79,7 +79,6 @@ class Cache(pulumi.ComponentResource):
     host: pulumi.Output[str]
     port: int
     secret_arn: pulumi.Output[str] | None  # valkey's AUTH token (memcached has none)
-    resource: pulumi.CustomResource  # the cluster or replication group (alarm dimensions)
     node_ids: pulumi.Output[list[str]]  # CacheClusterId of each node's metrics
     parameter_value: pulumi.Output[str]
 
@@ -102,7 +101,6 @@ class Cache(pulumi.ComponentResource):
                 f"{name}-cache", **memcached_plan(cache, fit(
                     f"{lower}-cache", rule_for("aws:elasticache/cluster:Cluster", "clusterId")),
                     args.node_type), **placed, opts=child)
-            self.resource = cluster
             self.host = cluster.cluster_address
             self.node_ids = cluster.cluster_id.apply(lambda i: [i])
             nodes = cluster.cache_nodes.apply(
@@ -128,7 +126,6 @@ class Cache(pulumi.ComponentResource):
                 auth_token=value, **placed,
                 opts=pulumi.ResourceOptions(parent=self, custom_timeouts=TIMEOUTS,
                                             depends_on=[version]))
-            self.resource = group
             self.host = group.primary_endpoint_address
             self.node_ids = group.member_clusters.apply(lambda m: sorted(m or []))
             nodes = self.host.apply(lambda h: [f"{h}:{cache.port}"])

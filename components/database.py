@@ -88,7 +88,6 @@ def byo_discovery(url_secret: str) -> str:
 @dataclass(frozen=True)
 class DatabaseArgs:
     instance_class: str  # from sizing
-    vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[list[str]]  # the private subnets, in two or more zones
     security_group_id: pulumi.Input[str]  # the firewall's "db" group
     tags: dict[str, str]

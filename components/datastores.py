@@ -62,7 +62,7 @@ def build(name: str, cfg: StackConfig, sized: Plan, network: Network,
     db, cache = sized.database, sized.cache
     if db is not None and private is not None:
         out.database = Database(name, cfg.database, DatabaseArgs(
-            instance_class=db.instance_class, vpc_id=network.vpc_id, subnet_ids=private,
+            instance_class=db.instance_class, subnet_ids=private,
             security_group_id=firewall.data_group_ids["db"], tags=cfg.tags))
         out.locations.append(("database", naming.database_parameter(cfg),
                               out.database.parameter_value))

@@ -33,6 +33,12 @@ class DataStores:
     database_max_connections: int = 0  # the instance class's default max_connections
     cache_engine: str = ""  # "": no cache
 
+    @property
+    def cache_cpu_metric(self) -> str:
+        """valkey's work is on one thread: EngineCPUUtilization is that thread's, the host's
+        CPU would hide it; memcached is multi-threaded, its host CPU is the measure."""
+        return "EngineCPUUtilization" if self.cache_engine == "valkey" else "CPUUtilization"
+
 
 @dataclass(frozen=True)
 class AlarmSpec:
@@ -94,9 +100,9 @@ def alarm_specs(shape: Topology, m: MonitoringConfig,
 
 
 def data_store_specs(m: MonitoringConfig, stores: DataStores) -> list[AlarmSpec]:
-    """The database's CPU, free storage and connections; the cache's CPU and evictions.
-    valkey's work is on one thread: EngineCPUUtilization is that thread's, the host's CPU
-    would hide it. Its alarms watch the first node (the primary unless it failed over)."""
+    """The database's CPU, free storage and connections; the cache's CPU
+    (`DataStores.cache_cpu_metric`) and evictions, on its first node (valkey's primary unless
+    it failed over)."""
     gt, db, cache = "GreaterThanThreshold", {"DBInstanceIdentifier": DATABASE}, {
         "CacheClusterId": CACHE}
     specs = []
@@ -115,10 +121,10 @@ def data_store_specs(m: MonitoringConfig, stores: DataStores) -> list[AlarmSpec]
                       "DatabaseConnections", "Maximum", gt, connections, 300, 3, db),
         ]
     if stores.cache_engine:
-        cpu = "EngineCPUUtilization" if stores.cache_engine == "valkey" else "CPUUtilization"
         specs += [
             AlarmSpec("cache-cpu-high", f"cache CPU above {m.cpu_percent}% for 15 minutes",
-                      "AWS/ElastiCache", cpu, "Average", gt, m.cpu_percent, 300, 3, cache),
+                      "AWS/ElastiCache", stores.cache_cpu_metric, "Average", gt,
+                      m.cpu_percent, 300, 3, cache),
             AlarmSpec("cache-evictions", f"cache evicting more than {m.cache_evictions} keys "
                       "per 5 minutes for 15 minutes (it is too small)", "AWS/ElastiCache",
                       "Evictions", "Sum", gt, m.cache_evictions, 300, 3, cache),
@@ -179,9 +185,8 @@ def dashboard_body(shape: Topology, region: str, dims: Mapping[str, str],
                 ["AWS/RDS", "FreeStorageSpace", *db, {"stat": "Minimum"}]], 12, 12)]
     if stores.cache_engine:
         node = ["CacheClusterId", dims[CACHE]]
-        cpu = "EngineCPUUtilization" if stores.cache_engine == "valkey" else "CPUUtilization"
         widgets.append(graph("Cache CPU % and evictions", [
-            ["AWS/ElastiCache", cpu, *node],
+            ["AWS/ElastiCache", stores.cache_cpu_metric, *node],
             ["AWS/ElastiCache", "Evictions", *node, {"stat": "Sum", "yAxis": "right"}]], 0, 18))
     return json.dumps({"widgets": widgets})
 
