@@ -179,6 +179,12 @@ RULES: dict[str, tuple[NameRule, ...]] = {
                  "recovery window, so a replacement must not reuse it)"),
         NameRule("description", 2048, r"\x20-\x7e", "AWS Secrets Manager API Reference, "
                  "CreateSecret: Description (at most 2048 characters)", autonamed=False)),
+    "aws:ecr/repository:Repository": (NameRule(
+        "name", 256, "a-z0-9._/-", "Amazon ECR API Reference, CreateRepository: repositoryName "
+        "(2-256 characters, pattern (?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*"
+        ": lowercase, each separator between two alphanumerics)",
+        autonamed=False, edges="._/-", first="a-z0-9",
+        forbidden_substrings=("..", "__", "--", "//", "._", "_.", ".-", "-.", "_-", "-_")),),
 }
 
 

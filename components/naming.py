@@ -7,6 +7,7 @@ compute the same strings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -88,6 +89,32 @@ def artefact_bucket(prefix: str, account: str, region: str) -> str:
     rule = rule_for("aws:s3/bucket:Bucket", "bucket")
     head = fit(prefix.lower(), replace(rule, limit=rule.limit - len(tail)))
     return head + tail
+
+
+# A private ECR registry's host (commercial, GovCloud, China; FIPS endpoints): account, region.
+_ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+
+
+@dataclass(frozen=True)
+class EcrRepository:
+    account: str
+    region: str
+    name: str
+
+
+def ecr_registry(image: str) -> EcrRepository | None:
+    """The ECR repository an image reference names (servers pull it with the instance role, and
+    the role may pull exactly it), or None for another registry."""
+    host, sep, rest = image.partition("/")
+    if not sep or not (m := _ECR_HOST.match(host)):
+        return None
+    name = re.split(r"[:@]", rest, maxsplit=1)[0]
+    return EcrRepository(m.group(1), m.group(2), name)
+
+
+def image_repository(cfg: StackConfig) -> str:
+    """The stack's ECR repository, which an appSource build pushes to (lowercase: ECR's rule)."""
+    return fit(cfg.prefix.lower(), rule_for("aws:ecr/repository:Repository", "name"))
 
 
 def log_groups(cfg: StackConfig) -> dict[str, str]:

@@ -42,6 +42,13 @@ class AppConfig:
     kind: str = "python"  # appKind: python | static
     web_dir: str = ""  # appKind static: the web root, relative to the app directory ("": it)
     migrate: tuple[str, ...] = ()  # appMigrate: once per release across the fleet
+    server: str = "gunicorn"  # appServer: gunicorn | uwsgi (appRuntime venv)
+    runtime: str = "venv"  # appRuntime: venv | docker
+    image: str = ""  # appImage: "" with docker = built from `source`'s dockerfile into ECR
+    dockerfile: str = "Dockerfile"  # relative to the app directory
+    image_credentials_secret: str = ""  # appImageCredentialsSecret (a non-ECR private registry)
+    container_port: int = 8000
+    images_kept: int = 10  # the ECR lifecycle rule's count
 
     @property
     def static(self) -> bool:
@@ -49,10 +56,25 @@ class AppConfig:
         return self.kind == "static"
 
     @property
+    def container(self) -> bool:
+        """The app is a container image by digest (appRuntime docker): no venv, no WSGI server
+        of ours."""
+        return self.runtime == "docker"
+
+    @property
+    def builds_image(self) -> bool:
+        """The program builds appSource's Dockerfile into the stack's ECR repository."""
+        return self.container and not self.image
+
+    @property
+    def uwsgi(self) -> bool:
+        return self.server == "uwsgi" and not self.container and not self.static
+
+    @property
     def venvs(self) -> bool:
         """Releases get venvs (and servers uv): a Python app's always, a static site's only for
-        its build commands."""
-        return not self.static or bool(self.build)
+        its build commands, a container's never."""
+        return not self.container and (not self.static or bool(self.build))
 
     @property
     def from_git(self) -> bool:

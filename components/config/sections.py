@@ -52,6 +52,12 @@ def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str],
         r.bad("appName", name, "a name that is not a system account on Debian/Ubuntu (it names "
                                "the app's user)")
     static = r.text("appKind") == "static"
+    runtime, server = r.text("appRuntime"), r.text("appServer")
+    container = runtime == "docker"
+    image, dockerfile = r.text("appImage"), r.text("appDockerfile")
+    credentials = r.text("appImageCredentialsSecret")
+    _runtime_refusals(r, static=static, container=container, image=image,
+                      credentials=credentials, server=server)
     seen = len(r.problems)
     repo, path, requirements = r.text("appRepo"), r.text("appPath"), r.text("appRequirements")
     health_path, static_dir = r.text("appHealthPath"), r.text("appStaticDir")
@@ -62,10 +68,14 @@ def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str],
             health_path = "/"
         web_dir = static_dir if r.raw.get(full_key("appStaticDir")) is not None else ""
         holds = _static_site(path, web_dir, health_path, built=bool(build))
+    elif container:
+        web_dir = ""
+        holds = _no_requirement if image else _dockerfile(path, dockerfile)
     else:
         web_dir = ""
         holds = _requirements_file(path, requirements)
-    source = _source(r, repo, base_dir, path if len(r.problems) == seen else None, holds)
+    source = ("" if container and image else
+              _source(r, repo, base_dir, path if len(r.problems) == seen else None, holds))
     env = r.pairs("appEnv", lambda v: v.isprintable() and len(v) <= MAX_VALUE,
                   "a value of printable characters on one line")
     secrets = r.pairs("appSecrets", lambda v: bool(_SSM_NAME.match(v)) and len(v) <= 1011,
@@ -96,7 +106,67 @@ def app(r: Reader, *, project: str, stack: str, secret_keys: frozenset[str],
         bundles_kept=r.number("appBundlesKept"),
         repo_credential=_repo_credential(r, repo, project=project, stack=stack, app=name,
                                          secret_keys=secret_keys),
-        repo_host_keys=tuple(_repo_host_keys(r, repo)), repo_token_user=r.text("appRepoTokenUser"))
+        repo_host_keys=tuple(_repo_host_keys(r, repo)), repo_token_user=r.text("appRepoTokenUser"),
+        server=server, runtime=runtime, image=image, dockerfile=dockerfile,
+        image_credentials_secret=credentials, container_port=r.number("appContainerPort"),
+        images_kept=r.number("appImagesKept"))
+
+
+# The settings a container has no use for, and why: the image holds the code, its build and its
+# server.
+_CONTAINER_REFUSED = {
+    "appRepo": "the code comes from appImage or appSource's Dockerfile",
+    "appWsgi": "the image's own command serves the app",
+    "appWorkers": "the image's own command sizes its server",
+    "appServer": "the image's own command is the server",
+    "appRequirements": "the image installs its requirements",
+    "appBuild": "the build belongs in the Dockerfile",
+}
+
+
+def _runtime_refusals(r: Reader, *, static: bool, container: bool, image: str,
+                      credentials: str, server: str) -> None:
+    """Which settings go with which runtime: each refusal names the setting and the fix."""
+    if container and static:
+        r.problem(f"{NAMESPACE}:appRuntime is 'docker' but {NAMESPACE}:appKind is 'static': "
+                  "expected appKind python (a static site needs no container: nginx serves it)")
+    if container:
+        for key, why in _CONTAINER_REFUSED.items():
+            value = r.raw.get(full_key(key))
+            if value is not None and value.strip() not in ("", "[]"):
+                r.problem(f"{full_key(key)} is set but {NAMESPACE}:appRuntime is 'docker' "
+                          f"({why}): expected it removed (pulumi config rm {full_key(key)})")
+        if image and r.raw.get(full_key("appSource")):
+            r.problem(f"{NAMESPACE}:appImage and {NAMESPACE}:appSource are both set: expected "
+                      "one (an image to run, or a directory whose Dockerfile the program builds)")
+    else:
+        for key in ("appImage", "appImageCredentialsSecret"):
+            if r.raw.get(full_key(key)):
+                r.problem(f"{full_key(key)} is set but {NAMESPACE}:appRuntime is 'venv': "
+                          f"expected {NAMESPACE}:appRuntime docker, or {full_key(key)} removed")
+    if credentials and container and not image:
+        r.problem(f"{NAMESPACE}:appImageCredentialsSecret is set without {NAMESPACE}:appImage: "
+                  "expected it removed (the stack's own ECR repository needs no credentials)")
+    elif credentials and naming.ecr_registry(image):
+        r.problem(f"{NAMESPACE}:appImageCredentialsSecret is set for an ECR image: expected it "
+                  "removed (servers pull from ECR with their instance role)")
+    if static and server == "uwsgi":
+        r.problem(f"{NAMESPACE}:appServer is 'uwsgi' but {NAMESPACE}:appKind is 'static': "
+                  "expected it removed (nginx serves a static site; there is no WSGI server)")
+
+
+def _no_requirement(app_dir: Path, source: str) -> str | None:
+    return None
+
+
+def _dockerfile(path: str, dockerfile: str) -> _Holds:
+    def holds(app_dir: Path, source: str) -> str | None:
+        if (app_dir / dockerfile).is_file():
+            return None
+        return (f"{source} has no {(Path(path) / dockerfile).as_posix()}: expected the image's "
+                f"Dockerfile there ({NAMESPACE}:appDockerfile, relative to appPath), or "
+                f"{NAMESPACE}:appImage naming an image to run")
+    return holds
 
 
 # What a source's app directory must hold: (app directory, the source as messages name it) ->
@@ -296,9 +366,6 @@ def scaling(r: Reader) -> model.ScalingConfig:
 
 # --- database and cache --------------------------------------------------------------------------
 
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@\-]{1,512}$")
-_SECRET_ARN = re.compile(r"^arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:"
-                         r"[A-Za-z0-9/_+=.@\-]{1,512}$")
 # Names RDS refuses for a master user, per engine (CreateDBInstance's MasterUsername)
 _RESERVED_DB_USERS = {
     "postgres": frozenset({"rdsadmin", "rdsrepladmin", "rds_superuser", "rds_replication",
@@ -311,7 +378,7 @@ _RESERVED_DB_USERS = {
 def database(r: Reader) -> model.DatabaseConfig:
     engine = r.text("database")
     url_secret = r.text("databaseUrlSecret")
-    if url_secret and not (_SECRET_NAME.match(url_secret) or _SECRET_ARN.match(url_secret)):
+    if url_secret and not settings.secret_reference(url_secret):
         r.bad("databaseUrlSecret", url_secret, settings.SECRET_NAME_FORM)
     if engine and url_secret:
         r.problem(f"{NAMESPACE}:database = {engine!r} and {NAMESPACE}:databaseUrlSecret are both "

@@ -23,12 +23,24 @@ OS_CHOICES = ("debian-12", "ubuntu-24.04")
 ARCH_CHOICES = ("x86_64", "arm64")
 TLS_CHOICES = ("none", "acm", "letsencrypt", "selfsigned")
 KIND_CHOICES = ("python", "static")
+RUNTIME_CHOICES = ("venv", "docker")
+SERVER_CHOICES = ("gunicorn", "uwsgi")
 DATABASE_CHOICES = ("", "postgres", "mysql")
 DATABASE_VERSIONS = {"postgres": ("14", "15", "16", "17"), "mysql": ("8.4",)}  # RDS majors
 DATABASE_DEFAULT_VERSION = {"postgres": "17", "mysql": "8.4"}
 CACHE_CHOICES = ("", "memcached", "valkey")
 CACHE_VERSIONS = {"memcached": ("1.6.22",), "valkey": ("7.2", "8.0")}
 CACHE_DEFAULT_VERSION = {"memcached": "1.6.22", "valkey": "8.0"}
+SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@\-]{1,512}$")
+SECRET_ARN = re.compile(r"^arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:"
+                        r"[A-Za-z0-9/_+=.@\-]{1,512}$")
+
+
+def secret_reference(value: str) -> bool:
+    """A Secrets Manager secret's name or ARN."""
+    return bool(SECRET_NAME.match(value) or SECRET_ARN.match(value))
+
+
 SECRET_NAME_FORM = ("a Secrets Manager secret's name (1-512 of letters, digits and / _ + = . @ -) "
                     "or ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)")
 MAX_SERVERS = 50
@@ -49,6 +61,17 @@ _GIT_HTTPS = r"^https://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9._~%+\-]+)+/?$"
 _GIT_SSH = (r"^(ssh://[A-Za-z0-9._\-]+@[A-Za-z0-9.\-]+(:\d+)?|"
             r"[A-Za-z0-9._\-]+@[A-Za-z0-9.\-]+:)[A-Za-z0-9._~/\-]+$")
 EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
+# An image reference (the distribution project's reference grammar, lowercase repository):
+# [host[:port]/]path[:tag][@sha256:digest]
+_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_IMAGE_HOST = rf"(?:{_IMAGE_LABEL}(?:\.{_IMAGE_LABEL})*(?::[0-9]{{1,5}})?/)?"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?=.{{1,255}}$){_IMAGE_HOST}{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
+IMAGE_FORM = ("an image reference: [registry[:port]/]name[:tag][@sha256:<64 hex>], lowercase name, "
+              "e.g. ghcr.io/acme/shop:1.4.2 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop"
+              "@sha256:...")
 _HTTP_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9._~%+\-/]*)?$")
 
 
@@ -135,6 +158,39 @@ SETTINGS: tuple[Setting, ...] = (
             "What the app is: python (a WSGI app, gunicorn behind nginx) or static (a directory "
             "of HTML/CSS/JS nginx serves itself: no gunicorn, no venv unless appBuild has a "
             "requirements file; see README, Static sites).", choices=KIND_CHOICES),
+    Setting("appRuntime", "string", "venv",
+            "How the app runs: venv (its code and requirements in a venv on the server, "
+            "gunicorn or uWSGI behind nginx) or docker (a container image by digest, run by "
+            "podman under systemd on 127.0.0.1 behind nginx: built from appSource's "
+            "appDockerfile into the stack's ECR repository, or appImage; see README, "
+            "Containers).", choices=RUNTIME_CHOICES),
+    Setting("appServer", "string", "gunicorn",
+            "The WSGI server of appRuntime venv: gunicorn (threaded workers, HTTP over the unix "
+            "socket) or uwsgi (a strict uWSGI master, nginx's uwsgi_pass over the unix socket); "
+            "see README, Choosing a server.", choices=SERVER_CHOICES),
+    _shaped("appImage", "",
+            "appRuntime docker: the image to run, from any registry, instead of building "
+            "appSource. A tag is resolved to its digest when the program runs (preview and "
+            "up), so servers run exactly what was planned; a new digest is a release.",
+            IMAGE_REFERENCE, IMAGE_FORM, empty_ok=True),
+    _shaped("appDockerfile", "Dockerfile",
+            "appRuntime docker without appImage: the Dockerfile, relative to the app directory "
+            "(appSource/appPath), built for the servers' architecture and pushed to the "
+            "stack's ECR repository.", _REL_PATH,
+            "a relative file path without '..', e.g. Dockerfile or docker/Dockerfile"),
+    Setting("appImageCredentialsSecret", "string", "",
+            "appImage in a private registry other than ECR: a Secrets Manager secret (name or "
+            "ARN) whose value is JSON {\"username\": ..., \"password\": ...}; servers read it at "
+            "each pull, the instance role may read exactly it. ECR needs none (the instance "
+            "role pulls).", valid=secret_reference,
+            form=SECRET_NAME_FORM,
+            empty_ok=True),
+    _number("appContainerPort", 8000, 1, 65535,
+            "appRuntime docker: the port the app listens on inside the container (it also gets "
+            "PORT); published on 127.0.0.1 only."),
+    _number("appImagesKept", 10, 1, 1000,
+            "appRuntime docker with a build: images the ECR repository's lifecycle rule keeps "
+            "(older ones expire). Servers keep appReleasesKept images for instant rollback."),
     _shaped("appRepo", "",
             "Git URL of the app, instead of appSource: servers fetch appRef from it at each "
             "release.", f"{_GIT_HTTPS}|{_GIT_SSH}",

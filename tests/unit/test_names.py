@@ -33,6 +33,8 @@ UNNAMED = {
     "aws:sns/topicSubscription:TopicSubscription",
     "aws:secretsmanager/secretVersion:SecretVersion",  # a value of the secret (checked in RULES)
     "command:local:Command",  # runs on the deployer's machine: no AWS name
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy",  # the repository's rule (named in RULES)
+    "docker-build:index:Image",  # an image in the repository: its tag, not an AWS name
 }
 
 PRIVATE_REPO = "ssh://git@git.example.com:2222/acme/shop.git"
