@@ -20,6 +20,7 @@ packages=(
   genisoimage      # the NoCloud seed ISO (label cidata)
   openssh-client   # ssh/ssh-keygen: the VM tier inspects the guest over SSH
   openssh-server   # sshd: the loopback test of a private repository over ssh (started by the test)
+  docker-registry  # distribution's registry v2 on 127.0.0.1 (devtools/registry.py): tag resolution, the VM's image pulls
   # Real database and cache servers for tests/services (each started by the test on 127.0.0.1
   # with its own data directory): what RDS and ElastiCache run, from Debian's packages
   postgresql-15          # RDS PostgreSQL 15; initdb/postgres under a dedicated user
