@@ -15,6 +15,7 @@ from components import (
     config,
     cost,
     datastores,
+    image,
     naming,
     outputs,
     placement,
@@ -26,6 +27,7 @@ from components.certificate import Certificate
 from components.dns import Dns, Endpoint, lookup_zone_id
 from components.firewall import Firewall
 from components.fleet import ServerFleet
+from components.image import AppImage, ImageArgs
 from components.instance_role import InstanceRole, role_args
 from components.loadbalancer import LoadBalancer
 from components.monitoring import LogGroups, Monitoring
@@ -46,10 +48,11 @@ identity = AwsIdentity(account)  # the provider's, for every command the program
 bucket = naming.artefact_bucket(cfg.prefix, account, cfg.region)
 user_data = bootstrap.render(cfg, bucket=bucket)
 user_data_base64 = user_data.ec2_user_data_base64
-code = None if cfg.app.from_git else bundle.of_app(cfg.app)
-release_code = code.sha256 if code else cfg.app.ref  # what new code changes, known at preview
+# appSource's content: the bundle servers fetch, or the context of the image the program builds
+code = None if cfg.app.from_git or cfg.app.image else bundle.of_app(cfg.app)
+named_image = image.resolve_named(cfg) if cfg.app.image else ""  # appImage, by digest
 site = placement.lookup(cfg, choice.instance_type)
-image = placement.lookup_image(cfg)
+server_image = placement.lookup_image(cfg)
 
 name, tags = cfg.prefix, cfg.tags
 network = Network(name, cfg.network, tags, site, private=sized_stores.private)
@@ -60,11 +63,24 @@ stores = datastores.build(name, cfg, sized_stores, network, firewall)
 artefact = ServerArtefact(name, ArtefactArgs(
     bucket=bucket, key=bootstrap.artefact_key(user_data.artefact_sha256),
     content=user_data.artefact, tags=tags,
-    bundle=code and BundleArgs(key=naming.bundle_key(cfg.app.name), sha256=code.sha256,
-                               path=bundle.cached(code, Path.cwd()), kept=cfg.app.bundles_kept)))
+    bundle=BundleArgs(
+        key=naming.bundle_key(cfg.app.name), sha256=code.sha256,
+        path=bundle.cached(code, Path.cwd()), kept=cfg.app.bundles_kept)
+    if code and not cfg.app.container else None))
+app_image = AppImage(name, cfg, ImageArgs(
+    context=cfg.app.source + (f"/{cfg.app.path}" if cfg.app.path else ""),
+    dockerfile=cfg.app.dockerfile, platform=image.PLATFORMS[cfg.server.arch],
+    tag=image.build_tag(code.sha256), kept=cfg.app.images_kept, tags=tags)
+) if code and cfg.app.builds_image else None
+# What servers release (the pointer) and what makes a new release (known at preview, but for a
+# new build's digest)
+pointer = (app_image.reference if app_image else
+           named_image or artefact.release_pointer or cfg.app.ref)
+release_code = (app_image.reference if app_image else
+                named_image or (code.sha256 if code else cfg.app.ref))
 parameters = AppParameters(
     name, cfg.app, release_ref_parameter=naming.release_ref_parameter(cfg),
-    release_pointer=artefact.release_pointer or cfg.app.ref,
+    release_pointer=pointer,
     tls_parameter=naming.tls_parameter(cfg) if shape.certificate == "letsencrypt" else None,
     secret_values=config.load_secret_values(), tags=tags, locations=stores.locations)
 role = InstanceRole(name, role_args(cfg, account, artefact_bucket=bucket,
@@ -95,7 +111,7 @@ def load_balancer(instance_ids: list[pulumi.Input[str]]) -> LoadBalancer:
 if shape.fleet:
     alb = load_balancer(instance_ids=[])
     servers = Servers.fleet(ServerFleet(
-        name, cfg.server, cfg.scaling, instance_type=choice.instance_type, image=image,
+        name, cfg.server, cfg.scaling, instance_type=choice.instance_type, image=server_image,
         subnet_ids=network.server_subnet_ids, security_group_id=firewall.web_group_id,
         instance_profile_arn=role.profile_arn, key_name=firewall.ssh_key_name,
         user_data_base64=user_data_base64, target_group_arn=alb.target_group_arn, tags=tags,
@@ -103,7 +119,7 @@ if shape.fleet:
     endpoint = alb.endpoint
 else:
     server = WebServer(name, behind_load_balancer=shape.load_balanced,
-                       instance_type=choice.instance_type, image=image,
+                       instance_type=choice.instance_type, image=server_image,
                        disk_gib=cfg.server.disk_gib,
                        subnet_id=network.server_subnet_ids.apply(lambda ids: ids[0]),
                        security_group_id=firewall.web_group_id,
@@ -133,7 +149,7 @@ server_gate = [readiness.server_gate] if readiness else []
 address = servers.attach_address(after=server_gate)
 
 # Servers booting read the pointer themselves; running ones get new code from the rollout.
-rollout = Rollout(name, cfg, identity, pointer=artefact.release_pointer or cfg.app.ref,
+rollout = Rollout(name, cfg, identity, pointer=pointer,
                   code=release_code, instance_id=servers.instance_id,
                   group_name=servers.group_name, target_group_arn=target_group_arn,
                   depends_on=[servers.resource, *parameters.parameters, *server_gate])
@@ -159,5 +175,6 @@ outputs.export(outputs.collect(
                        database=sized_stores.database, cache=sized_stores.cache),
     health_check=health_check_command(cfg, identity, instance_id=servers.instance_id,
                                       group_name=servers.group_name, url=url),
-    stores=stores.outputs),
+    stores=stores.outputs, app_image=pointer if cfg.app.container else None,
+    image_repository_url=app_image.repository_url if app_image else None),
     expected=outputs.expected_names(cfg))

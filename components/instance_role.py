@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import artefact, naming
+from components import artefact, image, naming
 from components.aws_names import logical
 from components.config import StackConfig
 
@@ -84,6 +84,22 @@ def parameters_policy(region: str, account: str, names: list[str]) -> str:
                                         "kms:EncryptionContext:PARAMETER_ARN": arns}}}]})
 
 
+# ECR's pull actions (its "pull" set); GetAuthorizationToken has no resource-level permission,
+# so it alone is granted on "*" (Amazon ECR User Guide, Private repository policies).
+PULL_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer")
+
+
+def pull_policy(repository_arn: str) -> str:
+    """Pull exactly one ECR repository's images (appRuntime docker), through the OS's ECR
+    credential helper."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "EcrToken", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken",
+         "Resource": "*"},
+        {"Sid": "EcrPull", "Effect": "Allow", "Action": list(PULL_ACTIONS),
+         "Resource": repository_arn}]})
+
+
 def tls_store_policy(region: str, account: str, name: str) -> str:
     """Read and write exactly the certificate slot (tlsMode letsencrypt): the server stores each
     certificate it gets and restores it when replaced. Its key is aws/ssm, whose own policy
@@ -122,20 +138,22 @@ class RoleArgs:
     tls_parameter: str | None  # the Let's Encrypt slot it reads and writes, if any
     tags: dict[str, str]
     secrets: Sequence[pulumi.Input[str]] = ()  # Secrets Manager ARNs it reads
+    images: str | None = None  # the ECR repository (ARN) it pulls from, if any
 
 
 def role_args(cfg: StackConfig, account: str, artefact_bucket: str,
               secrets: Sequence[pulumi.Input[str]] = ()) -> RoleArgs:
     """`secrets`: the created database's and cache's secret ARNs (a database the user brings
     adds its own here)."""
-    if cfg.database.url_secret:
-        secrets = [*secrets, named_secret_arn(cfg.region, account, cfg.database.url_secret)]
+    for named in (cfg.database.url_secret, cfg.app.image_credentials_secret):
+        if named:
+            secrets = [*secrets, named_secret_arn(cfg.region, account, named)]
     return RoleArgs(
         region=cfg.region, account=account, artefact_bucket=artefact_bucket,
-        bundle_key="" if cfg.app.from_git else naming.bundle_key(cfg.app.name),
+        bundle_key="" if cfg.app.from_git or cfg.app.container else naming.bundle_key(cfg.app.name),
         log_groups=tuple(naming.log_groups(cfg).values()), parameters=readable_parameters(cfg),
         tls_parameter=naming.tls_parameter(cfg) if cfg.tls.mode == "letsencrypt" else None,
-        tags=cfg.tags, secrets=tuple(secrets))
+        tags=cfg.tags, secrets=tuple(secrets), images=image.pulled_repository(cfg, account))
 
 
 class InstanceRole(pulumi.ComponentResource):
@@ -167,6 +185,8 @@ class InstanceRole(pulumi.ComponentResource):
             grant("parameters", parameters_policy(region, account, list(args.parameters)))
         if args.tls_parameter:
             grant("tls-store", tls_store_policy(region, account, args.tls_parameter))
+        if args.images:
+            grant("images", pull_policy(args.images))
         if args.secrets:
             grant("secrets", pulumi.Output.all(*args.secrets).apply(
                 lambda arns: secrets_policy(region, arns)))

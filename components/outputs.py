@@ -134,6 +134,12 @@ CONTRACT: tuple[OutputSpec, ...] = (
     OutputSpec("cacheSizingReason", "string", "cache set",
                "Why that node type: the cheapest that meets the spec, with its price.",
                lambda _, c: c.cache.enabled),
+    OutputSpec("appImage", "string", "appRuntime docker",
+               "The image servers run, by digest (host/name@sha256:...): the build's, or "
+               "appImage's tag resolved when the program ran.", lambda _, c: c.app.container),
+    OutputSpec("imageRepositoryUrl", "string", "appRuntime docker without appImage",
+               "The stack's ECR repository the build pushes to (push there from CI; servers "
+               "pull from it with their role).", lambda _, c: c.app.builds_image),
     OutputSpec("userDataSha256", "string", "always",
                "SHA-256 of the rendered cloud-init user-data (changes replace the servers).",
                _always),
@@ -165,8 +171,9 @@ def collect(*, region: str, names: tuple[str, ...], secrets: Mapping[str, str],
             servers: Servers, alb: LoadBalancer | None, certificate: Certificate | None,
             parameters: AppParameters, monitoring: Monitoring, logs: LogGroups,
             user_data_sha256: str, cost: dict[str, Any],
-            health_check: pulumi.Input[str], stores: DataStoreOutputs | None = None
-            ) -> dict[str, Any]:
+            health_check: pulumi.Input[str], stores: DataStoreOutputs | None = None,
+            app_image: pulumi.Input[str] | None = None,
+            image_repository_url: pulumi.Input[str] | None = None) -> dict[str, Any]:
     """The contract's values from the built components, present exactly when the spec says.
 
     `names`: the public DNS names, hostname first (none without one); `secrets`: appSecrets'
@@ -198,6 +205,10 @@ def collect(*, region: str, names: tuple[str, ...], secrets: Mapping[str, str],
         values["secretParameterNames"] = sorted(secrets.values())
     values["releaseRefParameter"] = parameters.release_ref_name
     values.update(stores.values() if stores else {})
+    if app_image is not None:
+        values["appImage"] = app_image
+    if image_repository_url is not None:
+        values["imageRepositoryUrl"] = image_repository_url
     return values
 
 

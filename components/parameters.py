@@ -40,7 +40,8 @@ class AppParameters(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.parameters = []
         self.release_ref_name = release_ref_parameter
-        what = "git ref" if app.from_git else "code bundle (sha256@version)"
+        what = ("image (host/name@sha256:digest)" if app.container else
+                "git ref" if app.from_git else "code bundle (sha256@version)")
         self.parameters.append(aws.ssm.Parameter(
             f"{name}-release-ref", name=release_ref_parameter, type="String",
             # not a secret: `insecure_value` keeps the pointer readable in diffs and state

@@ -127,7 +127,7 @@ class Readiness(pulumi.ComponentResource):
         self.register_outputs({})
 
     def check_url(self, public_url: pulumi.Input[str], after: Sequence[pulumi.Resource],
-                  code: str) -> command.local.Command:
+                  code: pulumi.Input[str]) -> command.local.Command:
         """The public health URL answers 200, checked after `after`: the address, DNS,
         certificate and listeners that make the URL reach the servers, and the rollout, so
         that on new `code` (appRef, the bundle's sha256) it vouches for the new release, not

@@ -36,7 +36,7 @@ class Rollout(pulumi.ComponentResource):
     `code` changes (appRef, or the bundle's sha256: known at preview, unlike its S3 version)."""
 
     def __init__(self, name: str, cfg: StackConfig, identity: AwsIdentity, *,
-                 pointer: pulumi.Input[str], code: str,
+                 pointer: pulumi.Input[str], code: pulumi.Input[str],
                  instance_id: pulumi.Output[str] | None = None,
                  group_name: pulumi.Output[str] | None = None,
                  target_group_arn: pulumi.Output[str] | None = None,

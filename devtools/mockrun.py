@@ -10,6 +10,7 @@ and dependencies are recorded, not only its inputs.
 from __future__ import annotations
 
 import hashlib
+import json
 import runpy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ MAIN = PROJECT_DIR / "__main__.py"
 ACCOUNT_ID = "123456789012"
 DEFAULT_VPC_CIDR = "172.31.0.0/16"
 MOCK_AUTH_TOKEN = "MockAuthToken-" + "k" * 50  # tests look for it where it must never be
+MOCK_ECR_PASSWORD = "MockEcrPassword-" + "e" * 40  # the registry token: a secret of the build
 
 
 @dataclass
@@ -129,6 +131,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/test", "userId": "AIDTEST"},
             "aws:index/getPartition:getPartition": lambda a: {
                 "id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com"},
+            "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda a: {
+                "id": self.region, "userName": "AWS", "password": MOCK_ECR_PASSWORD,
+                "authorizationToken": "QVdTOm1vY2s=", "expiresAt": "2026-12-02T00:00:00Z",
+                "proxyEndpoint": f"https://{a.get('registryId', ACCOUNT_ID)}.dkr.ecr."
+                                 f"{self.region}.amazonaws.com"},
             "aws:index/getRegion:getRegion": lambda a: {
                 "id": self.region, "name": self.region, "region": self.region},
             **dict(extra_invokes or {}),
@@ -229,6 +236,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif typ == "aws:secretsmanager/secret:Secret":
             state["arn"] = (f"arn:aws:secretsmanager:{self.region}:{ACCOUNT_ID}:secret:"
                             f"{name}-{n % 10**6:06d}")
+        elif typ == "aws:ecr/repository:Repository":
+            repo = args.inputs["name"]
+            state.update(registryId=ACCOUNT_ID, arn=f"arn:aws:ecr:{self.region}:{ACCOUNT_ID}:"
+                         f"repository/{repo}",
+                         repositoryUrl=f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}")
+        elif typ == "docker-build:index:Image":
+            # what buildx reports for a push: the manifest's digest, stable per context
+            state["digest"] = "sha256:" + hashlib.sha256(
+                json.dumps(args.inputs.get("context"), sort_keys=True).encode()).hexdigest()
         elif typ == "command:local:Command" and name.endswith("-cache-token"):
             state["stdout"] = MOCK_AUTH_TOKEN  # what deploy.auth_token would print
         self.states[f"{typ}::{name}"] = state

@@ -150,6 +150,18 @@ REPLACES: dict[str, tuple[frozenset[str], str]] = {
         "securityGroupId"}), "vpc_security_group_ingress_rule"),
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": (frozenset({
         "securityGroupId"}), "vpc_security_group_egress_rule"),
+    # internal/service/ecr/repository.go: name and encryption_configuration are ForceNew; tag
+    # mutability and scanning are Put* calls in place.
+    "aws:ecr/repository:Repository": (frozenset({"name", "encryptionConfigurations"}),
+                                      "ecr_repository"),
+    # internal/service/ecr/lifecycle_policy.go: no Update, both inputs ForceNew (a replacement is
+    # another PutLifecyclePolicy on the same repository).
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": (frozenset({"repository", "policy"}),
+                                                "ecr_lifecycle_policy"),
+    # pulumi-docker-build's Image.Diff (provider/internal/image.go): every input change is an
+    # Update, a new build and push (registry passwords are ignored, so a new ECR token is no
+    # change); its Delete leaves pushed tags in the registry.
+    "docker-build:index:Image": (frozenset(), ""),
     # pulumi-command: `triggers` replace (the command runs again); any other change updates.
     "command:local:Command": (frozenset({"triggers"}), ""),
 }

@@ -212,6 +212,25 @@ WAITS: tuple[Wait, ...] = (
             "tests/unit/test_provider_model.py::"
             "test_a_cache_version_downgrade_replaces_and_an_upgrade_does_not",
         )),
+    Wait(
+        thing="the app's image (docker_build.Image <name>-image, components/image.py)",
+        type="docker-build:index:Image",
+        on_create=(
+            "after the ECR repository and its lifecycle rule: buildx builds appSource's "
+            "Dockerfile for the servers' platform and pushes it under the context's content "
+            "hash; the create returns with the pushed manifest's digest. The release pointer "
+            "(repository@digest) is written after it and the servers are created after the "
+            "pointer, so a first boot pulls an image that exists."),
+        on_update=(
+            "an Update (never a replacement): a changed context (its hash), Dockerfile, "
+            "platform or tag builds and pushes again; an unchanged one does nothing (a new ECR "
+            "token is ignored by its Diff). A new digest changes the pointer and the rollout's "
+            "trigger, so running servers release it; the same code is the same tag, which the "
+            "repository's immutable tags hold to one image."),
+        proof=(
+            "tests/unit/test_image.py::test_servers_boot_after_the_image_is_pushed",
+            "tests/unit/test_image.py::test_new_code_is_a_new_tag_and_a_new_release",
+        )),
 )
 
 # Types whose create and update wait at most for AWS to show the resource (seconds), alike on
@@ -223,6 +242,9 @@ SHORT_WAITS: dict[str, str] = {
     "aws:cloudwatch/logGroup:LogGroup": "CreateLogGroup, PutRetentionPolicy",
     "aws:cloudwatch/metricAlarm:MetricAlarm": "PutMetricAlarm",
     "aws:ec2/eip:Eip": "AllocateAddress",
+    "aws:ecr/repository:Repository":
+        "CreateRepository (the provider retries the read until it shows); delete waits <= 20m",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": "PutLifecyclePolicy",
     "aws:ec2/internetGateway:InternetGateway": "create and attach",
     "aws:ec2/keyPair:KeyPair": "ImportKeyPair",
     "aws:ec2/launchTemplate:LaunchTemplate": "a new version; the group's refresh waits",

@@ -18,6 +18,7 @@ from devtools.mockrun import MockRun, RecordingMocks, run_program, stack_config
 from tests.cases import ED25519_KEY, GOOD_ZONE, arr, ssh_key
 
 # Pulumi holds these encrypted (`pulumi config set --secret`); the parser refuses them plain.
+DIGEST = "sha256:" + "5e" * 32  # a pinned image: resolved without a registry
 SECRET_KEYS = frozenset(s.full_key for s in SETTINGS if s.secret)
 
 
@@ -125,6 +126,21 @@ VARIANTS: dict[str, Variant] = {
     # A database the user brings: its URL in a secret they name; migrations under its lock.
     "db-byo": Variant("dev", {"webstack:databaseUrlSecret": "shop/prod/database-url",
                               "webstack:appMigrate": arr("python manage.py migrate")}),
+    # uWSGI instead of gunicorn, on one server.
+    "uwsgi": Variant("dev", {"webstack:appServer": "uwsgi"}),
+    # A container built from examples/docker-app's Dockerfile into the stack's ECR repository.
+    "docker-build": Variant("dev", {"webstack:appRuntime": "docker",
+                                    "webstack:appSource": "examples/docker-app"}),
+    # A fleet running a private image of another registry, by digest, with its credentials and
+    # migrations run in the new image.
+    "docker-image": Variant("prod", {
+        "webstack:appRuntime": "docker", "webstack:appImage": f"ghcr.io/acme/shop@{DIGEST}",
+        "webstack:appImageCredentialsSecret": "shop/registry", "webstack:appContainerPort": "8080",
+        "webstack:appMigrate": arr("python manage.py migrate --noinput")}),
+    # An image in another account's ECR repository: the role may pull exactly it.
+    "docker-ecr": Variant("dev", {
+        "webstack:appRuntime": "docker",
+        "webstack:appImage": f"210987654321.dkr.ecr.eu-west-1.amazonaws.com/team/shop@{DIGEST}"}),
 }
 NAMES = list(VARIANTS)
 
