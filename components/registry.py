@@ -115,6 +115,16 @@ def parse(reference: str) -> ImageRef:
     return ImageRef(host, path, tag, digest)
 
 
+def pinned(text: str) -> bool:
+    """`text` is a release pointer of appRuntime docker: an image by digest, in the form
+    `ImageRef.pinned` writes (what the rollout and the servers accept)."""
+    try:
+        ref = parse(text)
+    except RegistryError:
+        return False
+    return bool(ref.digest) and not ref.tag and text == ref.pinned(ref.digest)
+
+
 def _docker_config() -> dict:
     """The user's Docker client config ($DOCKER_CONFIG/config.json, else ~/.docker/)."""
     path = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components import gitref, naming
+from components import gitref, naming, registry
 from components.naming import Paths
 from deploy import cli, servers, ssm
 from deploy.aws import AWS_CONFIG, UsageError, aws_error, check_identity, session_from, short_error
@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         name="label for messages, e.g. shop-prod")
     p.add_argument("--app", required=True, help="app name (webstack:appName)")
     p.add_argument("--ref", required=True, help="the release pointer: a git tag, branch or commit "
-                   "SHA, or a bundle's SHA256@VERSION")
+                   "SHA, a bundle's SHA256@VERSION, or an image by digest")
     return cli.identity_flags(p)
 
 
@@ -149,8 +149,9 @@ def _check_usage(args: argparse.Namespace) -> None:
     if not _APP.match(args.app):
         raise UsageError(f"--app {args.app!r}: expected an app name (1-32 of a-z, 0-9, '-', "
                          "starting with a letter)")
-    if not gitref.valid(args.ref):
-        raise UsageError(f"--ref {args.ref!r}: expected {gitref.EXPECTED}")
+    if not (gitref.valid(args.ref) or registry.pinned(args.ref)):
+        raise UsageError(f"--ref {args.ref!r}: expected {gitref.EXPECTED}, or an image by "
+                         "digest (host/name@sha256:<64 hex>)")
     cli.check_instance_ids(args.instance_ids)
     cli.check_seconds(args, "timeout")
     cli.check_region(args.region)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components import gitref, gitremote, naming
+from components import gitref, gitremote, naming, registry
 from components.naming import MAX_APP_NAME
 
 NAMESPACE = "webstack"
@@ -61,14 +61,17 @@ _GIT_HTTPS = r"^https://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9._~%+\-]+)+/?$"
 _GIT_SSH = (r"^(ssh://[A-Za-z0-9._\-]+@[A-Za-z0-9.\-]+(:\d+)?|"
             r"[A-Za-z0-9._\-]+@[A-Za-z0-9.\-]+:)[A-Za-z0-9._~/\-]+$")
 EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
-# An image reference (the distribution project's reference grammar, lowercase repository):
-# [host[:port]/]path[:tag][@sha256:digest]
-_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_IMAGE_HOST = rf"(?:{_IMAGE_LABEL}(?:\.{_IMAGE_LABEL})*(?::[0-9]{{1,5}})?/)?"
-IMAGE_REFERENCE = re.compile(
-    rf"^(?=.{{1,255}}$){_IMAGE_HOST}{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
+
+
+def image_reference(value: str) -> bool:
+    """An image reference as Docker reads it (components.registry's grammar)."""
+    try:
+        registry.parse(value)
+    except registry.RegistryError:
+        return False
+    return True
+
+
 IMAGE_FORM = ("an image reference: [registry[:port]/]name[:tag][@sha256:<64 hex>], lowercase name, "
               "e.g. ghcr.io/acme/shop:1.4.2 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop"
               "@sha256:...")
@@ -168,11 +171,11 @@ SETTINGS: tuple[Setting, ...] = (
             "The WSGI server of appRuntime venv: gunicorn (threaded workers, HTTP over the unix "
             "socket) or uwsgi (a strict uWSGI master, nginx's uwsgi_pass over the unix socket); "
             "see README, Choosing a server.", choices=SERVER_CHOICES),
-    _shaped("appImage", "",
+    Setting("appImage", "string", "",
             "appRuntime docker: the image to run, from any registry, instead of building "
             "appSource. A tag is resolved to its digest when the program runs (preview and "
             "up), so servers run exactly what was planned; a new digest is a release.",
-            IMAGE_REFERENCE, IMAGE_FORM, empty_ok=True),
+            valid=image_reference, form=IMAGE_FORM, empty_ok=True),
     _shaped("appDockerfile", "Dockerfile",
             "appRuntime docker without appImage: the Dockerfile, relative to the app directory "
             "(appSource/appPath), built for the servers' architecture and pushed to the "

@@ -69,6 +69,9 @@ BASE = ["--region", "us-east-1", "--app", "shop", "--ref", "v2"]
      "--ref 'a b'"),
     (["--region", "moon-1", "--app", "shop", "--ref", "v2", "--asg-name", "g"],
      "unknown region 'moon-1'"),
+    # an image by tag: servers run images by digest only
+    (["--region", "us-east-1", "--app", "shop", "--ref", "ghcr.io/acme/shop:1", "--asg-name",
+      "g"], "or an image by digest (host/name@sha256:<64 hex>)"),
     ([*BASE, "--asg-name", "g", "--timeout", "0"], "--timeout must be a positive"),
 ])
 def test_usage_errors_exit_2_with_one_line(argv: list[str], message: str) -> None:
@@ -147,6 +150,18 @@ def test_asg_rollout_releases_on_each_in_service_server_in_order(fleet: Fleet) -
         assert f"rollout shop-prod: server {n}/3: {iid}" in out
         assert f"rollout shop-prod: {iid}: healthy in the target group" in out
     assert out.splitlines()[-1].startswith(f"rollout shop-prod: 3 server(s) serve {ref} (")
+
+
+@pytest.mark.aws
+def test_an_image_by_digest_is_released_as_one_word(fleet: Fleet) -> None:
+    ref = f"ghcr.io/acme/shop@sha256:{uuid.uuid4().hex * 2}"
+    code, _, err = call(["--region", "us-east-1", "--app", "shop", "--ref", ref,
+                         "--asg-name", fleet.group, "--target-group-arn", fleet.target_group_arn],
+                        session=fleet.session)
+    assert (code, err) == (0, "")
+    commands = [c["Parameters"]["commands"] for c in fleet.sent
+                if c["Comment"] == f"webstack release {ref}"[:100]]
+    assert commands == [[f"/usr/local/lib/webstack/shop/release {ref}"]] * 3
 
 
 @pytest.mark.aws
