@@ -11,8 +11,12 @@ from pathlib import Path
 import pytest
 
 from components import bundle, image, naming
+from components.config import ConfigError
 from components.instance_role import PULL_ACTIONS
-from devtools.mockrun import ACCOUNT_ID, MOCK_ECR_PASSWORD, MockRun
+from devtools import oci
+from devtools.mockrun import ACCOUNT_ID, MOCK_ECR_PASSWORD, MockRun, run_program, stack_config
+from devtools.motoserver import free_port
+from devtools.registry import local_registry
 from tests import variants
 
 REPOSITORY = "aws:ecr/repository:Repository"
@@ -172,3 +176,36 @@ def test_new_code_is_a_new_tag_and_a_new_release(runs, tmp_path: Path):
     run = runs["docker-build"]
     rollout = next(r for r in run.of_type("command:local:Command") if r.name.endswith("-rollout"))
     assert rollout.inputs["triggers"] == [_pointer(run)]
+
+
+def _named(reference: str) -> MockRun:
+    return run_program("dev", stack_config("dev", {"webstack:appRuntime": "docker",
+                                                   "webstack:appImage": reference}))
+
+
+@pytest.mark.realtools
+def test_a_tag_is_resolved_before_any_resource_and_a_moved_tag_is_a_new_release(
+        aws_env_module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))  # never the user's own
+    with local_registry(tmp_path / "registry") as registry:
+        def push(version: str) -> str:
+            layer = oci.app_layer({"VERSION": version.encode()}, tmp_path)
+            return oci.push(registry.url, "team/shop", "stable", oci.image((layer,)))
+        first = push("1")
+        run = _named(f"{registry.host}/team/shop:stable")
+        assert run.error is None, run.error
+        assert _pointer(run) == run.outputs["appImage"] == f"{registry.host}/team/shop@{first}"
+        second = push("2")  # the tag moves: the next run releases the new image
+        rollout = next(r for r in _named(f"{registry.host}/team/shop:stable").of_type(
+            "command:local:Command") if r.name.endswith("-rollout"))
+        assert rollout.inputs["triggers"] == [f"{registry.host}/team/shop@{second}"] != [first]
+
+
+def test_a_tag_that_does_not_resolve_registers_nothing(aws_env_module, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    reference = f"127.0.0.1:{free_port('127.0.0.1')}/team/shop:1"  # nothing listens there
+    run = _named(reference)
+    assert isinstance(run.error, ConfigError)
+    assert f"webstack:appImage = {reference!r} cannot be resolved to a digest" in str(run.error)
+    assert run.resources == []
