@@ -18,8 +18,11 @@ from components import naming
 from components.bootstrap import Endpoints, RenderedBootstrap, Target, render
 from components.bundle import pack
 from components.config import StackConfig, parse
+from components.registry import ImageRef
+from components.registry import parse as parse_image
 from devtools import local_aws
 from devtools.mockrun import stack_config
+from devtools.registry import Registry
 from devtools.vm import Converged, Ports, Vm, VmError, choose_accel, ensure_key, watch
 from devtools.vm_image import Recipe, ensure_image, host_cas, host_mirror
 
@@ -89,6 +92,7 @@ class Staged:
     bucket: str
     pointer: str  # the release pointer the server reads at boot
     credentials: tuple[str, ...] = ()  # the database's and cache's, for checks they never leak
+    registry: str = ""  # appRuntime docker: host:port of the host's registry, as the guest has it
 
     @property
     def user_data(self) -> str:
@@ -99,6 +103,34 @@ class Staged:
         pointer moved to it (the server's `release` then picks it up). Returns the pointer."""
         return local_aws.publish_bundle(self.info, self.bucket, self.cfg.app.name, pack(source),
                                         naming.release_ref_parameter(self.cfg))
+
+    def release_image(self, name: str, digest: str) -> str:
+        """What `pulumi up` does when a container app's image has a new digest: the pointer
+        moved to it, pinned, in the registry the guest pulls from. Returns the pointer."""
+        pointer = f"{self.registry}/{name}@{digest}"
+        local_aws.client(self.info, "ssm").put_parameter(
+            Name=naming.release_ref_parameter(self.cfg), Value=pointer, Type="String",
+            Overwrite=True)
+        return pointer
+
+
+def guest_registry(registry: Registry) -> str:
+    """The host's registry as the guest reaches it: qemu's user network maps GUEST_HOST to the
+    host's loopback, where it listens (plain HTTP, hence INSECURE_REGISTRY)."""
+    return f"{local_aws.GUEST_HOST}:{registry.port}"
+
+
+def _pinned_in(cfg: StackConfig, registry: Registry | None) -> ImageRef:
+    """A container app's appImage: pinned, in the host's registry (the only one a VM reaches)."""
+    if registry is None:
+        raise VmError("webstack:appRuntime is docker: a local VM pulls from a registry on the "
+                      "host (vm_up.stage's registry, as tests/vm/test_docker.py gives); "
+                      "scripts/local_vm.py starts none")
+    ref = parse_image(cfg.app.image)
+    if ref.host != guest_registry(registry) or not ref.digest:
+        raise VmError(f"webstack:appImage = {cfg.app.image!r}: expected an image pushed to the "
+                      f"host's registry, pinned: {guest_registry(registry)}/<name>@sha256:...")
+    return ref
 
 
 def _check_engine(setting: str, wanted: str, host: HostDatabase | HostCache | None) -> None:
@@ -114,13 +146,15 @@ def _check_engine(setting: str, wanted: str, host: HostDatabase | HostCache | No
 
 def stage(vm: Vm, stack: str, ports: Ports, extra: dict[str, str] | None = None,
           parameters: dict[str, str] | None = None, database: HostDatabase | None = None,
-          cache: HostCache | None = None) -> Staged:
+          cache: HostCache | None = None, registry: Registry | None = None) -> Staged:
     """What `pulumi up` does before a server boots, against the VM's own local AWS (started
     here, stopped with the VM): the user-data rendered for it, its artefact and the app's
     bundle in the stack's bucket, the release pointer and `parameters` (name → value) in SSM;
     with `database`, its master user (a new password) and database made as RDS makes them and
     published as the stack's; with `cache`, published as the stack's ElastiCache (its TLS
-    certificate trusted by the guest through extraCaCertFiles, the one VM-only setting)."""
+    certificate trusted by the guest through extraCaCertFiles, the one VM-only setting); a
+    container app's image (appImage, pinned) pulled from `registry` on the host, which the
+    guest reaches over plain HTTP."""
     if vm.running():
         raise VmError(f"VM {vm.dir.name} is already running: `down` it first")
     key = ensure_key().with_suffix(".pub").read_text().strip()
@@ -134,9 +168,13 @@ def stage(vm: Vm, stack: str, ports: Ports, extra: dict[str, str] | None = None,
                       "bring; set webstack:database for a server on the host instead")
     _check_engine("database", cfg.database.engine, database)
     _check_engine("cache", cfg.cache.engine, cache)
+    image = _pinned_in(cfg, registry) if cfg.app.container else None
     info = local_aws.start(vm.aws_state, cfg.region)
     bucket = naming.artefact_bucket(cfg.prefix, local_aws.ACCOUNT, cfg.region)
-    rendered = render(cfg, local_vm_target(ports.https, local_aws.guest_endpoints(info)), bucket)
+    endpoints = local_aws.guest_endpoints(info)
+    if image is not None:
+        endpoints = replace(endpoints, registry=image.host)
+    rendered = render(cfg, local_vm_target(ports.https, endpoints), bucket)
     local_aws.publish(info, bucket, rendered, parameters or {})
     credentials: list[str] = []
     if database is not None:
@@ -147,8 +185,10 @@ def stage(vm: Vm, stack: str, ports: Ports, extra: dict[str, str] | None = None,
     if cache is not None:
         local_aws.publish_cache(info, cfg, cache.port, bool(cache.ca), cache.password)
         credentials += [cache.password] if cache.password else []
-    staged = Staged(cfg, rendered, info, bucket, "", tuple(credentials))
-    return replace(staged, pointer=staged.release_new_code(Path(cfg.app.source)))
+    staged = Staged(cfg, rendered, info, bucket, "", tuple(credentials), endpoints.registry)
+    pointer = (staged.release_image(image.name, image.digest) if image is not None else
+               staged.release_new_code(Path(cfg.app.source)))
+    return replace(staged, pointer=pointer)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The container example's WSGI app: standard library only, so its image needs nothing but
 Python and gunicorn.
 
-It says which version it is (the VERSION file the image carries) so a release can be seen
-switching, and answers /healthz, the health check webstack runs before traffic moves.
+It says which version it is (the VERSION file the image carries, also in X-Release) so a
+release can be seen switching, and answers /healthz, the health check webstack runs before
+traffic moves.
 """
 
 from pathlib import Path
@@ -21,5 +22,5 @@ def application(environ, start_response):
         status, body = "404 Not Found", b"not found\n"
     start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
                             ("Content-Length", str(len(body))),
-                            ("X-App-Version", VERSION)])
+                            ("X-Release", VERSION)])
     return [body]

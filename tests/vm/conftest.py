@@ -15,11 +15,13 @@ from contextlib import contextmanager
 import pytest
 
 from components.config import PROJECT_DIR, stack_file_settings
+from devtools.registry import Registry
 from devtools.vm import Ports, Vm, choose_accel, free_ports
 from devtools.vm_image import Image, Recipe, ensure_image, host_cas, host_mirror
-from devtools.vm_up import HostCache, HostDatabase, Staged, UpResult, stage, up
+from devtools.vm_up import HostCache, HostDatabase, Staged, UpResult, guest_registry, stage, up
 
-TOOLS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "genisoimage", "ssh", "ssh-keygen")
+TOOLS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "genisoimage", "ssh", "ssh-keygen",
+         "docker-registry")
 
 
 def vm_ports() -> Ports:
@@ -51,16 +53,25 @@ def accel(vm_image: Image) -> str:
 def example_vm(accel: str, example: str, stack_file: str,
                extra: dict[str, str] | None = None,
                parameters: dict[str, str] | None = None, database: HostDatabase | None = None,
-               cache: HostCache | None = None) -> Iterator[tuple[UpResult, Staged]]:
+               cache: HostCache | None = None,
+               image: tuple[Registry, str] | None = None) -> Iterator[tuple[UpResult, Staged]]:
     """One VM serving `examples/<example>` from its bundle, with its stack file's settings (the
     VM keeps its own TLS, OS and size) on the dev stack, until the block ends; its database
-    and cache, if the stack has them, are servers on the host (see `vm_up.stage`)."""
+    and cache, if the stack has them, are servers on the host (see `vm_up.stage`). `image`: a
+    container example's image as `pulumi up` would have built it, pushed to the host's
+    registry (registry, name@sha256:...), instead of the stack's build of appSource."""
     ports = vm_ports()
     vm = Vm.named(f"test-{example}")
     settings = stack_file_settings(stack_file, PROJECT_DIR / "examples" / example)
     settings.pop("aws:region", None)
+    registry = None
+    if image is not None:
+        registry, pinned = image
+        for key in ("webstack:appSource", "webstack:appDockerfile"):
+            settings.pop(key, None)
+        settings["webstack:appImage"] = f"{guest_registry(registry)}/{pinned}"
     staged = stage(vm, "dev", ports, extra={**settings, **(extra or {})}, parameters=parameters,
-                   database=database, cache=cache)
+                   database=database, cache=cache, registry=registry)
     try:
         result = up(vm.dir.name, staged.user_data, f"{example}-vm", ports, say,
                     staged.cfg.app.health_path, timeout=1200, accel=accel)
