@@ -242,9 +242,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
                          f"repository/{repo}",
                          repositoryUrl=f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}")
         elif typ == "docker-build:index:Image":
-            # what buildx reports for a push: the manifest's digest, stable per context
+            # what buildx reports for a push: the manifest's digest, new with new code (whose
+            # content hash the program puts in the tag)
             state["digest"] = "sha256:" + hashlib.sha256(
-                json.dumps(args.inputs.get("context"), sort_keys=True).encode()).hexdigest()
+                json.dumps(args.inputs.get("tags"), sort_keys=True).encode()).hexdigest()
         elif typ == "command:local:Command" and name.endswith("-cache-token"):
             state["stdout"] = MOCK_AUTH_TOKEN  # what deploy.auth_token would print
         self.states[f"{typ}::{name}"] = state

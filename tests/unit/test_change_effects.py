@@ -21,6 +21,7 @@ GIT = {"webstack:appRepo": "https://git.example.com/acme/shop.git", "webstack:ap
 SHAPES = {"single server": ("dev", {**GIT, "webstack:networkCreateVpc": "true"}),
           "fleet": ("prod", {**GIT, "webstack:serverMaxCount": "4"})}
 SECRET = ["webstack:appSecretValues"]
+DIGESTS = ("sha256:" + "1" * 64, "sha256:" + "2" * 64)
 
 # README row label -> the change made on top of each shape
 ROWS: dict[str, dict[str, str]] = {
@@ -104,4 +105,23 @@ def test_new_code_in_appsource_is_a_release_on_either_shape(aws_env_module, tmp_
         before = _run(stack, base)
         (src / "app.py").write_text((src / "app.py").read_text() + f"# {stack}\n")
         assert server_effect(before, _run(stack, base)) == "release", stack
+
+
+def test_a_new_image_is_a_release_on_either_shape(aws_env_module, tmp_path):
+    """The README's image row: a new digest of appImage (a moved tag resolves to one), or new
+    code built into the stack's repository, changes only the pointer and the rollout."""
+    row = "a new image (`appRuntime: docker`)"
+    assert _word(_table()[row][0]) == _word(_table()[row][1]) == "release"
+    src = tmp_path / "app"
+    shutil.copytree(PROJECT_DIR / "examples" / "docker-app", src,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for stack in ("dev", "prod"):
+        named = {"webstack:appRuntime": "docker"}
+        before = _run(stack, {**named, "webstack:appImage": f"ghcr.io/acme/shop@{DIGESTS[0]}"})
+        after = _run(stack, {**named, "webstack:appImage": f"ghcr.io/acme/shop@{DIGESTS[1]}"})
+        assert server_effect(before, after) == "release", stack
+        built = {**named, "webstack:appSource": str(src)}
+        before = _run(stack, built)
+        (src / "app.py").write_text((src / "app.py").read_text() + f"# {stack}\n")
+        assert server_effect(before, _run(stack, built)) == "release", stack
 
