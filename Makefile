@@ -11,7 +11,7 @@ STACK    ?= dev
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import pulumi, pulumi_aws, pulumi_command, boto3, jinja2, moto, pytest, uv"
+	$(BIN)/python -c "import pulumi, pulumi_aws, pulumi_command, pulumi_docker_build, boto3, jinja2, moto, pytest, uv"
 	touch $@
 
 venv: $(STAMP)
