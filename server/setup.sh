@@ -59,6 +59,7 @@ fi
 [ "$TLS_MODE" != letsencrypt ] || install -d -m 0755 "$state/acme"
 log "nginx"
 rm -f "$nginx_dir/sites-enabled/default"
+[ "$RUNTIME" != docker ] || "$lib/release" --container-init
 nginx -t -q
 # Enabling goes through the SysV compatibility scripts (seconds on a small server): only if needed.
 systemctl is-enabled --quiet nginx || systemctl enable --quiet nginx
@@ -74,7 +75,11 @@ else
 fi
 
 units=()
-[ "$KIND" = static ] || units+=("$unit.socket" "$unit.service")
+if [ "$RUNTIME" = docker ]; then  # the release enables the slot it starts
+  units+=("$unit-container-log.service")
+elif [ "$KIND" != static ]; then
+  units+=("$unit.socket" "$unit.service")
+fi
 [ -z "$SECRETS" ] || units+=("$unit-secrets.service")
 [ -z "$PRE_START" ] || units+=("$unit-prestart.service")
 # A database's or cache's credentials are fetched again every 5 minutes (a rotated password).
@@ -102,7 +107,19 @@ fi
 # The release starts the socket: started earlier, a request would start gunicorn before a release.
 log "release"
 "$lib/release"
-if [ "$KIND" != static ]; then
+if [ "$RUNTIME" = docker ]; then
+  systemctl start "$unit-container-log.service" "$unit-container@$(cat "$state/live-slot").service"
+  # the app's environment comes with the user-data, not with a release: on a change, the
+  # serving image again in the other slot (no request fails)
+  settings=$(sha256sum "$etc/app.env" "$ROOT/etc/systemd/system/$unit-container@.service" \
+               | sha256sum | cut -d' ' -f1)
+  recorded=$(cat "$state/settings" 2>/dev/null || true)
+  if [ -n "$recorded" ] && [ "$settings" != "$recorded" ]; then
+    log "restarting the container of $unit (settings changed)"
+    "$lib/release" --container-restart
+  fi
+  echo "$settings" > "$state/settings"
+elif [ "$KIND" != static ]; then
   systemctl start "$unit.socket"  # a no-op when the release started it; a repair run needs it
   # gunicorn's settings come with the user-data, not with a release: restart on a change.
   settings=$(sha256sum "$etc/gunicorn.conf.py" "$etc/app.env" | sha256sum | cut -d' ' -f1)
