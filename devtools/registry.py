@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.localrun import stop
 from devtools.motoserver import HOST, free_port
 
 BINARY = "docker-registry"
@@ -86,9 +87,4 @@ def local_registry(root: Path, auth: Mapping[str, object] | None = None,
             time.sleep(0.1)
         yield registry
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)

@@ -120,6 +120,16 @@ def guest_registry(registry: Registry) -> str:
     return f"{local_aws.GUEST_HOST}:{registry.port}"
 
 
+def image_settings(settings: dict[str, str], registry: Registry,
+                   pinned: str) -> dict[str, str]:
+    """A container stack's `settings` with its build (appSource's Dockerfile) replaced by the
+    image `pulumi up` would have built, pushed to the host's registry: `pinned` is
+    name@sha256:..."""
+    own = {k: v for k, v in settings.items()
+           if k not in ("webstack:appSource", "webstack:appDockerfile")}
+    return {**own, "webstack:appImage": f"{guest_registry(registry)}/{pinned}"}
+
+
 def _pinned_in(cfg: StackConfig, registry: Registry | None) -> ImageRef:
     """A container app's appImage: pinned, in the host's registry (the only one a VM reaches)."""
     if registry is None:

@@ -18,7 +18,7 @@ from components.config import PROJECT_DIR, stack_file_settings
 from devtools.registry import Registry
 from devtools.vm import Ports, Vm, choose_accel, free_ports
 from devtools.vm_image import Image, Recipe, ensure_image, host_cas, host_mirror
-from devtools.vm_up import HostCache, HostDatabase, Staged, UpResult, guest_registry, stage, up
+from devtools.vm_up import HostCache, HostDatabase, Staged, UpResult, image_settings, stage, up
 
 TOOLS = ("qemu-system-x86_64", "qemu-img", "debootstrap", "genisoimage", "ssh", "ssh-keygen",
          "docker-registry")
@@ -67,9 +67,7 @@ def example_vm(accel: str, example: str, stack_file: str,
     registry = None
     if image is not None:
         registry, pinned = image
-        for key in ("webstack:appSource", "webstack:appDockerfile"):
-            settings.pop(key, None)
-        settings["webstack:appImage"] = f"{guest_registry(registry)}/{pinned}"
+        settings = image_settings(settings, registry, pinned)
     staged = stage(vm, "dev", ports, extra={**settings, **(extra or {})}, parameters=parameters,
                    database=database, cache=cache, registry=registry)
     try:

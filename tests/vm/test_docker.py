@@ -22,8 +22,8 @@ from components import naming
 from components.bootstrap import CONTAINER_SLOTS
 from devtools import local_aws, oci
 from devtools.registry import Registry, local_registry
-from devtools.vm import Vm, get
-from devtools.vm_up import Staged, UpResult
+from devtools.vm import get
+from tests.vm import test_converge as converge
 from tests.vm.conftest import example_vm, say
 from tests.vm.test_converge import _load as load
 
@@ -39,21 +39,12 @@ class Images:
 
 
 @dataclass(frozen=True)
-class Booted:
-    result: UpResult
-    staged: Staged
+class Booted(converge.Booted):
     images: Images
-
-    @property
-    def vm(self) -> Vm:
-        return self.result.vm
 
     @property
     def app(self) -> str:
         return self.staged.cfg.app.name
-
-    def sh(self, script: str, timeout: float = 120.0) -> str:
-        return self.vm.ssh(script, timeout=timeout).stdout
 
     def release(self, version: str,
                 check: bool = True) -> tuple[float, subprocess.CompletedProcess[str]]:
