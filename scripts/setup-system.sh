@@ -20,6 +20,9 @@ packages=(
   genisoimage      # the NoCloud seed ISO (label cidata)
   openssh-client   # ssh/ssh-keygen: the VM tier inspects the guest over SSH
   openssh-server   # sshd: the loopback test of a private repository over ssh (started by the test)
+  podman           # appRuntime docker's engine: the loopback container release (tests/release)
+  runc             # podman's runtime where crun refuses the cgroup layout (hybrid v1/v2)
+  busybox-static   # the loopback release's test images (httpd), imported from a tar
   docker-registry  # distribution's registry v2 on 127.0.0.1 (devtools/registry.py): tag resolution, the VM's image pulls
   # Real database and cache servers for tests/services (each started by the test on 127.0.0.1
   # with its own data directory): what RDS and ElastiCache run, from Debian's packages

@@ -129,8 +129,9 @@ def test_systemd_analyze_verifies_the_units(name: str, tmp_path: Path) -> None:
     if cfg.app.static:  # nginx serves the files: no app process, so no units (no secrets here)
         assert units == []
         return
-    assert {Path(u).name for u in units} >= {f"webstack-{cfg.app.name}.service",
-                                              f"webstack-{cfg.app.name}.socket"}
+    app_units = ({f"webstack-{cfg.app.name}-container@.service"} if cfg.app.container else
+                 {f"webstack-{cfg.app.name}.service", f"webstack-{cfg.app.name}.socket"})
+    assert {Path(u).name for u in units} >= app_units
     proc = run([tool, "verify", *units])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout + proc.stderr == ""
