@@ -62,6 +62,12 @@ class Booted(converge.Booted):
         return headers.get("X-Release", "")
 
 
+def phases(out: str) -> str:
+    """The release script's summary of its phases (fetch, check, switch), for the report."""
+    return next((line for line in out.splitlines() if line.startswith("release: phases:")),
+                "no phases line")
+
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
     work = tmp_path_factory.mktemp("images")
@@ -125,6 +131,7 @@ def test_a_new_digest_is_released_under_load_without_a_failed_request(booted: Bo
     say(f"container release 1 -> 2 in {took:.1f}s under load: {len(results)} requests, "
         f"{len(failed)} failed, {sum(r[1] == '2' for r in results)} answered by 2")
     say(done.stdout.strip().splitlines()[-1])
+    say(phases(done.stdout))
     assert failed == [] and len(results) > 20, (failed[:5], done.stdout[-2000:])
     assert results[0][1] == "1" and results[-1][1] == "2"
     assert booted.serving() == "2"
@@ -145,7 +152,7 @@ def test_a_kept_image_is_released_again_without_a_pull(booted: Booted) -> None:
     log = booted.images.registry.log
     pulls_before = log.read_text().count(f"/v2/{NAME}/blobs/")
     took, done = booted.release("1")
-    say(f"container release back to 1 (kept on the server) in {took:.1f}s")
+    say(f"container release back to 1 (kept on the server) in {took:.1f}s; {phases(done.stdout)}")
     assert booted.serving() == "1", done.stdout
     assert log.read_text().count(f"/v2/{NAME}/blobs/") == pulls_before  # nothing fetched
 
