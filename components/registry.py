@@ -173,7 +173,7 @@ class _Http:
     def __init__(self, ref: ImageRef, reference: str, timeout: float,
                  insecure: Collection[str]) -> None:
         self.ref, self.reference, self.timeout = ref, reference, timeout
-        self.plain = ref.host.rsplit(":", 1)[0] in LOOPBACK or ref.host in insecure
+        self.plain = re.sub(r":[0-9]+$", "", ref.host) in LOOPBACK or ref.host in insecure
         api = DOCKER_HUB_API if ref.host == DOCKER_HUB else ref.host
         self.base = f"{'http' if self.plain else 'https'}://{api}/v2/{ref.name}"
         loopback = urllib.parse.urlsplit(self.base).hostname in {"localhost", "127.0.0.1", "::1"}
@@ -271,14 +271,12 @@ def resolve(reference: str, *, timeout: float = 20.0,
     if status == 404:
         raise http.fail(f"{ref.repository} has no tag {ref.tag or 'latest'!r} (HTTP 404): "
                         f"push it, or {PIN_HINT}")
-    if status != 200:
-        raise http.fail(f"{ref.host} answered HTTP {status} for the manifest; {PIN_HINT}")
-    if _DIGEST.fullmatch(digest):
+    if status == 200 and _DIGEST.fullmatch(digest):
         return ref.pinned(digest)
-    # No digest header (optional in the API): the digest is the manifest's own sha256.
+    # No digest header (optional in the API) or no HEAD at all: the manifest's own sha256.
     answer = http.request("GET", url, headers, authorization)
     if answer.status != 200:
-        raise http.fail(f"{ref.host} answered HTTP {answer.status} for the manifest")
+        raise http.fail(f"{ref.host} answered HTTP {answer.status} for the manifest; {PIN_HINT}")
     if len(answer.body) > MAX_MANIFEST:
         raise http.fail(f"the manifest is over {MAX_MANIFEST} bytes")
     return ref.pinned(f"sha256:{hashlib.sha256(answer.body).hexdigest()}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import json
 import secrets
 import threading
@@ -277,3 +278,50 @@ def test_missing_or_wrong_credentials_say_where_webstack_looked(
     with pytest.raises(RegistryError, match=expected) as caught:
         resolve(f"{registry.host}/private/app:v1")
     assert "not-it" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+class _BasicNoHeadRegistry(BaseHTTPRequestHandler):
+    """A registry as some are: Basic auth, no HEAD (405), no Docker-Content-Digest header."""
+    manifest = json.dumps({"schemaVersion": 2, "layers": []}).encode()
+    seen: list[tuple[str, str, str]] = []  # method, Accept, Authorization
+
+    def _answer(self) -> None:
+        auth = self.headers.get("Authorization", "")
+        self.seen.append((self.command, self.headers.get("Accept", ""), auth))
+        if auth != "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode():
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+            self.end_headers()
+        elif self.command == "HEAD":
+            self.send_response(405)
+            self.end_headers()
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.manifest)))
+            self.end_headers()
+            self.wfile.write(self.manifest)
+
+    do_GET = do_HEAD = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_basic_auth_and_a_registry_without_head_or_digest_header(no_docker_config: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BasicNoHeadRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(RegistryError, match="wants credentials"):
+            resolve(f"{host}/app:v1")
+        docker_login(no_docker_config, host, PASSWORD)
+        expected = hashlib.sha256(_BasicNoHeadRegistry.manifest).hexdigest()
+        assert resolve(f"{host}/app:v1") == f"{host}/app@sha256:{expected}"
+    finally:
+        server.shutdown()
+        server.server_close()
+    methods = [(method, bool(auth)) for method, _, auth in _BasicNoHeadRegistry.seen]
+    assert methods == [("HEAD", False), ("HEAD", False), ("HEAD", True), ("GET", True)]
+    accept = _BasicNoHeadRegistry.seen[-1][1]
+    assert "application/vnd.oci.image.index.v1+json" in accept
+    assert "application/vnd.docker.distribution.manifest.v2+json" in accept
