@@ -134,7 +134,7 @@ def layer_of(root: Path) -> Layer:
             if info.isfile():
                 with path.open("rb") as f:
                     tar.addfile(info, f)
-            elif info.isdir() or info.issym():
+            elif info.isdir() or info.issym() or info.islnk():  # a hard link: to the first
                 tar.addfile(info)
     data = raw.getvalue()
     return Layer(Blob(gzip.compress(data, compresslevel=6, mtime=0), OCI_LAYER), sha256(data))
