@@ -43,6 +43,10 @@ PROGRAMS = {"ssm-get": "ssm_get.py", "probe": "probe.py", "fetch-uv": "fetch_uv.
             "requirements-key": "requirements_key.py", "migrate-once": "migrate.py"}
 USER_DATA_BUDGET = 8 * 1024  # bytes: what every variant's user-data stays within (room to grow)
 GUNICORN_VERSION = "27.0.1"  # same pin as requirements-dev.txt: the loopback run matches servers
+# appServer uwsgi: pyuwsgi, uWSGI as a binary manylinux wheel (nothing compiles on the servers);
+# the same pin as requirements-dev.txt's.
+UWSGI_VERSION = "2.0.30.post1"
+SERVER_CONFIGS = {"gunicorn": "gunicorn.conf.py", "uwsgi": "uwsgi.ini"}  # in <etc>, per server
 # uv builds each release's venv: seconds, where `python3 -m venv` + pip take half a minute on a
 # small server (ensurepip alone is most of it). Fetched at boot from the stack's package index,
 # pinned by each wheel's sha256 (from PyPI); the same version as requirements-dev.txt's.
@@ -209,6 +213,12 @@ def env_line(key: str, value: str) -> str:
 def unit_name(cfg: StackConfig) -> str:
     """The systemd unit prefix of the app's units."""
     return f"webstack-{cfg.app.name}"
+
+
+def wsgi_server(app: AppConfig) -> str:
+    """The WSGI server of ours releases install and run (appServer): "" for a static site, which
+    nginx serves, and for a container, whose image brings its own."""
+    return "" if app.static or app.container else app.server
 
 
 def has_secrets_file(cfg: StackConfig) -> bool:
@@ -384,8 +394,9 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     ]
     if venvs:
         files.append(_File(f"{p.etc}/uv.toml", "files/uv.toml.j2"))
-    if not cfg.app.static:  # the app process: gunicorn on the socket unit's socket, its log
-        files += [_File(f"{p.etc}/gunicorn.conf.py", "files/gunicorn.conf.py.j2"),
+    if not cfg.app.static:  # the app process: its server on the socket unit's socket, its log
+        conf = SERVER_CONFIGS[cfg.app.server]
+        files += [_File(f"{p.etc}/{conf}", f"files/{conf}.j2"),
                   _File(p.root + f"/etc/logrotate.d/webstack-{app}", "files/logrotate.j2"),
                   _File(f"{units}/{unit}.socket", "files/app.socket.j2"),
                   _File(f"{units}/{unit}.service", "files/app.service.j2")]
@@ -440,6 +451,7 @@ def server_settings(cfg: StackConfig, target: Target, ctx: dict[str, object],
     app, tls = cfg.app, cfg.tls.mode
     paths = Paths(target.root, app.name)
     wheel, digest = UV_WHEELS[cfg.server.arch]
+    server = wsgi_server(app)
     flag = {True: "1", False: ""}
     return {
         **_endpoint_settings(cfg, target),
@@ -470,7 +482,12 @@ def server_settings(cfg: StackConfig, target: Target, ctx: dict[str, object],
         "CACHE_PARAMETER": naming.cache_parameter(cfg) if cfg.cache.enabled else "",
         # appKind static: no gunicorn in a build's venv; nginx serves WEB_DIR of the app directory
         "KIND": app.kind, "WEB_DIR": app.web_dir,
-        "GUNICORN_VERSION": "" if app.static else GUNICORN_VERSION, "VENV_SHARED": target.venv,
+        # the WSGI server each release's venv gets, and its settings (setup restarts it when
+        # they change)
+        "APP_SERVER": server,
+        "SERVER_CONFIG": f"{paths.etc}/{SERVER_CONFIGS[server]}" if server else "",
+        "GUNICORN_VERSION": GUNICORN_VERSION * (server == "gunicorn"),
+        "UWSGI_VERSION": UWSGI_VERSION * (server == "uwsgi"), "VENV_SHARED": target.venv,
         "HEALTH_PATH": app.health_path, "HEALTH_URL": str(ctx["health_url"]),
         "PROBE_TIMEOUT": str(app.timeout_seconds + 5),
         # uv, fetched by fetch-uv unless the target brings its own

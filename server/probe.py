@@ -2,7 +2,7 @@
 """Health probe and log redaction for the release script (standard library only).
 
     probe get URL [--unix SOCKET] [--wait S] [--pid PID] [--redact ENVFILE ...]
-        GET URL (over SOCKET when given: the candidate gunicorn), retrying refused connections
+        GET URL (over SOCKET when given: the candidate server), retrying refused connections
         for up to S seconds (and only while PID lives). The first answer decides: exit 0 on
         200; otherwise one line "GET <path> answered <status>: <body>" and exit 1.
     probe redact [--redact ENVFILE ...] < text
@@ -120,7 +120,7 @@ def main():
             break
         except OSError as err:  # refused, no socket yet, timed out: not an answer
             if args.pid and not alive(args.pid):
-                print(f"gunicorn exited before answering GET {path}")
+                print(f"the server exited before answering GET {path}")
                 return 1
             if time.monotonic() > deadline:
                 print(f"GET {path} got no answer within {args.wait:.0f} s ({err})")

@@ -185,15 +185,16 @@ switch_to() {  # atomic: rename(2) of a new symlink over the old one
   mv -T "$home/.current.new" "$current"
 }
 
-build_venv() {  # VENV LOG: uv's venv with the requirements (+ gunicorn) (.complete when whole)
+build_venv() {  # VENV LOG: uv's venv with the requirements (+ its WSGI server) (.complete: whole)
   if [ -z "$venv_shared" ]; then
     rm -rf "$1"
     as_app "${uv[@]}" venv --quiet --python /usr/bin/python3 "$1" >"$2" 2>&1 \
       || abandon "uv venv failed: $(excerpt "$2")"
   fi
+  # pyuwsgi: uWSGI as a binary wheel, its `uwsgi` command in the venv
   as_app "${uv[@]}" pip install --python "$1/bin/python" --compile-bytecode \
       --requirement "$app_dir/$APP_REQUIREMENTS" ${GUNICORN_VERSION:+"gunicorn==$GUNICORN_VERSION"} \
-      >>"$2" 2>&1 \
+      ${UWSGI_VERSION:+"pyuwsgi==$UWSGI_VERSION"} >>"$2" 2>&1 \
     || abandon "installing the requirements failed: $(excerpt "$2")"
   [ -n "$venv_shared" ] || touch "$1/.complete"
 }
@@ -205,7 +206,8 @@ release_venv() {  # $dir/venv: the venv of the release's requirements (shared by
     venv=$venv_shared
     build_venv "$venv" "$dir/.venv.log"
   elif key=$(/usr/bin/python3 "$lib/requirements-key" "$app_dir/$APP_REQUIREMENTS" \
-               "$GUNICORN_VERSION" "$UV_INDEX" 2>"$dir/.venv.log"); then
+               "$GUNICORN_VERSION" ${UWSGI_VERSION:+"pyuwsgi==$UWSGI_VERSION"} "$UV_INDEX" \
+               2>"$dir/.venv.log"); then
     venv="$VENVS/$key"
     if [ -e "$venv/.complete" ]; then
       say "virtualenv $venv (the same requirements: reused)"
@@ -281,14 +283,23 @@ if [ -n "$PRE_START" ]; then
   phase pre-start
 fi
 
-check_candidate() {  # gunicorn on a private socket answers $health_path with 200
+check_candidate() {  # the WSGI server on a private socket answers $health_path with 200
   candidate="$dir/.candidate.sock"
   rm -f "$candidate"
-  # setpriv execs (runuser would fork): $! is gunicorn's master, which the probe watches.
+  local serve
+  if [ "$APP_SERVER" = uwsgi ]; then
+    # The unit's settings, speaking HTTP on a socket of its own (not systemd's: no LISTEN_FDS),
+    # one worker, its log in a file of the release the app's user may append to.
+    install -o "$user" -g "$user" -m 0640 /dev/null "$dir/.candidate.log"
+    serve=("$venv/bin/uwsgi" --ini "$SERVER_CONFIG" --chdir "$app_dir" \
+      --http-socket "$candidate" --processes 1 --logto "$dir/.candidate.log")
+  else
+    serve=("$venv/bin/gunicorn" --config "$SERVER_CONFIG" --chdir "$app_dir" \
+      --bind "unix:$candidate" --workers 1 --no-control-socket --error-logfile -)
+  fi
+  # setpriv execs (runuser would fork): $! is the server's master, which the probe watches.
   (app_env; exec setpriv --reuid "$user" --regid "$user" --init-groups env HOME="$home" \
-    "$venv/bin/gunicorn" --config "$etc/gunicorn.conf.py" --chdir "$app_dir" \
-    --bind "unix:$candidate" --workers 1 --no-control-socket \
-    --error-logfile -) </dev/null >"$dir/.candidate.log" 2>&1 9>&- &
+    "${serve[@]}") </dev/null >>"$dir/.candidate.log" 2>&1 9>&- &
   candidate_pid=$!
   checked=0
   answer=$("$lib/probe" get "http://localhost$health_path" --unix "$candidate" --wait 60 \
@@ -299,7 +310,10 @@ check_candidate() {  # gunicorn on a private socket answers $health_path with 20
   wait "$candidate_pid" 2>/dev/null || true
   rm -f "$candidate"
   if [ "$checked" != 1 ]; then
-    abandon "its health check failed before it took traffic: $answer; gunicorn's log ends: $(excerpt "$dir/.candidate.log" 3)"
+    # without uWSGI's own lines of its exit, which follow what the app said
+    local log
+    log=$(sed -E '/^(\*\*\* no app loaded|SIGINT\/SIGTERM received)/,$d' "$dir/.candidate.log")
+    abandon "its health check failed before it took traffic: $answer; $APP_SERVER's log ends: $(excerpt <(echo "$log") 3)"
   fi
 }
 

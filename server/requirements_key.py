@@ -4,10 +4,10 @@
     requirements-key FILE [EXTRA...]
 
 prints a key of FILE's bytes, of the files it includes (-r/-c, recursively) and of EXTRA (the
-gunicorn version, the index): releases whose key is the same install exactly the same packages,
-so they share one venv. Exits 3, saying why, when FILE installs files of the release itself
-(`-e .`, `./pkg`, `file:`) or from a version-control URL (`git+...`, whose branch may move):
-those belong to one release, and its venv is its own.
+WSGI server's pin, gunicorn's or pyuwsgi's, and the index): releases whose key is the same
+install exactly the same packages, so they share one venv. Exits 3, saying why, when FILE
+installs files of the release itself (`-e .`, `./pkg`, `file:`) or from a version-control URL
+(`git+...`, whose branch may move): those belong to one release, and its venv is its own.
 """
 
 from __future__ import annotations

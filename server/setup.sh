@@ -121,8 +121,8 @@ if [ "$RUNTIME" = docker ]; then
   echo "$settings" > "$state/settings"
 elif [ "$KIND" != static ]; then
   systemctl start "$unit.socket"  # a no-op when the release started it; a repair run needs it
-  # gunicorn's settings come with the user-data, not with a release: restart on a change.
-  settings=$(sha256sum "$etc/gunicorn.conf.py" "$etc/app.env" | sha256sum | cut -d' ' -f1)
+  # The WSGI server's settings come with the user-data, not with a release: restart on a change.
+  settings=$(sha256sum "$SERVER_CONFIG" "$etc/app.env" | sha256sum | cut -d' ' -f1)
   recorded=$(cat "$state/settings" 2>/dev/null || true)
   if [ "$settings" != "$recorded" ]; then
     if [ -n "$recorded" ]; then

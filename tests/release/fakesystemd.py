@@ -6,10 +6,11 @@ Holds the `.socket` unit's listening socket (ListenStream=, backlog SOMAXCONN as
 its whole life, and runs the `.service` unit's ExecStart on it the way systemd does: the socket
 as fd 3 with LISTEN_FDS=1 and LISTEN_PID, the EnvironmentFile(s), WorkingDirectory resolved at
 each start, Runtime/Logs/StateDirectory created; `start` returns once the process sent READY=1
-on NOTIFY_SOCKET (Type=notify); `stop` sends SIGTERM to the main process only and SIGKILL to
-what is left after TimeoutStopSec (KillMode=mixed); `restart` is stop then start. The stub
-`systemctl` (see tests/release/stack.py) sends its argv over CONTROL and exits with the answer.
-This is what makes a release's restart lose no request: the socket outlives every gunicorn.
+on NOTIFY_SOCKET (Type=notify); `stop` sends KillSignal= (SIGTERM unless the unit says: uWSGI's
+SIGHUP) to the main process only and SIGKILL to what is left after TimeoutStopSec
+(KillMode=mixed); `restart` is stop then start. The stub `systemctl` (see tests/release/stack.py)
+sends its argv over CONTROL and exits with the answer. This is what makes a release's restart
+lose no request: the socket outlives every gunicorn or uWSGI.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Service:
         self.unit_dir = root / "etc/systemd/system"
         self.unit = unit
         self.proc: subprocess.Popen[bytes] | None = None
+        self.kill_signal = signal.SIGTERM  # the running unit's KillSignal=
         self.secrets_active = False  # the secrets oneshot ran (RemainAfterExit=yes)
         socket_unit = (self.unit_dir / f"{unit}.socket").read_text()
         path = unit_value(socket_unit, "ListenStream")
@@ -61,6 +63,7 @@ class Service:
             return 0, ""
         text = (self.unit_dir / f"{self.unit}.service").read_text()
         argv = shlex.split(unit_value(text, "ExecStart"))
+        self.kill_signal = signal.Signals[(self._values(text, "KillSignal") or ["SIGTERM"])[-1]]
         env = {"PATH": "/usr/bin:/bin", "LISTEN_FDS": "1", "NOTIFY_SOCKET": self.notify_path}
         for path in self._values(text, "EnvironmentFile"):
             if Path(path).exists():
@@ -100,7 +103,7 @@ class Service:
         if proc is None:
             return 0, ""
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # KillMode=mixed: the main process only
+            proc.send_signal(self.kill_signal)  # KillMode=mixed: the main process only
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout)
         with contextlib.suppress(ProcessLookupError):

@@ -141,10 +141,26 @@ def _wheel(out: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
     return wheel
 
 
+# The servers' WSGI servers and examples/flask-app's requirements (the same pins as this venv's).
+INSTALLED = ("gunicorn", "pyuwsgi",
+             "flask", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "click", "blinker")
+
+
 def wheelhouse(out: Path) -> Path:
-    """gunicorn (this venv's copy, the same pinned version) and the dependency of release B."""
+    """INSTALLED (this venv's copies, the same pinned versions) and the dependency of release
+    B."""
     out.mkdir(parents=True, exist_ok=True)
-    dist = importlib.metadata.distribution("gunicorn")
+    for name in INSTALLED:
+        _installed_wheel(out, name)
+    _wheel(out, DEP, "1.0", {f"{DEP}/__init__.py": b"VALUE = 'dep 1.0'\n"})
+    return out
+
+
+def _installed_wheel(out: Path, name: str) -> Path:
+    """A wheel of this venv's copy of `name` (its code, compiled parts included, and its entry
+    points: the installer writes its commands), tagged for any Python: uv installs it into a
+    venv of this same interpreter version."""
+    dist = importlib.metadata.distribution(name)
     files = {}
     for f in dist.files or []:
         if "__pycache__" in f.parts or f.parts[0] == ".." or f.name in (
@@ -154,9 +170,7 @@ def wheelhouse(out: Path) -> Path:
         code = not f.parts[0].endswith(".dist-info") or f.name == "entry_points.txt"
         if path.is_file() and code:
             files[str(f)] = path.read_bytes()
-    _wheel(out, "gunicorn", dist.version, files)
-    _wheel(out, DEP, "1.0", {f"{DEP}/__init__.py": b"VALUE = 'dep 1.0'\n"})
-    return out
+    return _wheel(out, name, dist.version, files)
 
 
 def origin_repo(path: Path, releases: Releases = RELEASES) -> Path:
