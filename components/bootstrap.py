@@ -39,6 +39,7 @@ SERVER_DIR = PROJECT_DIR / "server"
 FETCHER = "awsclient.py"  # in the user-data; the others come in the artefact and import it
 PROGRAMS = {"ssm-get": "ssm_get.py", "probe": "probe.py", "fetch-uv": "fetch_uv.py",
             "setup": "setup.sh", "release": "release.sh", "tls": "tls.sh",
+            "release-container": "release-container.sh", "registry-auth": "registry_auth.py",
             "fetch-app": "fetch_app.sh", "fetch-bundle": "fetch_bundle.py",
             "requirements-key": "requirements_key.py", "migrate-once": "migrate.py"}
 USER_DATA_BUDGET = 8 * 1024  # bytes: what every variant's user-data stays within (room to grow)
@@ -59,6 +60,9 @@ UV_WHEELS = {  # server arch -> (wheel, sha256)
               "0b3e8b1a4f5e405e31e2ff33de8af4744831e9f7338539671efbd8c3c94e791d"),
 }
 PYPI_SIMPLE = "https://pypi.org/simple/"
+# appRuntime docker: the two host ports on 127.0.0.1 the blue/green slots publish the container
+# on (`<unit>-container@<port>.service`); nginx proxies to the live one.
+CONTAINER_SLOTS = (8001, 8002)
 AWS_DEFAULT_VPC_CIDR = "172.31.0.0/16"  # every region's default VPC uses this range
 DEFAULT_TOKEN_USER = "x-access-token"  # GitHub's user name for a token (appRepoTokenUser)
 
@@ -105,6 +109,9 @@ class Endpoints:
     s3: str = ""
     ssm: str = ""
     secretsmanager: str = ""
+    # host:port of a plain-HTTP image registry the server may pull from (a local VM's, on the
+    # host); "" on EC2: every registry over TLS.
+    registry: str = ""
 
 
 def artefact_key(sha256: str) -> str:
@@ -152,6 +159,7 @@ class Target:
     # Without `ec2`: what the release script releases by default (a bundle's sha256; "": a git
     # app's appRef).
     pointer: str = ""
+    container_slots: tuple[int, int] = CONTAINER_SLOTS  # appRuntime docker (see CONTAINER_SLOTS)
 
 
 SERVER = Target()
@@ -244,6 +252,21 @@ def bundle_release(sha256: str) -> str:
     return f"bundle-{sha256[:12]}"
 
 
+def container_log(paths: Paths) -> str:
+    """Where the container log unit copies the app containers' journal: the file the CloudWatch
+    agent ships and logrotate rotates."""
+    return f"{paths.logs}/container.log"
+
+
+def container_packages(app: AppConfig) -> list[str]:
+    """appRuntime docker: podman (daemonless, each container a systemd unit's), and the ECR
+    credential helper when the image is in ECR (the instance role pulls through IMDSv2)."""
+    if not app.container:
+        return []
+    ecr = app.builds_image or naming.ecr_registry(app.image) is not None
+    return ["podman", *["amazon-ecr-credential-helper"] * ecr]
+
+
 def cloudwatch_agent_config(cfg: StackConfig, paths: Paths) -> dict[str, object]:
     """The CloudWatch agent's JSON: memory and root-disk metrics, the log files (a static site
     has no app log) to the groups the program creates (with their retention: the agent is given
@@ -252,6 +275,8 @@ def cloudwatch_agent_config(cfg: StackConfig, paths: Paths) -> dict[str, object]
     files = [(f"{paths.nginx_logs}/{cfg.app.name}.access.log", "nginx-access"),
              (f"{paths.nginx_logs}/{cfg.app.name}.error.log", "nginx-error"),
              *[(f"{paths.logs}/error.log", "app")] * (not cfg.app.static),  # gunicorn's
+             # a container's output, from the journal (the agent does not read it)
+             *[(container_log(paths), "app")] * cfg.app.container,
              (paths.root + "/var/log/cloud-init-output.log", "cloud-init")]
     return {
         # root: nginx's logs are www-data:adm 0640, the app's its own user's.
@@ -295,6 +320,7 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
     if shape.certificate == "letsencrypt":
         packages.append("certbot")
     packages += database_clients(cfg)
+    packages += container_packages(app)
     # Ubuntu's images carry the SSM agent (snap); Debian's do not, and without it there is no
     # Session Manager shell and no Run Command. AWS publishes the .deb in each region's bucket.
     ssm_agent_url = ""
@@ -318,10 +344,12 @@ def context(cfg: StackConfig, target: Target = SERVER) -> dict[str, object]:
         "unit": unit_name(cfg),
         "paths": paths,
         "app_dir": app_dir,
-        "static_dir": f"{app_dir}/{app.static_dir}",
+        # a container's: copied out of its image into the release at each release
+        "static_dir": f"{paths.current}/static" if app.container else f"{app_dir}/{app.static_dir}",
         # appKind static: nginx's root, through `current` (followed per request: a release's
         # switch needs no reload)
         "static": app.static,
+        "container_log": container_log(paths),
         "web_root": f"{app_dir}/{app.web_dir}" if app.web_dir else app_dir,
         "fetch_uv": fetch_uv,
         "venv": venv,
@@ -365,9 +393,11 @@ class _File:
 
 
 def _hooks(name: str, key: str, what: str, when: str, commands: tuple[str, ...],
-           p: Paths) -> _File:
+           p: Paths, container: bool = False) -> _File:
+    """A hook script: on the server in the release's venv, or run inside the release's image."""
     hook = {"key": f"webstack:{key}", "what": what, "when": when, "commands": commands}
-    return _File(f"{p.lib}/{name}", "files/hooks.sh.j2", mode=0o755, extra=(("hook", hook),))
+    template = "files/container-hooks.sh.j2" if container else "files/hooks.sh.j2"
+    return _File(f"{p.lib}/{name}", template, mode=0o755, extra=(("hook", hook),))
 
 
 def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
@@ -376,7 +406,10 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     venvs = cfg.app.venvs
     programs = ["setup", "release", "probe"] + ["requirements-key"] * venvs
     programs += ["fetch-uv"] * (not target.uv and venvs)
-    programs.append("fetch-app" if cfg.app.from_git else "fetch-bundle")
+    if cfg.app.container:  # its code is the image: pulled, never fetched
+        programs += ["release-container", "registry-auth"]
+    else:
+        programs.append("fetch-app" if cfg.app.from_git else "fetch-bundle")
     # secrets, a private repository's credential, the release pointer, or the Let's Encrypt
     # certificate kept in SSM
     secrets = has_secrets_file(cfg)
@@ -394,7 +427,15 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     ]
     if venvs:
         files.append(_File(f"{p.etc}/uv.toml", "files/uv.toml.j2"))
-    if not cfg.app.static:  # the app process: its server on the socket unit's socket, its log
+    if cfg.app.container:  # the blue/green slots' unit, its journal copied to a file
+        files += [_File(f"{units}/{unit}-container@.service", "files/container@.service.j2"),
+                  _File(f"{units}/{unit}-container-log.service",
+                        "files/container-log.service.j2"),
+                  # nginx's upstream: the first slot until a release rewrites it (the artefact
+                  # is unpacked once, at first boot)
+                  _File(f"{p.state}/upstream.conf", "files/container-upstream.conf.j2"),
+                  _File(p.root + f"/etc/logrotate.d/webstack-{app}", "files/logrotate.j2")]
+    elif not cfg.app.static:  # the app process: its server on the socket unit's socket, its log
         conf = SERVER_CONFIGS[cfg.app.server]
         files += [_File(f"{p.etc}/{conf}", f"files/{conf}.j2"),
                   _File(p.root + f"/etc/logrotate.d/webstack-{app}", "files/logrotate.j2"),
@@ -412,11 +453,16 @@ def _file_list(cfg: StackConfig, p: Paths, target: Target) -> list[_File]:
     if cfg.app.build:
         files.append(_hooks("build", "appBuild", "build commands", "The release script runs "
                             "them once per release, before its health check.", cfg.app.build, p))
+    container = cfg.app.container
     if cfg.app.migrate:
         files.append(_hooks("migrate", "appMigrate", "migrations", "The release script runs "
                             "them before pre-start, through migrate-once (with a database: once "
-                            "across the fleet).", cfg.app.migrate, p))
-    if cfg.app.pre_start:
+                            "across the fleet).", cfg.app.migrate, p, container))
+    if cfg.app.pre_start and container:
+        files.append(_hooks("pre-start", "appPreStart", "pre-start hooks", f"{unit}-container@"
+                            "<slot>.service runs them before each start of the container (a "
+                            "release's candidate, each boot).", cfg.app.pre_start, p, container))
+    elif cfg.app.pre_start:
         files += [_hooks("pre-start", "appPreStart", "pre-start hooks", "The release script runs "
                          f"them before a release takes traffic; {unit}-prestart.service at "
                          "boot.", cfg.app.pre_start, p),
@@ -463,7 +509,8 @@ def server_settings(cfg: StackConfig, target: Target, ctx: dict[str, object],
         "DATA_DIR": paths.data,
         "GIT_CACHE": f"{paths.home}/.git-cache", "TLS_DIR": f"{paths.etc}/tls",
         # the app and its releases
-        "APP_SOURCE": "git" if app.from_git else "bundle", "APP_REPO": app.repo,
+        "APP_SOURCE": "image" if app.container else "git" if app.from_git else "bundle",
+        "APP_REPO": app.repo,
         "BUNDLE_BUCKET": bucket if not app.from_git else "",
         "BUNDLE_KEY": naming.bundle_key(app.name) if not app.from_git else "",
         # where servers read the pointer from SSM, it is not here: new code is a release, never
@@ -499,9 +546,25 @@ def server_settings(cfg: StackConfig, target: Target, ctx: dict[str, object],
         "ALT_NAMES": str(ctx["alt_names"]), "DOMAIN_NAMES": " ".join(cfg.domain.names),
         "TLS_EMAIL": cfg.tls.email, "TLS_PARAMETER": naming.tls_parameter(cfg),
         "TLS_TIER": naming.TLS_PARAMETER_TIER,
+        **_container_settings(cfg, target, paths),
         # EC2's agents (empty: none to install)
         "SSM_AGENT_URL": str(ctx["ssm_agent_url"]), "CW_AGENT_URL": str(ctx["cw_agent_url"]),
     }
+
+
+def _container_settings(cfg: StackConfig, target: Target, paths: Paths) -> dict[str, str]:
+    """appRuntime docker: how the release script and the slots' unit run the image."""
+    app = cfg.app
+    return {"RUNTIME": app.runtime,
+            "CONTAINER_PORT": str(app.container_port) if app.container else "",
+            "CONTAINER_SLOTS": " ".join(map(str, target.container_slots)) if app.container else "",
+            # podman's --env-file: app.env and secrets.env, one KEY=VALUE a line (see release)
+            "CONTAINER_ENV": f"{paths.secrets_dir}/container.env" if app.container else "",
+            "CONTAINER_LOG": container_log(paths) if app.container else "",
+            "IMAGE_CREDENTIALS_SECRET": app.image_credentials_secret,
+            "INSECURE_REGISTRY": target.endpoints.registry,
+            # appStaticUrl's files: a directory of the image, copied out at each release
+            "STATIC_DIR": app.static_dir if app.container and app.static_url else ""}
 
 
 def _repo_settings(app: AppConfig, paths: Paths) -> dict[str, str]:

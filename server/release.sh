@@ -15,6 +15,8 @@
 # A static site (KIND=static) has no app process: its venv only for a build with the
 # requirements file, the candidate check is that $HEALTH_PATH is a file of the new release's web
 # root, and the switch restarts nothing (nginx follows $CURRENT per request).
+# appRuntime docker (APP_SOURCE=image): REF is an image by digest; fetch is a pull, the hooks
+# run inside it and the candidate is the idle blue/green slot: see release-container.
 # Releasing what already serves is a no-op. Last line on success: "release: serving REF (ID) as
 # DIR"; on failure one paragraph "release: FAILED: ..." on stderr and exit 1 (2: usage).
 # --refresh-secrets (the secrets-refresh timer's): fetch the app's secrets again, and only when
@@ -43,6 +45,13 @@ health_path=$HEALTH_PATH
 health_url=$HEALTH_URL
 static=
 [ "$KIND" != static ] || static=1
+container=
+live='' candidate=''  # a container's slots: the one serving, the new release's (check_container)
+if [ "$APP_SOURCE" = image ]; then
+  container=1
+  # shellcheck source=/dev/null
+  . "$lib/release-container"
+fi
 
 say() { echo "release: $*"; }
 fail() {  # MESSAGE [CODE]: one paragraph on stderr, credentials in URLs masked
@@ -79,6 +88,10 @@ restart_app() {
   # connections wait in the socket's backlog meanwhile, and the new master takes the same
   # socket from systemd and accepts them. nginx sees a slower answer, never an error.
   [ -z "$static" ] || return 0  # nginx serves the files `current` points at: nothing to restart
+  if [ -n "$container" ]; then
+    container_restart
+    return
+  fi
   systemctl start "$unit.socket"
   if systemctl is-active --quiet "$unit.service"; then
     systemctl restart "$unit.service"
@@ -128,6 +141,16 @@ if [ "${1:-}" = --refresh-secrets ] && [ $# -eq 1 ]; then
   refresh_secrets
   exit 0
 fi
+# The container slots' unit and setup call these (see release-container).
+if [ -n "$container" ]; then
+  case "${1:-}:$#" in
+    --container-prepare:2) container_prepare "$2"; exit ;;
+    --container-run:2) container_run "$2" ;;
+    --container-hook:3) container_hook "$2" "$3"; exit ;;
+    --container-init:1) container_init; exit ;;
+    --container-restart:1) take_lock; container_restart; exit ;;
+  esac
+fi
 [ $# -le 1 ] || fail "usage: release [REF] | release --refresh-secrets" 2
 ref=${1:-}
 if [ -z "$ref" ] && [ -n "$REF_PARAMETER" ]; then
@@ -139,6 +162,9 @@ ref=${ref:-$APP_REF}
 if [ "$APP_SOURCE" = bundle ]; then
   [[ $ref =~ ^[0-9a-f]{64}(@[A-Za-z0-9._-]+)?$ ]] \
     || fail "'$ref' is not a bundle's release: expected SHA256[@S3-VERSION-ID]" 2
+elif [ -n "$container" ]; then
+  [[ $ref =~ ^[a-z0-9][a-z0-9.-]*(:[0-9]+)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$ ]] \
+    || fail "'$ref' is not an image by digest: expected HOST[:PORT]/NAME@sha256:<64 hex>" 2
 # The program and the rollout check refs with components.gitref; this guards a hand-typed one.
 elif [[ -z $ref || $ref == -* || $ref == *..* || $ref =~ [[:space:][:cntrl:]] ]]; then
   fail "'$ref' is not a git ref: expected a tag, branch or commit SHA" 2
@@ -151,6 +177,11 @@ if [ "$APP_SOURCE" = bundle ]; then
   sha=${ref%%@*}
   id="bundle-${sha:0:12}"
   ref="bundle"
+elif [ -n "$container" ]; then
+  pointer=$ref
+  sha=${ref##*@sha256:}
+  id="image-${sha:0:12}"
+  ref=${ref%@*}
 else
   if ! out=$(as_app "$lib/fetch-app" resolve "$ref" 2>&1); then
     fail "could not fetch $ref: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
@@ -234,10 +265,16 @@ install -d -o "$user" -g "$user" -m 0755 "$releases" "$VENVS"
 install -d -o "$user" -g "$user" -m 0750 "$DATA_DIR"  # kept across releases: APP_DATA_DIR
 if [ -e "$dir/.complete" ]; then
   say "$ref ($short) is still in $dir: reusing it"
+  if [ -n "$container" ]; then  # its image too, unless someone removed it
+    container_pull "$pointer" "$dir/.fetch.log" \
+      || abandon "could not pull it again: $(excerpt "$dir/.fetch.log" 3)"
+  fi
 else
   rm -rf "$dir"
   install -d -o "$user" -g "$user" -m 0755 "$dir"
-  if [ "$APP_SOURCE" = bundle ]; then
+  if [ -n "$container" ]; then
+    container_fetch
+  elif [ "$APP_SOURCE" = bundle ]; then
     say "fetching bundle $short into $dir"
     as_app /usr/bin/python3 "$lib/fetch-bundle" "$pointer" "$dir/src" \
       >"$dir/.fetch.log" 2>&1 || abandon "could not fetch it: $(excerpt "$dir/.fetch.log" 3)"
@@ -248,7 +285,7 @@ else
   fi
   phase fetch
   # A static site's build gets a venv when the release has the requirements file; else none.
-  if [ -z "$static" ] || { [ -n "$BUILD" ] && [ -f "$app_dir/$APP_REQUIREMENTS" ]; }; then
+  if [ -z "$static$container" ] || { [ -n "$BUILD" ] && [ -f "$app_dir/$APP_REQUIREMENTS" ]; }; then
     release_venv
     phase venv
   fi
@@ -263,19 +300,28 @@ else
 fi
 venv=${venv_shared:-$(readlink -f "$dir/venv")}
 
+migrate=(runuser -u "$user" -- env HOME="$home" /usr/bin/python3 "$lib/migrate-once"
+         --log "$dir/.migrate.log" "$id" "$lib/migrate" "$dir")
+if [ -n "$container" ]; then
+  container_env 2>"$dir/.env.log" \
+    || abandon "its environment cannot be given to podman: $(excerpt "$dir/.env.log" 1)"
+  # in the new image, through podman (root's): the same lock, the same marker table
+  migrate=(/usr/bin/python3 "$lib/migrate-once" --log "$dir/.migrate.log" "$id"
+           "$lib/release" --container-hook migrate "$pointer")
+fi
 if [ -n "$MIGRATE" ]; then
   # Once across the fleet with a database (its lock, its marker table); its own lines show
   # here (waiting for another server, skipped), the commands' output in .migrate.log.
   say "migrations"
   migrated=0
-  (app_env; exec runuser -u "$user" -- env HOME="$home" /usr/bin/python3 "$lib/migrate-once" \
-      --log "$dir/.migrate.log" "$id" "$lib/migrate" "$dir") 9>&- </dev/null 2>&1 \
+  (app_env; exec "${migrate[@]}") 9>&- </dev/null 2>&1 \
     | sed -u 's/^/release: /' || migrated=$?
   [ "$migrated" = 0 ] || abandon "a migration failed: $(excerpt "$dir/.migrate.log")"
   phase migrate
 fi
 
-if [ -n "$PRE_START" ]; then
+# A container's run in its slot's unit before each start (the candidate's below, each boot).
+if [ -n "$PRE_START" ] && [ -z "$container" ]; then
   say "pre-start hooks"
   (app_env; exec runuser -u "$user" -- env HOME="$home" "$lib/pre-start" "$dir") 9>&- \
       >"$dir/.hooks.log" 2>&1 \
@@ -330,23 +376,43 @@ check_files() {  # a static site: $health_path is a file of the new release's we
 }
 
 say "checking $health_path on $id before it takes traffic"
-if [ -n "$static" ]; then check_files; else check_candidate; fi
+if [ -n "$static" ]; then
+  check_files
+elif [ -n "$container" ]; then
+  check_container
+else
+  check_candidate
+fi
 phase check
 
 if [ -n "$static" ]; then
   say "switching $current to $id"
+elif [ -n "$container" ]; then
+  say "switching $current to $id and nginx to 127.0.0.1:$candidate"
 else
   say "switching $current to $id and restarting $unit"
 fi
 switch_to "$id"
 restarted=1
-restart_app || restarted=0
+if [ -n "$container" ]; then
+  container_switch "$candidate" || restarted=0
+else
+  restart_app || restarted=0
+fi
 if [ "$restarted" != 1 ] || ! answer=$("$lib/probe" get "$health_url" --wait 60 "${redact[@]}"); then
-  [ "$restarted" = 1 ] || answer="systemctl could not start $unit on it (journalctl -u $unit)"
+  if [ "$restarted" != 1 ]; then
+    answer="systemctl could not start $unit on it (journalctl -u $unit)"
+    [ -z "$container" ] || answer="nginx could not reload (journalctl -u nginx)"
+  fi
   reason="release $ref ($short) failed its health check through nginx after the switch: $answer"
   [ -n "$previous" ] || fail "$reason. No previous release to roll back to"
   switch_to "$previous"
-  restart_app || true
+  if [ -n "$container" ]; then  # the old slot ran throughout
+    container_switch "$live" || true
+    systemctl stop "$(slot_unit "$candidate")" || true
+  else
+    restart_app || true
+  fi
   rm -rf "$releases"/.failed-*
   mv "$dir" "$releases/.failed-$id"
   if after=$("$lib/probe" get "$health_url" --wait 60 "${redact[@]}"); then
@@ -355,12 +421,15 @@ if [ "$restarted" != 1 ] || ! answer=$("$lib/probe" get "$health_url" --wait 60 
   fail "$reason. Rolled back to $previous, which does not answer either: $after"
 fi
 
+[ -z "$container" ] || container_retire "$live" "$candidate"
 phase switch
 touch "$dir/.released"
 rm -rf "$releases"/.failed-*
 # The paths the app had before releases, for people and tools: the serving release's.
-ln -sfn current/src "$home/src"
-[ -n "$static" ] || ln -sfn current/venv "$home/venv"
+if [ -z "$container" ]; then
+  ln -sfn current/src "$home/src"
+  [ -n "$static" ] || ln -sfn current/venv "$home/venv"
+fi
 n=0
 while read -r _ marker; do
   n=$((n + 1))
@@ -374,5 +443,6 @@ used=$(for link in "$releases"/*/venv; do readlink -f "$link" 2>/dev/null || tru
 for v in "$VENVS"/*; do
   if [ -d "$v" ] && ! grep -qxF "$v" <<<"$used"; then rm -rf "$v"; fi
 done
+[ -z "$container" ] || container_prune
 say "phases: ${phases[*]}"
 say "serving $ref ($short) as $dir"

@@ -245,10 +245,10 @@ def test_migrations_are_a_script_run_through_migrate_once_before_pre_start() -> 
     # after the build, before the pre-start hooks and the candidate check, as the app's user
     order = [release.index(text) for text in (
         '"$lib/build" "$dir"', '"$lib/migrate-once"', '"$lib/pre-start" "$dir"',
-        "check_candidate; fi")]
+        "  check_candidate\nfi")]
     assert order == sorted(order)
-    assert 'exec runuser -u "$user" -- env HOME="$home" /usr/bin/python3 "$lib/migrate-once"' in (
-        release)
+    assert ('migrate=(runuser -u "$user" -- env HOME="$home" /usr/bin/python3 '
+            '"$lib/migrate-once"') in release and '(app_env; exec "${migrate[@]}")' in release
     assert "phase migrate" in release
     plain = render(make_cfg({})).files
     assert f"{lib}/migrate" not in plain and f"{lib}/migrate-once" not in plain
@@ -564,6 +564,24 @@ def _cw(cfg_name: str) -> tuple[dict[str, object], dict[str, str], StackConfig]:
     return json.loads(files[f"/etc/webstack/{cfg.app.name}/cloudwatch-agent.json"]), files, cfg
 
 
+def _app_log(cfg: StackConfig, files: dict[str, str]) -> str:
+    """The app's log file as its server's own configuration names it."""
+    app = cfg.app.name
+    if cfg.app.container:
+        return _container_log(files, app)
+    if cfg.app.uwsgi:
+        ini = files[f"/etc/webstack/{app}/uwsgi.ini"]
+        return next(line.split("=", 1)[1].strip() for line in ini.splitlines()
+                    if line.startswith("logto"))
+    return str(_gunicorn_settings(render(cfg), app)["errorlog"])
+
+
+def _container_log(files: dict[str, str], app: str) -> str:
+    """The file the container log unit appends the containers' journal to."""
+    unit = files[f"/etc/systemd/system/webstack-{app}-container-log.service"]
+    return unit.split("StandardOutput=append:", 1)[1].split("\n", 1)[0]
+
+
 @pytest.mark.parametrize("name", variants.NAMES)
 def test_cloudwatch_agent_config_has_the_metrics_and_logs_the_alarms_and_groups_expect(
         name: str) -> None:
@@ -594,7 +612,7 @@ def test_cloudwatch_agent_config_has_the_metrics_and_logs_the_alarms_and_groups_
     site = files[f"/etc/nginx/conf.d/{app}.conf"]
     # a static site has no app process, so no app log (nginx's logs are the site's)
     app_log = {} if cfg.app.static else {
-        groups["app"]: _gunicorn_settings(render(cfg), app)["errorlog"]}
+        groups["app"]: _app_log(cfg, files)}
     assert by_group == {
         groups["nginx-access"]: f"/var/log/nginx/{app}.access.log",
         groups["nginx-error"]: f"/var/log/nginx/{app}.error.log",
