@@ -129,7 +129,7 @@ def _docker_config() -> dict:
     """The user's Docker client config ($DOCKER_CONFIG/config.json, else ~/.docker/)."""
     path = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:

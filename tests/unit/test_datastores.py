@@ -151,9 +151,9 @@ def test_servers_read_exactly_their_stores_secrets_and_locations(runs, key):
     if cfg.cache.engine == "valkey":
         expected += [r.state["arn"] for r in
                      run.of_type("aws:secretsmanager/secret:Secret")]
-    if cfg.database.url_secret:
-        expected.append(f"arn:aws:secretsmanager:us-east-1:123456789012:secret:"
-                        f"{cfg.database.url_secret}-??????")
+    for named in (cfg.database.url_secret, cfg.app.image_credentials_secret):
+        if named:  # a database's URL, a private registry's credentials (test_image.py)
+            expected.append(f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{named}-??????")
     if not expected:
         assert not secrets
         return

@@ -68,6 +68,13 @@ MATRIX: dict[str, tuple[str, str, dict[str, str]]] = {  # id: (stack file, stack
     "db-memcached-dotted-stack": ("dev", "Staging.eu-west-1--Blue", {
         "webstack:appName": "shop", "webstack:networkCreateVpc": "true",
         "webstack:database": "mysql", "webstack:cache": "memcached"}),
+    # the stack's image repository under a 100-character stack name, and a dotted one with "--"
+    "docker-100-char-stack": ("prod", "s." + "x_y-" * 24 + "zz", {
+        "webstack:appName": LONG_APP, "webstack:appRuntime": "docker",
+        "webstack:appSource": "examples/docker-app"}),
+    "docker-dotted-stack": ("dev", "Staging.eu-west-1--Blue", {
+        "webstack:appName": "shop", "webstack:appRuntime": "docker",
+        "webstack:appSource": "examples/docker-app"}),
     "letsencrypt-long": ("dev", "Prod_2", {
         "webstack:appName": LONG_APP, "webstack:domainZone": ZONE,
         "webstack:domainHostname": LONG_HOST, "webstack:tlsMode": "letsencrypt",
@@ -122,6 +129,8 @@ def test_every_physical_name_is_one_aws_accepts(runs, key):
 def test_tags_fit_aws_limits(runs, key):
     tagged = 0
     for reg in runs[key].resources:
+        if not reg.type.startswith("aws:"):  # an image's `tags` are its registry tags
+            continue
         tags = reg.inputs.get("tags") or {}
         pairs = ([(t["key"], t["value"]) for t in tags] if isinstance(tags, list)  # a group's
                  else list(tags.items()))

@@ -250,7 +250,8 @@ def test_gates_for_the_servers_and_the_url(runs, key):
     cfg = variants.cfg(key)
     digest = run.outputs["userDataSha256"]
     # the code the URL gate vouches for: appRef, or the bundle's sha256
-    ref = cfg.app.ref if cfg.app.from_git else bundle.pack(Path(cfg.app.source)).sha256
+    ref = (run.outputs["appImage"] if cfg.app.container else
+           cfg.app.ref if cfg.app.from_git else bundle.pack(Path(cfg.app.source)).sha256)
     server_deps = {by_urn[u].type for u in servers.dependencies if u in by_urn}
     if "instanceIds" in run.outputs:
         (instance_id,) = run.outputs["instanceIds"]
