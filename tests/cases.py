@@ -50,6 +50,8 @@ BAD_INPUTS: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
     ("wsgi-no-colon", {"webstack:appWsgi": "app.application"},
      ("webstack:appWsgi = 'app.application'", "module:callable")),
     ("wsgi-bad-module", {"webstack:appWsgi": "my-app:app"}, ("webstack:appWsgi",)),
+    ("wsgi-attribute-path", {"webstack:appWsgi": "app:factory.app"},
+     ("webstack:appWsgi = 'app:factory.app'", "module:callable")),
     ("health-relative", {"webstack:appHealthPath": "healthz"},
      ("webstack:appHealthPath", "URL path")),
     ("static-url-no-slash", {"webstack:appStaticUrl": "/static"}, ("webstack:appStaticUrl",)),

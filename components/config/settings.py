@@ -228,8 +228,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Sub-directory of the source (appSource or appRepo) that holds the app. Empty: "
             "its root.", _REL_PATH, "a relative path without '..', e.g. src/app",
             empty_ok=True, plain=True),
-    _shaped("appWsgi", "app:application", "WSGI entry point.",
-            rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$",
+    _shaped("appWsgi", "app:application",
+            "WSGI entry point (a module-level callable: gunicorn and uWSGI load no attribute "
+            "path).", rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}$",
             "module:callable, e.g. mysite.wsgi:application", plain=True),
     _shaped("appRequirements", "requirements.txt",
             "Requirements file, relative to the app directory.", _REL_PATH,
@@ -248,7 +249,8 @@ SETTINGS: tuple[Setting, ...] = (
             "root when set (e.g. dist, made by appBuild), else the app directory itself.",
             _REL_PATH, "a relative path without '..', e.g. static", plain=True),
     _number("appWorkers", 0, 0, 64,
-            "gunicorn worker processes; 0 derives 2 x vCPU + 1 on the server at boot."),
+            "Worker processes of gunicorn or uWSGI; 0 derives 2 x vCPU + 1 on the server at "
+            "start."),
     Setting("appEnv", "array", [],
             f"Plain environment variables, each {PAIR_FORM}. Never secrets."),
     Setting("appSecrets", "array", [],
@@ -266,9 +268,9 @@ SETTINGS: tuple[Setting, ...] = (
             "together migrate once and the rest wait. One that fails stops the release; the "
             "current one keeps serving. One line each."),
     Setting("appPreStart", "array", [],
-            "Commands run in the app directory with the venv active before gunicorn starts, at "
-            "each boot and each release (e.g. 'python manage.py migrate --noinput'). One line "
-            "each."),
+            "Commands run in the app directory with the venv active (appRuntime docker: in the "
+            "image) before the app starts, at each boot and each release (e.g. 'python "
+            "manage.py migrate --noinput'). One line each."),
     Setting("appSecretValues", "array", [],
             "Secrets the program stores for you as KEY=value, each in an SSM SecureString under "
             "/<project>/<stack>/<app>/secrets/KEY. Set them with `pulumi config set --secret "
@@ -278,7 +280,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Previous versions of the appSource bundle kept in the stack's bucket (an S3 "
             "lifecycle rule expires older ones a day after they are replaced)."),
     _number("appTimeoutSeconds", 30, 1, 3600,
-            "Request timeout in seconds for gunicorn workers and nginx's proxy."),
+            "Request timeout in seconds for the app's workers (gunicorn's timeout, uWSGI's "
+            "harakiri) and nginx's proxy."),
     _number("appMaxBodyMib", 10, 1, 1024,
             "Largest request body nginx accepts, in MiB (client_max_body_size)."),
     # --- server ---
