@@ -1,14 +1,16 @@
 """The offline image (devtools/oci.py) is the container example's: its code and static files,
 a non-root user, gunicorn binding $PORT as the example's Dockerfile has it; the same recipe
-gives the same layers and digest on this machine; its root really runs the app."""
+gives the same layers and digest on this machine; podman pulls it from a registry and runs
+it."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
+import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +19,9 @@ import pytest
 from devtools import oci
 from devtools.localrun import wait_until
 from devtools.motoserver import free_port
+from devtools.registry import local_registry
 from devtools.vm import get
+from tests.release.test_release_container import containers_conf, podman_works
 
 pytestmark = pytest.mark.realtools
 
@@ -54,40 +58,47 @@ def test_the_same_recipe_is_the_same_digest_and_a_version_is_a_new_one(tmp_path:
     assert broken.digest not in (first.digest, second.digest)
 
 
-def test_its_root_runs_the_app_as_the_unprivileged_user(tmp_path: Path) -> None:
-    """The layers unpacked and their config's command run as a container engine runs it: in
-    that root, its WorkingDir, its User, its Env with PORT. chroot, since no engine can start a
-    container in this sandbox (it refuses crun's setrlimit); the VM tier runs it under podman."""
-    image = oci.example_image("3", tmp_path, print)
-    root = tmp_path / "root"
-    for layer in image.layers:
-        with tarfile.open(fileobj=io.BytesIO(layer.blob.data)) as tar:
-            tar.extractall(root, filter="fully_trusted")
-    run = json.loads(image.config.data)["config"]
-    uid, gid = (int(n) for n in run["User"].split(":"))
-    port = free_port()
+def test_podman_pulls_it_by_digest_and_runs_it_as_the_servers_do(tmp_path: Path) -> None:
+    """Pushed to a real registry, pulled by digest and run by rootful podman with the slots'
+    restrictions (read-only, no capabilities, another user than the image's, PORT set): the
+    example answers, as its version."""
+    work = Path(tempfile.mkdtemp(prefix="wsoci-", dir="/tmp"))  # overlay wants a short path
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **containers_conf(work)}
+    why_not = podman_works(env)
+    if why_not:
+        pytest.skip(f"rootful podman cannot run here ({why_not}); the VM tier "
+                    "(tests/vm/test_docker.py) runs the image in a real guest")
+    name, port = "wsoci-app", free_port()
 
-    def enter() -> None:  # in the child, before exec: the engine's part
-        os.chroot(root)
-        os.chdir(run["WorkingDir"])
-        os.setgroups([])
-        os.setgid(gid)
-        os.setuid(uid)
+    def podman(*args: str) -> str:
+        proc = subprocess.run(["podman", *args], env=env, capture_output=True, text=True,
+                              timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout + proc.stderr  # `logs`: the container's stdout, then its stderr
 
-    env = dict(e.split("=", 1) for e in run["Env"]) | {"PORT": str(port)}
-    proc = subprocess.Popen(run["Cmd"], env=env, preexec_fn=enter, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
     try:
+        with local_registry(work / "registry") as registry:
+            digest = oci.push(registry.url, "docker-app", "3",
+                              oci.example_image("3", tmp_path, print))
+            ref = f"{registry.host}/docker-app@{digest}"
+            podman("pull", "--quiet", "--tls-verify=false", ref)
+        podman("run", "--detach", "--name", name, "--pull=never", "--env", "PORT=8000",
+               "--user", "65534:65534", "--cap-drop=all", "--security-opt=no-new-privileges",
+               "--read-only", "--tmpfs", "/tmp", "--publish", f"127.0.0.1:{port}:8000", ref)
         url = f"http://127.0.0.1:{port}"
-        assert wait_until(lambda: _answers(f"{url}/healthz"), timeout=30, interval=0.2)
+        assert wait_until(lambda: _answers(f"{url}/healthz"), timeout=60, interval=0.3), \
+            podman("logs", name)
         status, headers, body = get(f"{url}/")
         assert (status, body, headers.get("X-Release")) == (
             200, b"Hello from a container, version 3\n", "3")
+        logs = podman("logs", name)
+        assert "Listening at: http://0.0.0.0:8000" in logs and "Permission denied" not in logs
     finally:
-        proc.terminate()
-        out = proc.communicate(timeout=30)[0].decode(errors="replace")
-    assert f"Listening at: http://0.0.0.0:{port}" in out, out[-2000:]
-    assert "Permission denied" not in out, out[-2000:]  # read-only to its user, and fine
+        subprocess.run(["podman", "rm", "--force", "--time", "5", name], env=env,
+                       capture_output=True, timeout=120, check=False)
+        subprocess.run(["podman", "system", "reset", "--force"], env=env, capture_output=True,
+                       timeout=300, check=False)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_the_broken_variant_fails_its_health_check(tmp_path: Path) -> None:
