@@ -58,4 +58,10 @@ trap '[ "$made_policy" -eq 1 ] && $sudo rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# docker-registry's package enables a registry on :5000 that anyone may push to: tests start their
+# own on 127.0.0.1, so the packaged one (kept from starting now by policy-rc.d) never starts at
+# boot either.
+if command -v systemctl >/dev/null && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+  $sudo systemctl disable docker-registry >/dev/null 2>&1 || true
+fi
 echo "setup-system: done"

@@ -221,6 +221,10 @@ BAD_INPUTS: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
     ("docker-image-and-source", {"webstack:appRuntime": "docker", "webstack:appImage": "nginx:1",
                                  "webstack:appSource": "examples/hello-app"},
      ("webstack:appImage and webstack:appSource are both set",)),
+    ("docker-image-and-dockerfile", {"webstack:appRuntime": "docker",
+                                     "webstack:appImage": "nginx:1",
+                                     "webstack:appDockerfile": "docker/Dockerfile"},
+     ("webstack:appImage and webstack:appDockerfile are both set",)),
     ("image-credentials-ecr", {"webstack:appRuntime": "docker", "webstack:appImage":
                                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:1",
                                "webstack:appImageCredentialsSecret": "shop/registry"},

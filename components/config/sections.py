@@ -136,9 +136,10 @@ def _runtime_refusals(r: Reader, *, static: bool, container: bool, image: str,
             if value is not None and value.strip() not in ("", "[]"):
                 r.problem(f"{full_key(key)} is set but {NAMESPACE}:appRuntime is 'docker' "
                           f"({why}): expected it removed (pulumi config rm {full_key(key)})")
-        if image and r.raw.get(full_key("appSource")):
-            r.problem(f"{NAMESPACE}:appImage and {NAMESPACE}:appSource are both set: expected "
-                      "one (an image to run, or a directory whose Dockerfile the program builds)")
+        for key in ("appSource", "appDockerfile"):
+            if image and r.raw.get(full_key(key)):
+                r.problem(f"{NAMESPACE}:appImage and {full_key(key)} are both set: expected one "
+                          "(an image to run, or a directory whose Dockerfile the program builds)")
     else:
         for key in ("appImage", "appImageCredentialsSecret"):
             if r.raw.get(full_key(key)):
