@@ -8,15 +8,19 @@ where qemu boots no guest at all; missing tools are a set-up failure, not a skip
 from __future__ import annotations
 
 import shutil
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 
+from components.bootstrap import RenderedBootstrap
 from components.config import PROJECT_DIR, stack_file_settings
 from devtools.registry import Registry
-from devtools.vm import Ports, Vm, choose_accel, free_ports
+from devtools.vm import Ports, Vm, choose_accel, free_ports, get
 from devtools.vm_image import Image, Recipe, ensure_image, host_cas, host_mirror
 from devtools.vm_up import HostCache, HostDatabase, Staged, UpResult, image_settings, stage, up
 
@@ -31,6 +35,55 @@ def vm_ports() -> Ports:
 
 def say(text: str) -> None:
     print(f"[vm {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+@dataclass(frozen=True)
+class Booted:
+    result: UpResult
+    staged: Staged
+
+    @property
+    def rendered(self) -> RenderedBootstrap:
+        return self.staged.rendered
+
+    @property
+    def vm(self) -> Vm:
+        return self.result.vm
+
+    def get(self, path: str, https: bool = True,
+            context: ssl.SSLContext | None = None) -> tuple[int, dict[str, str], bytes]:
+        return get(self.vm.url(path, https=https), context=context)
+
+    def sh(self, script: str, timeout: float = 120.0) -> str:
+        return self.vm.ssh(script, timeout=timeout).stdout
+
+
+
+@contextmanager
+def load(url: str, clients: int = 2) -> Iterator[list[tuple[int, str]]]:
+    """Requests from the host in a loop until the block ends: (status, X-Release) each;
+    status 0 is a connection or TLS error."""
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                status, headers, _ = get(url, timeout=30)
+                results.append((status, headers.get("X-Release", "A")))
+            except (OSError, ssl.SSLError):
+                results.append((0, ""))
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2)  # the load runs before the switch
+        yield results
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=40)
+
 
 
 @pytest.fixture(scope="session")

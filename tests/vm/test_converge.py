@@ -11,49 +11,25 @@ import json
 import shutil
 import socket
 import ssl
-import threading
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from components.bootstrap import GUNICORN_VERSION, UV_VERSION, RenderedBootstrap
+from components.bootstrap import GUNICORN_VERSION, UV_VERSION
 from components.config import PROJECT_DIR
 from deploy.readiness_check import probe_command
 from devtools import local_aws
 from devtools.localrun import wait_until
 from devtools.vm import Vm, get, healthy
-from devtools.vm_up import Staged, UpResult, stage, up
-from tests.vm.conftest import say, vm_ports
+from devtools.vm_up import stage, up
+from tests.vm.conftest import Booted, load, say, vm_ports
 
 pytestmark = pytest.mark.vm
 
 APP = PROJECT_DIR / "examples" / "hello-app"
-
-
-@dataclass(frozen=True)
-class Booted:
-    result: UpResult
-    staged: Staged
-
-    @property
-    def rendered(self) -> RenderedBootstrap:
-        return self.staged.rendered
-
-    @property
-    def vm(self) -> Vm:
-        return self.result.vm
-
-    def get(self, path: str, https: bool = True,
-            context: ssl.SSLContext | None = None) -> tuple[int, dict[str, str], bytes]:
-        return get(self.vm.url(path, https=https), context=context)
-
-    def sh(self, script: str, timeout: float = 120.0) -> str:
-        return self.vm.ssh(script, timeout=timeout).stdout
 
 
 # A secret in the local SSM, as `pulumi up` stores appSecretValues: the server reads it at boot
@@ -260,38 +236,12 @@ def _new_code(booted: Booted, tmp: Path, old: str, new: str) -> str:
     return booted.staged.release_new_code(src)
 
 
-@contextmanager
-def _load(url: str, clients: int = 2) -> Iterator[list[tuple[int, str]]]:
-    """Requests from the host in a loop until the block ends: (status, X-Release) each;
-    status 0 is a connection or TLS error."""
-    results: list[tuple[int, str]] = []
-    stop = threading.Event()
-
-    def client() -> None:
-        while not stop.is_set():
-            try:
-                status, headers, _ = get(url, timeout=30)
-                results.append((status, headers.get("X-Release", "A")))
-            except (OSError, ssl.SSLError):
-                results.append((0, ""))
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    try:
-        time.sleep(2)  # the load runs before the switch
-        yield results
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=40)
-
-
 def test_release_switch_under_load_then_automatic_rollback(booted: Booted,
                                                            tmp_path: Path) -> None:
     first = booted.sh("readlink /srv/hello/current").strip()
     pointer = _new_code(booted, tmp_path, '("X-Served-By", "hello-app")]',
                         '("X-Served-By", "hello-app"), ("X-Release", "B")]')
-    with _load(booted.vm.url("/")) as results:
+    with load(booted.vm.url("/")) as results:
         started = time.monotonic()
         out = booted.sh(RELEASE, timeout=600)  # no ref: the pointer, from SSM as on EC2
         took = time.monotonic() - started
@@ -309,7 +259,7 @@ def test_release_switch_under_load_then_automatic_rollback(booted: Booted,
     say(out.strip().splitlines()[-2])  # the release's phases
 
     # C answers /healthz with 500: the release must refuse it and keep B serving throughout.
-    with _load(booted.vm.url("/healthz")) as health:
+    with load(booted.vm.url("/healthz")) as health:
         _new_code(booted, tmp_path, '"200 OK", b"ok\\n")',
                   '"500 Internal Server Error", b"broken\\n")')
         broken = booted.vm.ssh(RELEASE, timeout=600, check=False)

@@ -23,9 +23,8 @@ from components.bootstrap import CONTAINER_SLOTS
 from devtools import local_aws, oci
 from devtools.registry import Registry, local_registry
 from devtools.vm import get
-from tests.vm import test_converge as converge
-from tests.vm.conftest import example_vm, say
-from tests.vm.test_converge import _load as load
+from tests.vm.conftest import Booted as Converged
+from tests.vm.conftest import example_vm, load, say
 
 pytestmark = pytest.mark.vm
 
@@ -39,7 +38,7 @@ class Images:
 
 
 @dataclass(frozen=True)
-class Booted(converge.Booted):
+class Booted(Converged):
     images: Images
 
     @property
