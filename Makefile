@@ -4,6 +4,8 @@ VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 STACK    ?= dev
+# bench-release: venv or docker
+RUNTIME  ?= venv
 
 .PHONY: demo demo-down demo-local test lint system venv bench bench-converge docs clean \
 	test-unit test-aws test-bootstrap test-examples test-readiness test-release test-vm bench-release
@@ -55,7 +57,7 @@ bench-converge: system venv
 	$(BIN)/python scripts/bench_converge.py --stack $(STACK)
 
 bench-release: system venv
-	$(BIN)/python scripts/bench_release.py --stack $(STACK)
+	$(BIN)/python scripts/bench_release.py --stack $(STACK) --runtime $(RUNTIME)
 
 docs: venv
 	$(BIN)/python scripts/docs.py --write
