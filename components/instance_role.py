@@ -113,7 +113,9 @@ def tls_store_policy(region: str, account: str, name: str) -> str:
 def agent_policy(region: str, account: str, log_groups: Sequence[str]) -> str:
     """The CloudWatch agent's needs, narrower than AWS's CloudWatchAgentServerPolicy: our
     metric namespace, streams in our log groups only (it may not create groups, so retention is
-    ours), and the tag lookup that gives metrics their Auto Scaling group dimension."""
+    ours), and the tag lookup that gives metrics their Auto Scaling group dimension. The SSM
+    agent writes Run Command's output to the `run` group with the same grants, after asking
+    whether the group exists (DescribeLogGroups: names only, no events)."""
     groups = [f"arn:aws:logs:{region}:{account}:log-group:{name}" for name in log_groups]
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
@@ -124,6 +126,9 @@ def agent_policy(region: str, account: str, log_groups: Sequence[str]) -> str:
          "Resource": sorted([*groups, *(f"{g}:log-stream:*" for g in groups)])},
         {"Sid": "Dimensions", "Effect": "Allow", "Action": "ec2:DescribeTags",
          "Resource": "*"},  # a Describe call: no resource ARNs exist for it
+        {"Sid": "FindGroups", "Effect": "Allow", "Action": "logs:DescribeLogGroups",
+         # it lists by prefix, authorized on the account's group ARN pattern only
+         "Resource": f"arn:aws:logs:{region}:{account}:log-group:*"},
     ]})
 
 

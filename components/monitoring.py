@@ -197,6 +197,7 @@ class LogGroups(pulumi.ComponentResource):
 
     groups: list[aws.cloudwatch.LogGroup]
     names: list[str]
+    by_kind: dict[str, str]
 
     def __init__(self, name: str, *, names: Mapping[str, str], retention_days: int,
                  tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
@@ -208,6 +209,7 @@ class LogGroups(pulumi.ComponentResource):
                                     opts=pulumi.ResourceOptions(parent=self))
             for kind, group in names.items()]
         self.names = list(names.values())
+        self.by_kind = dict(names)
         self.register_outputs({"names": self.names})
 
 

@@ -118,10 +118,12 @@ def image_repository(cfg: StackConfig) -> str:
 
 
 def log_groups(cfg: StackConfig) -> dict[str, str]:
-    """CloudWatch log groups the agent ships to, by kind; created with retention by the program."""
+    """CloudWatch log groups by kind, created with retention by the program: the agent ships
+    the first four; `run` holds Run Command's output of `webstack run` (the SSM agent writes it,
+    one stream per command and server)."""
     base = app_path(cfg.project, cfg.stack, cfg.app.name)
     return {kind: f"{base}/{kind}" for kind in ("nginx-access", "nginx-error", "app",
-                                                "cloud-init")}
+                                                "cloud-init", "run")}
 
 
 @dataclass(frozen=True)

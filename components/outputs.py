@@ -51,6 +51,9 @@ CONTRACT: tuple[OutputSpec, ...] = (
                "Every DNS name pointing at the app (hostname first).",
                lambda _, c: bool(c.domain.hostname)),
     OutputSpec("region", "string", "always", "AWS region of the stack.", _always),
+    OutputSpec("appName", "string", "always",
+               "The app's name (appName): its system user and its server paths "
+               "(/usr/local/lib/webstack/<appName>/).", _always),
     OutputSpec("publicIps", "list(string)", "a single server",
                "Public IPv4 of the server (an Elastic IP unless behind the load balancer).",
                lambda t, _: not t.fleet),
@@ -73,6 +76,9 @@ CONTRACT: tuple[OutputSpec, ...] = (
                "DNS name of the application load balancer.", lambda t, _: t.load_balanced),
     OutputSpec("albSecurityGroupId", "string", "serverCount > 1 or tlsMode acm",
                "Security group of the load balancer.", lambda t, _: t.load_balanced),
+    OutputSpec("targetGroupArn", "string", "serverCount > 1 or tlsMode acm",
+               "Target group of the servers (`webstack` waits for each to be healthy in it).",
+               lambda t, _: t.load_balanced),
     OutputSpec("certificateArn", "string", "tlsMode acm",
                "ARN of the issued (validated) ACM certificate.",
                lambda t, _: t.certificate == "acm"),
@@ -85,7 +91,10 @@ CONTRACT: tuple[OutputSpec, ...] = (
                _always),
     OutputSpec("logGroupNames", "list(string)", "always",
                "CloudWatch log groups: nginx access and error logs, the app's log, cloud-init's "
-               "output.", _always),
+               "output, Run Command's output (`webstack logs` reads them).", _always),
+    OutputSpec("runLogGroupName", "string", "always",
+               "Log group of `webstack run`'s output (one stream per command and server).",
+               _always),
     OutputSpec("secretParameterNames", "list(string)", "appSecrets or appSecretValues set",
                "SSM parameter names the servers read secrets from (names only, never values).",
                lambda _, c: bool(c.app.secrets)),
@@ -166,7 +175,7 @@ def export(values: Mapping[str, Any], *, expected: Sequence[str]) -> None:
         pulumi.export(name, values[name])
 
 
-def collect(*, region: str, names: tuple[str, ...], secrets: Mapping[str, str],
+def collect(*, region: str, app_name: str, names: tuple[str, ...], secrets: Mapping[str, str],
             url: pulumi.Input[str], choice: Choice, network: Network, firewall: Firewall,
             servers: Servers, alb: LoadBalancer | None, certificate: Certificate | None,
             parameters: AppParameters, monitoring: Monitoring, logs: LogGroups,
@@ -184,7 +193,8 @@ def collect(*, region: str, names: tuple[str, ...], secrets: Mapping[str, str],
         "webSecurityGroupId": firewall.web_group_id, "userDataSha256": user_data_sha256,
         "healthCheckCommand": health_check, "estimatedMonthlyCost": cost,
         "alertTopicArn": monitoring.topic_arn, "dashboardUrl": monitoring.dashboard_url,
-        "logGroupNames": logs.names, "imageId": servers.image_id,
+        "logGroupNames": logs.names, "imageId": servers.image_id, "appName": app_name,
+        "runLogGroupName": logs.by_kind["run"],
     }
     if servers.instance_id is not None and servers.public_ip is not None:
         values["publicIps"] = servers.public_ip.apply(lambda ip: [ip])
@@ -199,6 +209,7 @@ def collect(*, region: str, names: tuple[str, ...], secrets: Mapping[str, str],
     if alb is not None:
         values["albDnsName"] = alb.dns_name
         values["albSecurityGroupId"] = firewall.alb_group_id
+        values["targetGroupArn"] = alb.target_group_arn
     if certificate is not None:
         values["certificateArn"] = certificate.certificate_arn
     if secrets:

@@ -371,7 +371,7 @@ def test_servers_boot_after_their_parameters_and_log_groups(runs, key, servers):
     before = [by_urn[u] for u in server.dependencies if u in by_urn]
     parameters = {r.inputs["name"] for r in before if r.type == "aws:ssm/parameter:Parameter"}
     groups = {r.inputs["name"] for r in before if r.type == "aws:cloudwatch/logGroup:LogGroup"}
-    assert groups == set(run.outputs["logGroupNames"]) and len(groups) == 4
+    assert groups == set(run.outputs["logGroupNames"]) and len(groups) == 5
     # and the grants to read and write them: a first boot before them fails AccessDenied
     grants = {r.urn for r in run.resources if r.type in (
         "aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
