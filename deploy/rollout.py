@@ -26,7 +26,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -45,9 +45,10 @@ class Failed(cli.Failure):
     """Exit 1: a release failed or timed out; the message says where and why."""
 
 
-def release_command(app: str, ref: str) -> str:
-    """The shell line Run Command runs: the server's release script, the ref one literal word."""
-    return f"{Paths(root='', app=app).program('release')} {shlex.quote(ref)}"
+def release_command(app: str, *args: str, root: str = "") -> str:
+    """The shell line Run Command runs: the server's release program (under `root`: a loopback
+    stack's), each argument one literal word (a ref, or a verb: --list, --rollback, --run)."""
+    return shlex.join([Paths(root=root, app=app).program("release"), *args])
 
 
 def _tail(text: str, lines: int = TAIL_LINES) -> str:
@@ -63,52 +64,95 @@ def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         raise aws_error(exc, what) or Failed(f"{what}: {short_error(exc)}") from exc
 
 
-class ReleaseRollout:
-    """The release of one ref on servers, one at a time (the CLI's side: the Pulumi component
-    that runs it is components.release.Rollout)."""
+def progress(name: str, out: TextIO) -> Callable[[str], None]:
+    """Progress lines on `out`, each starting with `name` ("rollout shop-prod: ...")."""
+    def say(text: str) -> None:
+        print(f"{name}: {text}", file=out, flush=True)
+    return say
 
-    def __init__(self, ssm_client: Any, elbv2: Any | None, *, app: str, ref: str,
-                 target_group_arn: str | None, deadline: float, label: str,
-                 out: TextIO, clock: Clock = SYSTEM_CLOCK) -> None:
-        self.ssm, self.elbv2 = ssm_client, elbv2
-        self.app, self.ref, self.tg = app, ref, target_group_arn
-        self.deadline, self.label, self.out, self.clock = deadline, label, out, clock
 
-    def say(self, text: str) -> None:
-        print(f"rollout{self.label}: {text}", file=self.out, flush=True)
+class Transport(Protocol):
+    """How a shell line reaches a server and runs there as root: SSM Run Command
+    (`SsmTransport`) in production, bash on a loopback stack in tests."""
 
-    def _remaining(self) -> float:
-        return self.deadline - self.clock.now()
+    def run(self, instance_id: str, script: str) -> tuple[int, str, str]:
+        """The script's exit code, and what there is left to show of its stdout and stderr."""
+        ...
 
-    def release_on(self, instance_id: str) -> str:
-        """Run the release on one server; its last line of output on success."""
-        timeout = int(self._remaining())
+
+class SsmTransport:
+    """SSM Run Command (`AWS-RunShellScript`) as the transport, within one deadline: a command
+    not finished by then is cancelled, and that is a Failed; so is one that SSM ended before it
+    ran to its end (TimedOut, Undeliverable, ...). `what` names the command in messages,
+    `comment` is what Run Command's history shows; `log_group` also sends the output to
+    CloudWatch Logs."""
+
+    def __init__(self, ssm_client: Any, *, what: str, comment: str, deadline: float,
+                 clock: Clock = SYSTEM_CLOCK, say: Callable[[str], None] = lambda _: None,
+                 log_group: str | None = None) -> None:
+        self.ssm, self.what, self.comment, self.log_group = ssm_client, what, comment, log_group
+        self.deadline, self.clock, self.say = deadline, clock, say
+
+    def run(self, instance_id: str, script: str) -> tuple[int, str, str]:
+        inv = self.invoke(instance_id, script)
+        return inv.code, inv.stdout, inv.stderr
+
+    def sent(self, instance_id: str, command_id: str) -> Clock:
+        """Called once the command is sent: the clock to wait for it on (a subclass reads its
+        output between the polls)."""
+        self.say(f"{instance_id}: {self.what} (command {command_id})")
+        return self.clock
+
+    def invoke(self, instance_id: str, script: str) -> ssm.Invocation:
+        timeout = int(self.deadline - self.clock.now())
         if timeout < 30:
             raise Failed(f"{instance_id}: not started, {max(timeout, 0)} s left of --timeout")
         command_id = _call(f"ssm send-command to {instance_id}", ssm.send,
-                           ssm=self.ssm, instance_id=instance_id,
-                           script=release_command(self.app, self.ref),
-                           comment=f"webstack release {self.ref}",
-                           deliver_seconds=max(30, min(timeout, 2592000)),
-                           execution_seconds=min(timeout, 172800))
-        self.say(f"{instance_id}: release {self.ref} (command {command_id})")
+                           ssm=self.ssm, instance_id=instance_id, script=script,
+                           comment=self.comment, deliver_seconds=max(30, min(timeout, 2592000)),
+                           execution_seconds=min(timeout, 172800), log_group=self.log_group)
+        clock = self.sent(instance_id, command_id)
         inv: ssm.Invocation = _call(f"ssm get-command-invocation on {instance_id}", ssm.wait,
                                     ssm=self.ssm, command_id=command_id,
                                     instance_id=instance_id, until=self.deadline,
-                                    poll=POLL_SECONDS, clock=self.clock)
+                                    poll=POLL_SECONDS, clock=clock)
         if not inv.finished:
             # best effort: the server's own executionTimeout stops it anyway
             with contextlib.suppress(ClientError, BotoCoreError):
                 self.ssm.cancel_command(CommandId=command_id, InstanceIds=[instance_id])
-            raise Failed(f"{instance_id}: the release of {self.ref} did not finish within "
-                         f"--timeout (Run Command {command_id} was {inv.status}; cancelled)")
-        if inv.status == "Success":
-            last = _tail(inv.stdout, 1) or "(no output)"
+            raise Failed(f"{instance_id}: {self.what} did not finish within --timeout (Run "
+                         f"Command {command_id} was {inv.status}; cancelled)")
+        if inv.status not in ("Success", "Failed"):
+            reason = _tail(inv.stderr) or _tail(inv.stdout) or inv.details or "no output"
+            raise Failed(f"{instance_id}: {self.what} ended {inv.status} (exit {inv.code}): "
+                         f"{reason}")
+        return inv
+
+
+class OneAtATime:
+    """A server program run on servers one at a time, each healthy again in the target group
+    (when there is one) before the next starts; the first failure stops it, naming the server
+    and its reason, and the servers after it are not touched. The rollout and
+    `webstack rollback` (deploy.ops) share it."""
+
+    def __init__(self, transport: Transport, elbv2: Any | None, *,
+                 target_group_arn: str | None, deadline: float, say: Callable[[str], None],
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.transport, self.elbv2, self.tg = transport, elbv2, target_group_arn
+        self.deadline, self.say, self.clock = deadline, say, clock
+
+    def _remaining(self) -> float:
+        return self.deadline - self.clock.now()
+
+    def run_on(self, instance_id: str, script: str, what: str) -> str:
+        """Run the script on one server; its last line of output on success."""
+        code, stdout, stderr = self.transport.run(instance_id, script)
+        if code == 0:
+            last = _tail(stdout, 1) or "(no output)"
             self.say(f"{instance_id}: {last}")
             return last
-        reason = _tail(inv.stderr) or _tail(inv.stdout) or inv.details or "no output"
-        raise Failed(f"{instance_id}: the release of {self.ref} ended {inv.status} "
-                     f"(exit {inv.code}): {reason}")
+        reason = _tail(stderr) or _tail(stdout) or "no output"
+        raise Failed(f"{instance_id}: {what} ended Failed (exit {code}): {reason}")
 
     def wait_healthy(self, instance_id: str) -> None:
         if self.elbv2 is None or self.tg is None:
@@ -124,6 +168,27 @@ class ReleaseRollout:
                 raise Failed(f"{instance_id}: released, but not healthy in the target group "
                              f"within --timeout (last: {last})")
             self.clock.sleep(min(POLL_SECONDS, max(self._remaining(), 0.1)))
+
+    def each(self, instances: Sequence[str], script: str, *, what: str, title: str,
+             done: str) -> None:
+        """`what` names the script in a server's failure ("the release of v2"), `title` starts
+        the whole failure's message ("rollout of v2"), `done` names the servers that went
+        through before it ("Already serving v2")."""
+        through: list[str] = []
+        for n, iid in enumerate(instances, 1):
+            try:
+                self.say(f"server {n}/{len(instances)}: {iid}")
+                self.run_on(iid, script, what)
+                self.wait_healthy(iid)
+            except Failed as exc:
+                left = instances[n:]
+                parts = [f"{title} stopped at server {n}/{len(instances)}, {exc}."]
+                if through:
+                    parts.append(f"{done}: {', '.join(through)}.")
+                if left:
+                    parts.append(f"Not attempted: {', '.join(left)}.")
+                raise Failed(" ".join(parts)) from exc
+            through.append(iid)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -173,25 +238,15 @@ def run(args: argparse.Namespace, session: Any, out: TextIO, clock: Clock) -> in
     else:
         instances = list(dict.fromkeys(args.instance_ids))
     elbv2 = (session.client("elbv2", config=AWS_CONFIG) if args.target_group_arn else None)
-    rollout = ReleaseRollout(session.client("ssm", config=AWS_CONFIG), elbv2, app=args.app,
-                             ref=args.ref, target_group_arn=args.target_group_arn,
-                             deadline=start + args.timeout, label=label, out=out, clock=clock)
-    done: list[str] = []
-    for n, iid in enumerate(instances, 1):
-        try:
-            rollout.say(f"server {n}/{len(instances)}: {iid}")
-            rollout.release_on(iid)
-            rollout.wait_healthy(iid)
-        except Failed as exc:
-            left = instances[n:]
-            parts = [f"rollout{label} of {args.ref} stopped at server {n}/{len(instances)}, "
-                     f"{exc}."]
-            if done:
-                parts.append(f"Already serving {args.ref}: {', '.join(done)}.")
-            if left:
-                parts.append(f"Not attempted: {', '.join(left)}.")
-            raise Failed(" ".join(parts)) from exc
-        done.append(iid)
+    deadline, say = start + args.timeout, progress(f"rollout{label}", out)
+    what = f"the release of {args.ref}"
+    transport = SsmTransport(session.client("ssm", config=AWS_CONFIG), what=what,
+                             comment=f"webstack release {args.ref}", deadline=deadline,
+                             clock=clock, say=say)
+    OneAtATime(transport, elbv2, target_group_arn=args.target_group_arn, deadline=deadline,
+               say=say, clock=clock).each(instances, release_command(args.app, args.ref),
+                                          what=what, title=f"rollout{label} of {args.ref}",
+                                          done=f"Already serving {args.ref}")
     print(f"rollout{label}: {len(instances)} server(s) serve {args.ref} "
           f"({elapsed(clock.now() - start)})", file=out, flush=True)
     return OK

@@ -32,15 +32,21 @@ class Invocation:
 
 
 def send(ssm: Any, instance_id: str, script: str, *, comment: str, deliver_seconds: int,
-         execution_seconds: int | None = None) -> str:
+         execution_seconds: int | None = None, log_group: str | None = None) -> str:
     """Send `script` to the server; its command id. `deliver_seconds` is how long SSM may try
-    to deliver it, `execution_seconds` how long the agent lets it run (SSM's default: 1 h)."""
+    to deliver it, `execution_seconds` how long the agent lets it run (SSM's default: 1 h);
+    with `log_group` the agent also writes its output there as it comes (streams
+    `<command id>/<instance id>/aws-runShellScript/stdout` and `.../stderr`)."""
     parameters = {"commands": [script]}
     if execution_seconds is not None:
         parameters["executionTimeout"] = [str(execution_seconds)]
+    extra: dict[str, Any] = {}
+    if log_group:
+        extra["CloudWatchOutputConfig"] = {"CloudWatchLogGroupName": log_group,
+                                           "CloudWatchOutputEnabled": True}
     sent = ssm.send_command(InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
                             Parameters=parameters, TimeoutSeconds=deliver_seconds,
-                            Comment=comment[:100])
+                            Comment=comment[:100], **extra)
     return sent["Command"]["CommandId"]
 
 
