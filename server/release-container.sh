@@ -191,3 +191,11 @@ container_prune() {  # the images that no kept release runs: each pulled one, on
   done <"$state/images"
   printf '%s\n' "${left[@]}" >"$state/images"
 }
+
+container_exec() {  # CMD [ARG...]: release --run, in the live slot's image with its flags
+  local image
+  image=$(slot_image "$(live_slot)") || fail "nothing is released yet"
+  container_env || fail "the app's environment cannot be given to podman"
+  container_flags
+  exec podman run --rm "${flags[@]}" "$image" "$@" </dev/null
+}

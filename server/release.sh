@@ -1,6 +1,8 @@
 #!/bin/bash
 # shellcheck disable=SC2153  # the upper-case names come from settings.env
-# Releases the app on this server, as root:  release [REF]  |  release --refresh-secrets
+# Releases the app on this server, as root:
+#   release [REF] | release --rollback [ID] | release --list | release --run -- CMD [ARG...]
+#   | release --refresh-secrets
 # REF is what the release pointer holds: a git ref (tag, branch or commit SHA) of appRepo, or
 # SHA256[@S3-VERSION] of the appSource bundle. It defaults to the SSM parameter REF_PARAMETER on
 # EC2, else to APP_REF.
@@ -11,14 +13,26 @@
 # 2. start it on a private socket and GET $HEALTH_PATH: a broken release never takes traffic;
 # 3. switch $CURRENT to it atomically, restart gunicorn with no failed request (see
 #    restart_app), GET $HEALTH_PATH through nginx; on failure switch back;
-# 4. keep the newest $RELEASES_KEPT releases and the venvs they use.
+# 4. keep the newest $RELEASES_KEPT releases and the venvs they use; each records the pointer
+#    it was released from in <id>/.ref (a git release: its commit SHA).
 # A static site (KIND=static) has no app process: its venv only for a build with the
 # requirements file, the candidate check is that $HEALTH_PATH is a file of the new release's web
 # root, and the switch restarts nothing (nginx follows $CURRENT per request).
 # appRuntime docker (APP_SOURCE=image): REF is an image by digest; fetch is a pull, the hooks
 # run inside it and the candidate is the idle blue/green slot: see release-container.
-# Releasing what already serves is a no-op. Last line on success: "release: serving REF (ID) as
-# DIR"; on failure one paragraph "release: FAILED: ..." on stderr and exit 1 (2: usage).
+# Releasing what already serves is a no-op; a kept release is reused (a git commit SHA of one
+# fetches nothing). Last line on success: "release: serving REF (ID) as DIR"; on failure one
+# paragraph "release: FAILED: ..." on stderr and exit 1 (2: usage).
+# --rollback [ID]: releases the kept release ID again, by the steps above (its pointer, its
+# reused directory: offline), under the same lock; ID defaults to the newest released one that
+# is not current. None: exit 1; an ID that is not kept: exit 2, naming the kept ones.
+# --list: the kept releases, the newest released first, one JSON object a line:
+#   {"id": "<dir name>", "ref": "<pointer>", "released": "<ISO 8601 UTC>", "current": bool}
+# --run -- CMD [ARG...]: CMD once as the app runs (its user, the serving release's app
+# directory, its venv's bin first on PATH, app.env and the secrets, PYTHONUNBUFFERED=1; a
+# container: podman run --rm of the live slot's image with the slots' flags, no stdin); its
+# output passes through and its exit code is this one's. Not locked: it never blocks a release.
+# Nothing released: exit 1; a static site: exit 2.
 # --refresh-secrets (the secrets-refresh timer's): fetch the app's secrets again, and only when
 # they changed replace secrets.env and restart the app as a release does, under the same lock.
 # Never `set -x`: the hooks and the candidate run with the app's secrets in their environment.
@@ -100,7 +114,10 @@ restart_app() {
   fi
 }
 
-take_lock() {
+locked=
+take_lock() {  # once per run (--rollback takes it before it chooses)
+  [ -z "$locked" ] || return 0
+  locked=1
   install -d -m 0755 "$state"
   exec 9>>"$state/release.lock"
   flock --wait 900 9 || fail "another release still runs (it holds $state/release.lock)"
@@ -137,6 +154,88 @@ refresh_secrets() {  # a changed secrets.env (a rotated password) restarts the a
   say "secrets changed: $unit restarted with them and answers $health_path"
 }
 
+start_secrets() {  # fetched once per boot (a no-op if they were)
+  [ -n "$SECRETS" ] || return 0
+  systemctl start "$unit-secrets.service" \
+    || fail "could not fetch the app's secrets from SSM (journalctl -u $unit-secrets)"
+}
+
+serving_id() { local link; link=$(readlink "$current" 2>/dev/null) || true; echo "${link##*/}"; }
+
+released_newest_first() {  # "EPOCH DIR" of each kept release (not the failed trees)
+  [ -d "$releases" ] || return 0
+  find "$releases" -mindepth 2 -maxdepth 2 -name .released -not -path "$releases/.*" \
+    -printf '%T@ %h\n' 2>/dev/null | sort -rn
+}
+
+release_pointer() {  # DIR: what it was released from (older releases: what their files hold)
+  local file
+  for file in .ref image .complete; do
+    if [ -s "$1/$file" ]; then
+      head -n 1 "$1/$file"
+      return 0
+    fi
+  done
+}
+
+list_releases() {  # --list: JSON lines, built by python's json (never by hand)
+  local serving epoch path
+  serving=$(serving_id)
+  released_newest_first | while read -r epoch path; do
+    printf '%s\t%s\t%s\t%s\n' "${path##*/}" "$(release_pointer "$path")" "${epoch%.*}" \
+      "$([ "${path##*/}" != "$serving" ] || echo 1)"
+  done | /usr/bin/python3 -c '
+import json, sys, time
+for line in sys.stdin:
+    rid, ref, epoch, current = line.rstrip("\n").split("\t")
+    released = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+    print(json.dumps({"id": rid, "ref": ref, "released": released, "current": current == "1"}))'
+}
+
+rollback_pointer() {  # [ID]: the pointer of the kept release to go back to (under the lock)
+  local serving kept=() epoch path target=${1:-}
+  serving=$(serving_id)
+  while read -r epoch path; do kept+=("${path##*/}"); done < <(released_newest_first)
+  if [ -n "$target" ]; then
+    printf '%s\n' "${kept[@]}" | grep -qxF -- "$target" \
+      || fail "'$target' is not a kept release: expected one of ${kept[*]:-(none: nothing is released yet)}" 2
+  else
+    for path in "${kept[@]}"; do
+      if [ "$path" != "$serving" ]; then target=$path; break; fi
+    done
+    [ -n "$serving" ] || fail "no release to roll back to (nothing is released yet)"
+    [ -n "$target" ] || fail "no release to roll back to (only $serving is kept)"
+  fi
+  release_pointer "$releases/$target"
+}
+
+run_command() {  # CMD [ARG...]: --run, in the serving release as the app runs (exec: its code)
+  [ -z "$static" ] || fail "a static site runs no commands" 2
+  local serving app_dir venv argv
+  serving=$(readlink -e "$current") || fail "nothing is released yet"
+  start_secrets
+  [ -z "$container" ] || container_exec "$@"
+  app_dir="$serving/src${APP_PATH:+/$APP_PATH}"
+  venv=${venv_shared:-$(readlink -f "$serving/venv")}
+  cd "$app_dir"
+  argv=(setpriv --reuid "$user" --regid "$user" --init-groups env HOME="$home"
+        PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" PYTHONUNBUFFERED=1 "$@")
+  app_env
+  exec "${argv[@]}"
+}
+
+usage="usage: release [REF] | release --rollback [ID] | release --list | release --run -- CMD [ARG...] | release --refresh-secrets"
+case "${1:-}:$#" in
+  --list:1) list_releases; exit 0 ;;
+  --run:*)
+    if [ "${2:-}" != -- ] || [ $# -lt 3 ]; then fail "$usage" 2; fi
+    shift 2
+    run_command "$@" ;;
+  --rollback:1 | --rollback:2)
+    take_lock
+    pointer=$(rollback_pointer "${2:-}") || exit
+    set -- "$pointer" ;;
+esac
 if [ "${1:-}" = --refresh-secrets ] && [ $# -eq 1 ]; then
   refresh_secrets
   exit 0
@@ -151,7 +250,7 @@ if [ -n "$container" ]; then
     --container-restart:1) take_lock; container_restart; exit ;;
   esac
 fi
-[ $# -le 1 ] || fail "usage: release [REF] | release --refresh-secrets" 2
+[ $# -le 1 ] || fail "$usage" 2
 ref=${1:-}
 if [ -z "$ref" ] && [ -n "$REF_PARAMETER" ]; then
   # On EC2 the pointer lives in SSM, so new code never changes the user-data.
@@ -183,10 +282,15 @@ elif [ -n "$container" ]; then
   id="image-${sha:0:12}"
   ref=${ref%@*}
 else
-  if ! out=$(as_app "$lib/fetch-app" resolve "$ref" 2>&1); then
+  if [[ $ref =~ ^[0-9a-f]{40}$ ]] \
+       && [ "$(cat "$releases/${ref:0:12}/.complete" 2>/dev/null)" = "$ref" ]; then
+    sha=$ref  # a kept release's commit (a rollback): a commit never changes, nothing to fetch
+  elif ! out=$(as_app "$lib/fetch-app" resolve "$ref" 2>&1); then
     fail "could not fetch $ref: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+  else
+    sha=$(tail -n 1 <<<"$out")
   fi
-  sha=$(tail -n 1 <<<"$out")
+  pointer=$sha
   id=${sha:0:12}
 fi
 short=${sha:0:12}
@@ -254,12 +358,7 @@ release_venv() {  # $dir/venv: the venv of the release's requirements (shared by
   [ "$venv" = "$dir/venv" ] || ln -sfn "$venv" "$dir/venv"
 }
 
-if [ -n "$SECRETS" ]; then
-  # The build, the hooks and the candidate get the secrets: fetched once per boot (a no-op if
-  # they were).
-  systemctl start "$unit-secrets.service" \
-    || fail "could not fetch the app's secrets from SSM (journalctl -u $unit-secrets)"
-fi
+start_secrets  # the build, the hooks and the candidate get them
 
 install -d -o "$user" -g "$user" -m 0755 "$releases" "$VENVS"
 install -d -o "$user" -g "$user" -m 0750 "$DATA_DIR"  # kept across releases: APP_DATA_DIR
@@ -423,6 +522,7 @@ fi
 
 [ -z "$container" ] || container_retire "$live" "$candidate"
 phase switch
+echo "$pointer" >"$dir/.ref"
 touch "$dir/.released"
 rm -rf "$releases"/.failed-*
 # The paths the app had before releases, for people and tools: the serving release's.
@@ -431,13 +531,12 @@ if [ -z "$container" ]; then
   [ -n "$static" ] || ln -sfn current/venv "$home/venv"
 fi
 n=0
-while read -r _ marker; do
+while read -r _ old; do
   n=$((n + 1))
-  old=${marker%/.released}
   if [ "$n" -gt "$keep" ] && [ "$old" != "$dir" ]; then
     rm -rf "$old"
   fi
-done < <(find "$releases" -mindepth 2 -maxdepth 2 -name .released -printf '%T@ %p\n' | sort -rn)
+done < <(released_newest_first)
 # Venvs no kept release uses (the failed tree's included: it is gone).
 used=$(for link in "$releases"/*/venv; do readlink -f "$link" 2>/dev/null || true; done)
 for v in "$VENVS"/*; do
