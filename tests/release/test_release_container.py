@@ -277,3 +277,25 @@ def test_a_kept_release_comes_back_without_a_pull_and_old_images_are_pruned(serv
     gone = kept_before - kept
     assert gone and not gone & images_in_store(stack.env)
     assert images_in_store(stack.env) >= kept
+
+
+def test_the_operations_verbs_list_run_in_the_live_image_and_roll_back(served) -> None:
+    """release --list, --run -- CMD (in the live slot's image, as the slots run it) and
+    --rollback (to the kept image: no pull), as the operations CLI sends them."""
+    stack, _ = served
+    first, serving = stack.cfg.app.image, stack.current()
+    ref = (serving / "image").read_text().strip()
+    listed, _ = stack.release("--list")
+    releases = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["id"], r["ref"], r["current"]) for r in releases] == [
+        (serving.name, ref, True), (f"image-{first.split(':')[-1][:12]}", first, False)]
+    run, _ = stack.release("--run", "--", "sh", "-c",
+                           'echo "$PORT $DB_PASSWORD"; pwd; touch /not-here || exit 3')
+    assert run.returncode == 3, run.stdout + run.stderr
+    # the image's WORKDIR, the app's environment and secret, and the read-only root of a slot
+    assert run.stdout.splitlines()[:2] == [f"{stack.cfg.app.container_port} {SECRET}", "/app"]
+    result, _ = stack.release("--rollback")
+    assert result.returncode == 0, result.stderr + slot_logs(stack)
+    assert "pulling" not in result.stdout
+    assert result.stdout.splitlines()[-1].startswith(f"release: serving {first.split('@')[0]} (")
+    assert stack.get("/") == ("200", "release A")
