@@ -1,7 +1,8 @@
 """The operations verbs of the release script for real on loopback (see stack.py), as the CLI
 sends them through SSM: `--list` (JSON lines), `--rollback [ID]` (a kept release again, through
-the whole engine and offline) and `--run -- CMD...` (once, as the app runs). The tests run in
-order on one stack: nothing released, A alone, then A and B."""
+the whole engine and offline) and `--run -- CMD...` (once, as the app runs). The git app's tests
+run in order on one stack: nothing released, A alone, then A and B; a static site from bundles
+shows a bundle's pointer and rollback."""
 
 from __future__ import annotations
 
@@ -17,7 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.release.stack import REPO_URL, SECRET, Poll, Release, Stack, dump, loopback_stack, rev
+from components import naming
+from tests.release.stack import (
+    REPO_URL,
+    SECRET,
+    BundleBucket,
+    Poll,
+    Release,
+    Stack,
+    bundle_loopback,
+    dump,
+    loopback_stack,
+    rev,
+)
 from tests.variants import make_cfg
 
 pytestmark = pytest.mark.realtools
@@ -157,3 +170,39 @@ def test_run_returns_the_commands_exit_code_and_says_nothing_of_its_own(stack: S
     usage, _ = stack.release("--run", "python")  # no `--`
     assert usage.returncode == 2 and "--run -- CMD [ARG...]" in usage.stderr
     assert SECRET not in usage.stdout + usage.stderr
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory,
+         moto_url: str) -> Iterator[tuple[Stack, BundleBucket, Path]]:
+    work = tmp_path_factory.mktemp("ops-site")
+    with bundle_loopback(work, moto_url, "site-dev-123456789012-us-east-1",
+                         naming.bundle_key("site"),
+                         {"webstack:appName": "site", "webstack:appKind": "static",
+                          # a build: the site's files are not in the (empty) source yet
+                          "webstack:appBuild": json.dumps(["true"])},
+                         requirements=False) as (stack, bucket, _):
+        yield stack, bucket, work
+
+
+def test_a_bundle_rolls_back_to_the_version_it_came_from_and_a_site_runs_no_commands(
+        site: tuple[Stack, BundleBucket, Path]) -> None:
+    stack, bucket, work = site
+    pointers = {}
+    for name in ("A", "B"):
+        (work / name).mkdir()
+        (work / name / "index.html").write_text(f"release {name}\n")
+        _, pointers[name] = bucket.upload(work / name)
+        release_ok(stack, pointers[name])
+    assert [(r["ref"], r["current"]) for r in listed(stack)] == [
+        (pointers["B"], True), (pointers["A"], False)]
+    # A's version is gone from the bucket: going back to it reads nothing from S3
+    sha, version = pointers["A"].split("@")
+    bucket.s3.delete_object(Bucket=bucket.bucket, Key=bucket.key, VersionId=version)
+    result = release_ok(stack, "--rollback")
+    assert "fetching" not in result.stdout and "reusing it" in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        f"release: serving bundle ({sha[:12]}) as {stack.paths.releases}/bundle-{sha[:12]}")
+    assert stack.get("/") == ("200", "release A")
+    run, _ = stack.release("--run", "--", "true")
+    assert (run.returncode, run.stderr) == (2, "release: FAILED: a static site runs no commands\n")
