@@ -34,15 +34,18 @@ NPM_VERSION = "2.0.6"
 LINTER_VERSION = "1.6.22"
 EXPRESSION_PLACEHOLDER = "${GITHUB_EXPRESSION}"
 
-# Reads {path: text} as JSON on stdin, prints the findings of every file as one JSON list.
+# Reads {path: text} as JSON on stdin, prints the findings of every file as one JSON list. Each
+# file gets a new instance: one instance crashes ("unreachable") after some 20 KB of workflows.
 _NODE_SCRIPT = """
 const { createLinter } = require(process.argv[1]);
 let input = "";
 process.stdin.on("data", (chunk) => { input += chunk; });
 process.stdin.on("end", async () => {
-  const lint = await createLinter();
   const files = JSON.parse(input);
-  const findings = Object.keys(files).flatMap((path) => lint(files[path], path));
+  const findings = [];
+  for (const path of Object.keys(files)) {
+    findings.push(...(await createLinter())(files[path], path));
+  }
   process.stdout.write(JSON.stringify(findings));
   process.exit(0);
 });
