@@ -10,10 +10,12 @@ RUNTIME  ?= venv
 .PHONY: demo demo-down demo-local test lint system venv bench bench-converge docs clean \
 	test-unit test-aws test-bootstrap test-examples test-readiness test-release test-vm bench-release
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/python -c "import pulumi, pulumi_aws, pulumi_command, pulumi_docker_build, boto3, jinja2, moto, pytest, uv"
+	test -x $(BIN)/webstack
 	touch $@
 
 venv: $(STAMP)

@@ -56,7 +56,7 @@ def _tail(text: str, lines: int = TAIL_LINES) -> str:
     return " | ".join(kept)
 
 
-def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+def aws_call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
     """One AWS call; credential, permission and endpoint failures become exit 2."""
     try:
         return fn(**kwargs)
@@ -107,12 +107,12 @@ class SsmTransport:
         timeout = int(self.deadline - self.clock.now())
         if timeout < 30:
             raise Failed(f"{instance_id}: not started, {max(timeout, 0)} s left of --timeout")
-        command_id = _call(f"ssm send-command to {instance_id}", ssm.send,
+        command_id = aws_call(f"ssm send-command to {instance_id}", ssm.send,
                            ssm=self.ssm, instance_id=instance_id, script=script,
                            comment=self.comment, deliver_seconds=max(30, min(timeout, 2592000)),
                            execution_seconds=min(timeout, 172800), log_group=self.log_group)
         clock = self.sent(instance_id, command_id)
-        inv: ssm.Invocation = _call(f"ssm get-command-invocation on {instance_id}", ssm.wait,
+        inv: ssm.Invocation = aws_call(f"ssm get-command-invocation on {instance_id}", ssm.wait,
                                     ssm=self.ssm, command_id=command_id,
                                     instance_id=instance_id, until=self.deadline,
                                     poll=POLL_SECONDS, clock=clock)
@@ -158,7 +158,7 @@ class OneAtATime:
         if self.elbv2 is None or self.tg is None:
             return
         while True:
-            targets = _call("elbv2 describe-target-health", servers.target_health,
+            targets = aws_call("elbv2 describe-target-health", servers.target_health,
                             elbv2=self.elbv2, arn=self.tg, instance_ids=[instance_id])
             if targets and targets[0].healthy:
                 self.say(f"{instance_id}: healthy in the target group")
@@ -170,15 +170,16 @@ class OneAtATime:
             self.clock.sleep(min(POLL_SECONDS, max(self._remaining(), 0.1)))
 
     def each(self, instances: Sequence[str], script: str, *, what: str, title: str,
-             done: str) -> None:
-        """`what` names the script in a server's failure ("the release of v2"), `title` starts
-        the whole failure's message ("rollout of v2"), `done` names the servers that went
-        through before it ("Already serving v2")."""
+             done: str) -> list[str]:
+        """Each server's last line of output. `what` names the script in a server's failure
+        ("the release of v2"), `title` starts the whole failure's message ("rollout of v2"),
+        `done` names the servers that went through before it ("Already serving v2")."""
         through: list[str] = []
+        lasts: list[str] = []
         for n, iid in enumerate(instances, 1):
             try:
                 self.say(f"server {n}/{len(instances)}: {iid}")
-                self.run_on(iid, script, what)
+                lasts.append(self.run_on(iid, script, what))
                 self.wait_healthy(iid)
             except Failed as exc:
                 left = instances[n:]
@@ -189,6 +190,7 @@ class OneAtATime:
                     parts.append(f"Not attempted: {', '.join(left)}.")
                 raise Failed(" ".join(parts)) from exc
             through.append(iid)
+        return lasts
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -227,7 +229,7 @@ def run(args: argparse.Namespace, session: Any, out: TextIO, clock: Clock) -> in
     check_identity(session, args.account)
     label = f" {args.name}" if args.name else ""
     if args.asg_name:
-        found = _call(f"Auto Scaling group {args.asg_name}", servers.group,
+        found = aws_call(f"Auto Scaling group {args.asg_name}", servers.group,
                       autoscaling=session.client("autoscaling", config=AWS_CONFIG),
                       name=args.asg_name, region=args.region)
         instances = servers.in_service(found)
