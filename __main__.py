@@ -168,8 +168,9 @@ monitoring = Monitoring(
     certificate_arn=certificate.certificate_arn if certificate else None, **stores.monitoring)
 
 outputs.export(outputs.collect(
-    region=cfg.region, app_name=cfg.app.name, names=cfg.domain.names, secrets=cfg.app.secrets, url=url, choice=choice,
-    network=network, firewall=firewall, servers=servers, alb=alb, certificate=certificate,
+    region=cfg.region, app_name=cfg.app.name, names=cfg.domain.names, secrets=cfg.app.secrets,
+    url=url, choice=choice, network=network, firewall=firewall, servers=servers, alb=alb,
+    certificate=certificate,
     parameters=parameters, monitoring=monitoring, logs=logs, user_data_sha256=user_data.sha256,
     cost=cost.estimate(shape, cfg.server, cfg.region, choice, prices,
                        database=sized_stores.database, cache=sized_stores.cache),

@@ -113,6 +113,11 @@ RULES: dict[str, tuple[NameRule, ...]] = {
     "aws:iam/instanceProfile:InstanceProfile": (NameRule(
         "name", 128, _IAM, "IAM API Reference, CreateInstanceProfile: InstanceProfileName "
         "(1-128, [\\w+=,.@-]+)"),),
+    "aws:iam/policy:Policy": (
+        NameRule("name", 128, _IAM, "IAM API Reference, CreatePolicy: PolicyName (1-128, "
+                 "[\\w+=,.@-]+)"),
+        NameRule("description", 1000, r"\t\n\r\x20-\x7e\u00a1-\u00ff", "IAM API Reference, "
+                 "CreatePolicy: Description", autonamed=False)),
     "aws:iam/rolePolicy:RolePolicy": (NameRule(
         "name", 128, _IAM, "IAM API Reference, PutRolePolicy: PolicyName (1-128, [\\w+=,.@-]+)"),),
     "aws:cloudwatch/logGroup:LogGroup": (NameRule(

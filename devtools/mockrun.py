@@ -28,6 +28,7 @@ from components.config import stack_file_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 MAIN = PROJECT_DIR / "__main__.py"
+CI_MAIN = MAIN.parent / "ci" / "__main__.py"  # the ci stack (components/ci.py)
 ACCOUNT_ID = "123456789012"
 DEFAULT_VPC_CIDR = "172.31.0.0/16"
 MOCK_AUTH_TOKEN = "MockAuthToken-" + "k" * 50  # tests look for it where it must never be
@@ -317,3 +318,11 @@ def run_program(stack: str, config: Mapping[str, str], *,
         reg.id = mocks.ids.get(f"{reg.type}::{reg.name}", "") if reg.custom else ""
     return MockRun(resources=monitor.registrations, invokes=mocks.invokes, outputs=outputs,
                    error=error)
+
+
+def run_ci(stack: str, config: Mapping[str, str]) -> MockRun:
+    """The ci stack's program (ci/__main__.py) under the same mocks."""
+    def program() -> None:
+        runpy.run_path(str(CI_MAIN), run_name="__main__")
+
+    return run_program(stack, config, program=program)

@@ -80,6 +80,14 @@ REPLACES: dict[str, tuple[frozenset[str], str]] = {
     "aws:iam/instanceProfile:InstanceProfile": (frozenset({"name", "namePrefix", "path"}),
                                                 "iam_instance_profile"),
     "aws:iam/role:Role": (frozenset({"name", "namePrefix", "path"}), "iam_role"),
+    # the ci stack's (components/ci.py): IAM has no UpdatePolicy for a description (a new
+    # document is a new default version, in place)
+    "aws:iam/policy:Policy": (frozenset({"name", "namePrefix", "path", "description"}),
+                              "iam_policy"),
+    # the issuer URL names the provider; the client ids are modelled as replacing too (the
+    # conservative reading: an audience change is rare and a replacement only re-creates it)
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": (frozenset({"url", "clientIdLists"}),
+                                                            "iam_openid_connect_provider"),
     "aws:iam/rolePolicy:RolePolicy": (frozenset({"name", "namePrefix", "role"}),
                                       "iam_role_policy"),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (frozenset({"role", "policyArn"}),

@@ -238,6 +238,9 @@ WAITS: tuple[Wait, ...] = (
 SHORT_WAITS: dict[str, str] = {
     "aws:acm/certificate:Certificate": "RequestCertificate returns at once; validation waits",
     "aws:autoscaling/policy:Policy": "PutScalingPolicy",
+    "aws:iam/policy:Policy": "CreatePolicy; an update is CreatePolicyVersion (the oldest of 5 "
+                             "deleted first)",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": "CreateOpenIDConnectProvider",
     "aws:cloudwatch/dashboard:Dashboard": "PutDashboard",
     "aws:cloudwatch/logGroup:LogGroup": "CreateLogGroup, PutRetentionPolicy",
     "aws:cloudwatch/metricAlarm:MetricAlarm": "PutMetricAlarm",

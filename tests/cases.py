@@ -243,3 +243,8 @@ BAD_INPUTS: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
 
 # Values that must never appear in any message, whatever else is wrong.
 SECRET_VALUES = ("hunter2-plain",)
+
+# The ci stack (components/ci.py) of a repository deploying two stacks, state in S3.
+CI_SETTINGS = {"aws:region": "us-east-1", "webstack-ci:repository": "acme/shop",
+               "webstack-ci:appName": "shop", "webstack-ci:stacks": '["staging", "prod"]',
+               "webstack-ci:stateBucket": "acme-pulumi-state"}

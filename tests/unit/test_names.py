@@ -8,10 +8,10 @@ import pytest
 
 from components import naming
 from components.aws_names import AUTONAME_SUFFIX, RULES, NameRule, fit, rule_for
-from devtools.mockrun import MockRun, run_program, stack_config
+from devtools.mockrun import MockRun, run_ci, run_program, stack_config
 from devtools.provider import REPLACES
 from devtools.waits import SHORT_WAITS, WAITS
-from tests.cases import ED25519_KEY, arr
+from tests.cases import CI_SETTINGS, ED25519_KEY, arr
 from tests.unit.test_private_repo import KEY as DEPLOY_KEY
 from tests.unit.test_private_repo import PINNED
 
@@ -35,6 +35,7 @@ UNNAMED = {
     "command:local:Command",  # runs on the deployer's machine: no AWS name
     "aws:ecr/lifecyclePolicy:LifecyclePolicy",  # the repository's rule (named in RULES)
     "docker-build:index:Image",  # an image in the repository: its tag, not an AWS name
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider",  # the ci stack's: named by its URL
 }
 
 PRIVATE_REPO = "ssh://git@git.example.com:2222/acme/shop.git"
@@ -92,6 +93,8 @@ def runs(aws_env_module) -> dict[str, MockRun]:
             raise run.error
         assert run.resources, key
         out[key] = run
+    out["ci"] = run_ci("ci", CI_SETTINGS)  # the ci stack's types have their rows too
+    assert out["ci"].error is None, out["ci"].error
     return out
 
 
@@ -107,7 +110,7 @@ def physical_names(reg) -> list[tuple[NameRule, str]]:
     return out
 
 
-@pytest.mark.parametrize("key", list(MATRIX))
+@pytest.mark.parametrize("key", [*MATRIX, "ci"])
 def test_every_physical_name_is_one_aws_accepts(runs, key):
     checked = []
     for reg in runs[key].resources:
@@ -119,6 +122,9 @@ def test_every_physical_name_is_one_aws_accepts(runs, key):
             checked.append(name)
             assert rule.problem(name) is None, (
                 f"{reg.type} {rule.field} {name!r}: {rule.problem(name)} ({rule.source})")
+    if key == "ci":
+        assert len(checked) >= 6
+        return
     assert len(checked) >= 20
     assert any(n.endswith("/release-ref") for n in checked)  # the release pointer
     if key.startswith("private-repo"):

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from components import bundle, config, naming, outputs, sizing
+from components import bundle, ci_policy, config, naming, outputs, sizing
 from components.loadbalancer import TLS_POLICY
 from devtools.mockrun import MockRun, Registration, run_program, stack_config
+from devtools.provider import REPLACES
 from tests import variants
 from tests.cases import BAD_INPUTS
 from tests.cases import SECRET_VALUES as CASE_SECRETS
@@ -431,3 +432,21 @@ def test_every_stack_has_alarms_on_a_topic(runs):
         assert len(alarms) >= 4, key
         assert all(a.inputs["alarmActions"][0] == topic.state["arn"] for a in alarms), key
         assert run.outputs["alertTopicArn"] == topic.state["arn"]
+
+
+# --- what CI may do (components/ci_policy.py) -------------------------------------------------
+
+def test_ci_may_do_everything_the_program_registers_and_looks_up(runs):
+    """A new resource type or lookup fails here until its actions are in ci_policy: the deploy
+    role is derived from what the program really registers."""
+    types = {r.type for run in runs.values() for r in run.resources if r.custom}
+    invokes = {i.token for run in runs.values() for i in run.invokes}
+    assert len(types) >= 40 and len(invokes) >= 8
+    assert not types - set(ci_policy.RESOURCE_ACTIONS), "types without CI permissions"
+    assert not invokes - set(ci_policy.INVOKE_ACTIONS), "lookups without CI permissions"
+    assert ci_policy.needed(types, invokes) <= ci_policy.every_action()
+    # no row for a type the program no longer creates (a stale grant): the provider model
+    # lists every type it creates (the ci stack's own two are deployed by a person, not CI)
+    created = set(REPLACES) - {"aws:iam/policy:Policy",
+                               "aws:iam/openIdConnectProvider:OpenIdConnectProvider"}
+    assert set(ci_policy.RESOURCE_ACTIONS) == created, set(ci_policy.RESOURCE_ACTIONS) ^ created
