@@ -81,6 +81,10 @@ FORMS: dict[str, tuple[re.Pattern[str], str]] = {
                 "pulumi-cloud, or an S3 URL s3://bucket[/prefix][?region=REGION]"),
     "python": (re.compile(r"3\.(1[1-9]|[2-9]\d)"), "a Python version 3.N, at least 3.11"),
 }
+# The form of each single-valued input (the Inputs field behind each flag)
+FIELD_FORMS = {"region": "region", "preview_role_arn": "role_arn", "deploy_role_arn": "role_arn",
+               "environment": "environment", "default_branch": "branch", "backend": "backend",
+               "python": "python"}
 # --from-ci-stack: the ci stack's output behind each flag
 CI_OUTPUTS = {"preview_role_arn": "previewRoleArn", "deploy_role_arn": "deployRoleArn",
               "environment": "environment", "default_branch": "defaultBranch"}
@@ -90,11 +94,10 @@ class UsageError(Exception):
     """Exit 2: one line naming the flag (or the ci stack's output) and the form expected."""
 
 
-def checked(label: str, form: str, value: str) -> str:
+def checked(label: str, form: str, value: str) -> None:
     pattern, expected = FORMS[form]
     if not pattern.fullmatch(value):
         raise UsageError(f"{label} {value!r}: expected {expected}")
-    return value
 
 
 def flag(dest: str) -> str:
@@ -123,10 +126,7 @@ class Inputs:
             raise UsageError("--stack: expected at least one stack name")
         for s in self.stacks:
             checked("--stack", "stack", s)
-        for dest, form in (("region", "region"), ("preview_role_arn", "role_arn"),
-                           ("deploy_role_arn", "role_arn"), ("backend", "backend"),
-                           ("environment", "environment"), ("default_branch", "branch"),
-                           ("python", "python")):
+        for dest, form in FIELD_FORMS.items():
             checked(flag(dest), form, getattr(self, dest))
         seen: dict[str, str] = {}
         for stack in self.stack_list():  # GitHub's groups ignore case; job ids must differ
@@ -143,11 +143,8 @@ class Inputs:
 
     def command(self) -> list[str]:
         """The flags that render these files again, one per line."""
-        lines = [f"--stack {shlex.quote(s)}" for s in self.stacks]
-        for dest in ("region", "preview_role_arn", "deploy_role_arn", "environment",
-                     "default_branch", "backend", "python"):
-            lines.append(f"{flag(dest)} {shlex.quote(getattr(self, dest))}")
-        return lines
+        return [*(f"--stack {shlex.quote(s)}" for s in self.stacks),
+                *(f"{flag(dest)} {shlex.quote(getattr(self, dest))}" for dest in FIELD_FORMS)]
 
 
 def pulumi_version(requirements: Path = PROJECT / "requirements.txt") -> str:
@@ -269,8 +266,7 @@ def inputs_from(args: argparse.Namespace, run: Runner = subprocess.run) -> Input
                                  f"{CI_OUTPUTS[dest]} is {value!r}: leave the flag out with "
                                  "--from-ci-stack")
             checked(f"--from-ci-stack {args.from_ci_stack}: output {CI_OUTPUTS[dest]}",
-                    {"environment": "environment", "default_branch": "branch"}.get(
-                        dest, "role_arn"), value)
+                    FIELD_FORMS[dest], value)
             values[dest] = value
     for dest in ("preview_role_arn", "deploy_role_arn"):
         if values[dest] is None:
