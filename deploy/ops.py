@@ -537,8 +537,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout,
     """`session`, `clock` and `transport` stand in for the real ones (tests: Stubber, a fake
     clock, bash on a loopback stack whose files are under `root`)."""
     def body(args: argparse.Namespace) -> int:
-        if getattr(args, "timeout", 1) <= 0:
-            raise UsageError("--timeout must be a positive number of seconds")
+        if hasattr(args, "timeout"):
+            cli.check_seconds(args, "timeout")
         outputs = load_outputs(args.stack, args.outputs, environ)
         ops = Ops(args, outputs, out=out, err=err, clock=clock, session=session,
                   transport=transport, root=root)
