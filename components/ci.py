@@ -39,10 +39,7 @@ class CiConfig:
     default_branch: str = "main"
     state_bucket: str = ""
     oidc_provider_arn: str = ""  # an account has one provider per URL: reuse it when it exists
-
-    @property
-    def prefixes(self) -> tuple[str, ...]:
-        return tuple(f"{self.app}-{s}" for s in self.stacks)
+    project: str = "webstack"  # the webstack project's name (Pulumi.yaml): its SSM paths
 
 
 def parse(raw: Mapping[str, object]) -> CiConfig:
@@ -81,9 +78,11 @@ def parse(raw: Mapping[str, object]) -> CiConfig:
                           "the S3 bucket of `pulumi login s3://BUCKET`, or empty"),
         oidc_provider_arn=text("oidcProviderArn", "", rf"^$|{_PROVIDER_ARN.pattern}",
                                "empty, or the ARN of the account's existing "
-                               f"{ci_policy.OIDC_HOST} provider"))
+                               f"{ci_policy.OIDC_HOST} provider"),
+        project=text("project", "webstack", r"^[A-Za-z0-9_.-]{1,100}$",
+                     "the webstack project's name (Pulumi.yaml's name)"))
     unknown = sorted(set(raw) - {"repository", "appName", "stacks", "environment",
-                                 "defaultBranch", "stateBucket", "oidcProviderArn"})
+                                 "defaultBranch", "stateBucket", "oidcProviderArn", "project"})
     problems += [f"{PROJECT}:{k} is not a setting of the ci stack" for k in unknown]
     if problems:
         raise ConfigError(problems)
@@ -107,9 +106,9 @@ class GitHubCi(pulumi.ComponentResource):
             self.provider_arn = aws.iam.OpenIdConnectProvider(
                 f"{name}-github", url=f"https://{ci_policy.OIDC_HOST}",
                 client_id_lists=[ci_policy.OIDC_AUDIENCE], tags=dict(tags), opts=child).arn
-        scope = ci_policy.Scope(account=account, prefixes=cfg.prefixes,
+        scope = ci_policy.Scope(account=account, app=cfg.app, stacks=cfg.stacks,
                                 managed_policies=MANAGED_POLICIES,
-                                state_bucket=cfg.state_bucket)
+                                state_bucket=cfg.state_bucket, project=cfg.project)
         subjects = ci_policy.subjects(cfg.repository, environment=cfg.environment,
                                       branch=cfg.default_branch)
         self.role_arns = {}

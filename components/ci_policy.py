@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from components import naming
+
 # --- what each registered type needs -----------------------------------------------------------
 
 _EC2_TAGS = ("ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeTags")
@@ -349,14 +351,20 @@ def trust_policy(provider_arn: str, subject: str) -> str:
 
 @dataclass(frozen=True)
 class Scope:
-    """Where the deploy role may write IAM: the roles and instance profiles of the webstack
-    stacks it deploys (their names start with `<app>-<stack>-`: config.prefix) and the state
-    bucket, if the Pulumi state lives in S3."""
+    """What of the account is CI's: the webstack stacks it deploys (their IAM names start with
+    `<app>-<stack>-`: config.prefix; their parameters live under naming.app_path; everything
+    carries the standard tags), and the state bucket if the Pulumi state lives in S3."""
 
     account: str
-    prefixes: tuple[str, ...]
+    app: str
+    stacks: tuple[str, ...]
     managed_policies: tuple[str, ...]
     state_bucket: str = ""
+    project: str = "webstack"
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return tuple(f"{self.app}-{s}" for s in self.stacks)
 
 
 _IAM_SCOPED = ("iam:PassRole", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
@@ -368,7 +376,7 @@ def _statements(actions: Iterable[str], scope: Scope, *, write_iam: bool) -> lis
     iam_arns = sorted([f"arn:aws:iam::{scope.account}:role/{p}-*" for p in scope.prefixes]
                       + [f"arn:aws:iam::{scope.account}:instance-profile/{p}-*"
                          for p in scope.prefixes])
-    plain = [a for a in acts if not a.startswith("iam:")]
+    plain = [a for a in acts if not a.startswith("iam:") and a not in SECRET_READS]
     iam = [a for a in acts if a.startswith("iam:") and a not in _IAM_SCOPED]
     out: list[dict] = []
     by_service: dict[str, list[str]] = {}
@@ -377,6 +385,7 @@ def _statements(actions: Iterable[str], scope: Scope, *, write_iam: bool) -> lis
     for service, group in sorted(by_service.items()):
         out.append({"Sid": re.sub(r"[^A-Za-z0-9]", "", service.title()), "Effect": "Allow",
                     "Action": group, "Resource": "*"})
+    out += _secret_reads([a for a in acts if a in SECRET_READS], scope)
     if iam:
         out.append({"Sid": "IamOfOurStacks", "Effect": "Allow", "Action": iam,
                     "Resource": iam_arns})
@@ -394,6 +403,25 @@ def _statements(actions: Iterable[str], scope: Scope, *, write_iam: bool) -> lis
                     "Action": "iam:CreateServiceLinkedRole",
                     "Resource": f"arn:aws:iam::{scope.account}:role/aws-service-role/*",
                     "Condition": {"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED)}}})
+    return out
+
+
+def _secret_reads(actions: Sequence[str], scope: Scope) -> list[dict]:
+    """A secret's value only of our stacks: SSM parameters under their path, Secrets Manager
+    secrets by their standard tags (a user's own secrets are never CI's to read)."""
+    out = []
+    ssm = [a for a in actions if a.startswith("ssm:")]
+    if ssm:
+        paths = [naming.app_path(scope.project, s, scope.app) for s in scope.stacks]
+        out.append({"Sid": "OurParameters", "Effect": "Allow", "Action": ssm, "Resource": [
+            f"arn:aws:ssm:*:{scope.account}:parameter{p}/*" for p in paths]})
+    if "secretsmanager:GetSecretValue" in actions:
+        out.append({"Sid": "OurSecretValues", "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue"], "Resource": "*",
+                    "Condition": {"StringEquals": {
+                        "aws:ResourceTag/webstack:project": scope.project,
+                        "aws:ResourceTag/webstack:app": scope.app,
+                        "aws:ResourceTag/webstack:stack": list(scope.stacks)}}})
     return out
 
 

@@ -17,7 +17,7 @@ from tests.cases import CI_SETTINGS
 from tests.unit.test_names import physical_names
 
 ACCOUNT = "123456789012"
-SCOPE = ci_policy.Scope(ACCOUNT, ("shop-staging", "shop-prod"), MANAGED_POLICIES, "state")
+SCOPE = ci_policy.Scope(ACCOUNT, "shop", ("staging", "prod"), MANAGED_POLICIES, "state")
 _BOTOCORE = {"elasticloadbalancing": "elbv2"}  # IAM prefix -> botocore service
 
 
@@ -96,6 +96,19 @@ def test_only_the_state_lock_is_writable_without_deploying():
         assert [st["Resource"] for st in writes] == ["arn:aws:s3:::state/.pulumi/locks/*"]
 
 
+@pytest.mark.parametrize("role", ["drift", "deploy"])
+def test_secret_values_are_readable_only_of_the_deployed_stacks(role):
+    reads = [st for d in _docs(role) for st in d["Statement"]
+             if set(st["Action"]) & ci_policy.SECRET_READS]
+    by_sid = {st["Sid"]: st for st in reads}
+    assert set(by_sid) == {"OurParameters", "OurSecretValues"}
+    assert by_sid["OurParameters"]["Resource"] == [
+        f"arn:aws:ssm:*:{ACCOUNT}:parameter/webstack/{s}/shop/*" for s in ("staging", "prod")]
+    assert by_sid["OurSecretValues"]["Condition"] == {"StringEquals": {
+        "aws:ResourceTag/webstack:project": "webstack", "aws:ResourceTag/webstack:app": "shop",
+        "aws:ResourceTag/webstack:stack": ["staging", "prod"]}}
+
+
 def test_deploy_writes_iam_only_for_its_stacks():
     statements = [st for d in _docs("deploy") for st in d["Statement"]]
     assert _actions(_docs("drift")) <= _actions(_docs("deploy"))
@@ -149,8 +162,8 @@ def test_the_stack_exports_the_role_arns_and_attaches_every_document(run):
     attached = run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     assert len(policies) == len(attached) == sum(
         len(ci_policy.role_documents(r, ci_policy.Scope(
-            "123456789012", ("shop-staging", "shop-prod"), MANAGED_POLICIES,
-            "acme-pulumi-state"))) for r in ci.ROLES)
+            ACCOUNT, "shop", ("staging", "prod"), MANAGED_POLICIES, "acme-pulumi-state")))
+        for r in ci.ROLES)
     for reg in run.resources:
         if reg.custom:
             assert reg.parent and "GitHubCi" in reg.parent, reg.urn
