@@ -22,6 +22,7 @@ from botocore.stub import ANY, Stubber
 from deploy import ops, ops_logs
 from deploy.cli import Clock
 from tests.http_site import Site
+from tests.release import test_rollout as rollout_tests
 
 IDS = ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2"]
 CMD = "31111111-2222-3333-4444-555555555555"
@@ -84,22 +85,16 @@ def call(argv: list[str], tmp: Path, values: dict[str, Any] | None = None,
     return code, out.getvalue(), err.getvalue()
 
 
-class Stubbed:
-    """A session whose clients answer from Stubber queues; STS vouches for the credentials."""
-
-    NAMES = ("sts", "ssm", "ec2", "elbv2", "logs", "autoscaling")
+class Stubbed(rollout_tests.Stubbed):
+    """The rollout tests' Stubber session, with EC2 and CloudWatch Logs too."""
 
     def __init__(self) -> None:
-        self.clients = {n: boto3.client(n, region_name="us-east-1",  # type: ignore[call-overload]
-                                        aws_access_key_id="k", aws_secret_access_key="s")
-                        for n in self.NAMES}
-        self.stubs = {n: Stubber(c) for n, c in self.clients.items()}
-        for stub in self.stubs.values():
-            stub.activate()
-        self.stubs["sts"].add_response("get_caller_identity", {"Account": "123456789012"})
-
-    def client(self, name: str, config: object = None) -> Any:
-        return self.clients[name]
+        super().__init__()
+        for name in ("ec2", "logs"):
+            self.clients[name] = boto3.client(name, region_name="us-east-1",  # type: ignore[call-overload]
+                                              aws_access_key_id="k", aws_secret_access_key="s")
+            self.stubs[name] = Stubber(self.clients[name])
+            self.stubs[name].activate()
 
     def online(self, *pings: tuple[str, str]) -> None:
         ids = [iid for iid, _ in pings]
@@ -116,15 +111,7 @@ class Stubbed:
             {"InstanceIds": [iid], "DocumentName": "AWS-RunShellScript", "Comment": ANY,
              "TimeoutSeconds": ANY, "Parameters": {"commands": [script],
                                                    "executionTimeout": ANY}, **expected})
-        self.stubs["ssm"].add_response(
-            "get_command_invocation", {"Status": status, "ResponseCode": code,
-                                       "StandardOutputContent": stdout,
-                                       "StandardErrorContent": stderr},
-            {"CommandId": CMD, "InstanceId": iid})
-
-    def done(self) -> None:
-        for stub in self.stubs.values():
-            stub.assert_no_pending_responses()
+        self.invocation(iid, CMD, status, stdout, stderr, code)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from deploy import ops
-from tests.release.stack import REPO_URL, SECRET, Stack, dump, loopback_stack, rev
+from tests.release.stack import (
+    REPO_URL,
+    SECRET,
+    Stack,
+    dump,
+    loopback_stack,
+    require_tools,
+    rev,
+)
 from tests.variants import make_cfg
 
 pytestmark = pytest.mark.realtools
@@ -40,9 +47,7 @@ class Bash:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    for tool in ("nginx", "git", "flock"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed: scripts/setup-system.sh (make system) does it")
+    require_tools("nginx", "git", "flock")
     cfg = make_cfg({"webstack:appName": "shop", "webstack:appRepo": REPO_URL,
                     "webstack:appRef": "A", "webstack:appReleasesKept": "3",
                     "webstack:appEnv": json.dumps([f"GREETING={GREETING}"]),
