@@ -197,8 +197,8 @@ rollback_pointer() {  # [ID]: the pointer of the kept release to go back to (und
   serving=$(serving_id)
   while read -r epoch path; do kept+=("${path##*/}"); done < <(released_newest_first)
   if [ -n "$target" ]; then
-    printf '%s\n' "${kept[@]}" | grep -qxF -- "$target" \
-      || fail "'$target' is not a kept release: expected one of ${kept[*]:-(none: nothing is released yet)}" 2
+    printf '%s\n' "${kept[@]}" | grep -qxF -- "$target" || fail "'$target' is not a kept \
+release: expected one of ${kept[*]:-(none: nothing is released yet)}" 2
   else
     for path in "${kept[@]}"; do
       if [ "$path" != "$serving" ]; then target=$path; break; fi
@@ -224,7 +224,8 @@ run_command() {  # CMD [ARG...]: --run, in the serving release as the app runs (
   exec "${argv[@]}"
 }
 
-usage="usage: release [REF] | release --rollback [ID] | release --list | release --run -- CMD [ARG...] | release --refresh-secrets"
+usage="usage: release [REF] | release --rollback [ID] | release --list"
+usage+=" | release --run -- CMD [ARG...] | release --refresh-secrets"
 case "${1:-}:$#" in
   --list:1) list_releases; exit 0 ;;
   --run:*)
