@@ -4,8 +4,9 @@ a daily drift check; short-lived AWS credentials from the `ci` stack's roles, no
     python scripts/ci_workflows.py --from-ci-stack ci --stack staging --stack prod \\
         --region eu-west-1 --backend pulumi-cloud
     python scripts/ci_workflows.py --stack prod --region eu-west-1 \\
-        --preview-role-arn arn:aws:iam::123456789012:role/webstack-preview \\
-        --deploy-role-arn arn:aws:iam::123456789012:role/webstack-deploy \\
+        --preview-role-arn arn:aws:iam::123456789012:role/webstack-ci-preview \\
+        --drift-role-arn arn:aws:iam::123456789012:role/webstack-ci-drift \\
+        --deploy-role-arn arn:aws:iam::123456789012:role/webstack-ci-deploy \\
         --backend s3://acme-pulumi-state/webstack
 
 Writes webstack-preview.yml, webstack-deploy.yml and webstack-drift.yml (templates in
@@ -30,6 +31,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import jinja2
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from components import ci_policy
 
 PROJECT = Path(__file__).resolve().parent.parent
 TEMPLATES = PROJECT / "ci" / "workflows"
@@ -71,23 +77,26 @@ FORMS: dict[str, tuple[re.Pattern[str], str]] = {
     "role_arn": (re.compile(r"arn:aws(-cn|-us-gov)?:iam::\d{12}:role/([\w+=,.@-]+/)*"
                             r"[\w+=,.@-]{1,64}"),
                  "an IAM role ARN such as arn:aws:iam::123456789012:role/webstack-deploy"),
-    "environment": (re.compile(r"[A-Za-z0-9_.-]{1,255}"),
-                    "a GitHub environment name: 1-255 letters, digits, '_', '.' or '-'"),
-    "branch": (re.compile(r"(?!-|/|.*\.\.|.*//|.*/$|.*\.lock$|.*\.$)[A-Za-z0-9_./-]{1,255}"),
+    # as the ci stack takes them (its roles trust exactly these)
+    "environment": (ci_policy.ENVIRONMENT,
+                    "a GitHub environment name: 1-255 letters, digits, spaces, '_', '.' or '-'"),
+    "branch": (ci_policy.BRANCH,
                "a branch name of letters, digits, '_', '.', '-' and '/' (no '..' or '//', not "
-               "starting with '-' or '/', not ending with '/', '.' or '.lock')"),
+               "starting with '/', not ending with '/' or '.')"),
     "backend": (re.compile(r"pulumi-cloud|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
                            r"(/[A-Za-z0-9_.-]+)*(\?region=[a-z]{2}(-gov)?-[a-z]+-\d{1,2})?"),
                 "pulumi-cloud, or an S3 URL s3://bucket[/prefix][?region=REGION]"),
     "python": (re.compile(r"3\.(1[1-9]|[2-9]\d)"), "a Python version 3.N, at least 3.11"),
 }
 # The form of each single-valued input (the Inputs field behind each flag)
-FIELD_FORMS = {"region": "region", "preview_role_arn": "role_arn", "deploy_role_arn": "role_arn",
-               "environment": "environment", "default_branch": "branch", "backend": "backend",
-               "python": "python"}
+FIELD_FORMS = {"region": "region", "preview_role_arn": "role_arn", "drift_role_arn": "role_arn",
+               "deploy_role_arn": "role_arn", "environment": "environment",
+               "default_branch": "branch", "backend": "backend", "python": "python"}
 # --from-ci-stack: the ci stack's output behind each flag
-CI_OUTPUTS = {"preview_role_arn": "previewRoleArn", "deploy_role_arn": "deployRoleArn",
-              "environment": "environment", "default_branch": "defaultBranch"}
+CI_OUTPUTS = {"preview_role_arn": "previewRoleArn", "drift_role_arn": "driftRoleArn",
+              "deploy_role_arn": "deployRoleArn", "environment": "environment",
+              "default_branch": "defaultBranch"}
+ROLES = ("preview_role_arn", "drift_role_arn", "deploy_role_arn")
 
 
 class UsageError(Exception):
@@ -115,6 +124,7 @@ class Inputs:
     stacks: tuple[str, ...]
     region: str
     preview_role_arn: str
+    drift_role_arn: str
     deploy_role_arn: str
     backend: str
     environment: str = "production"
@@ -174,7 +184,7 @@ def render(inputs: Inputs, pulumi: str | None = None) -> dict[str, str]:
     backend_url = "" if inputs.backend == "pulumi-cloud" else inputs.backend
     context = {
         "stacks": inputs.stack_list(), "region": inputs.region,
-        "preview_role_arn": inputs.preview_role_arn, "deploy_role_arn": inputs.deploy_role_arn,
+        **{role: getattr(inputs, role) for role in ROLES},
         "environment": inputs.environment, "default_branch": inputs.default_branch,
         "python": inputs.python, "backend_url": backend_url, "cron": CRON,
         "pulumi_version": pulumi or pulumi_version(), "command": inputs.command(),
@@ -240,10 +250,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", action="append", default=[], required=True, metavar="NAME",
                    help="a stack to preview, deploy and check (repeat: deployed in this order)")
     p.add_argument("--region", required=True, help="the AWS region of the roles' sessions")
-    p.add_argument("--preview-role-arn", help="the read-only role of previews and drift checks")
-    p.add_argument("--deploy-role-arn", help="the role of pulumi up")
+    p.add_argument("--preview-role-arn", help="the ci stack's role of pull requests' previews")
+    p.add_argument("--drift-role-arn", help="the ci stack's role of the drift check")
+    p.add_argument("--deploy-role-arn", help="the ci stack's role of pulumi up")
     p.add_argument("--from-ci-stack", metavar="NAME",
-                   help="take both roles, the environment and the branch from this ci stack")
+                   help="take the three roles, the environment and the branch from this ci stack")
     p.add_argument("--environment", help="the GitHub environment of deploys (production)")
     p.add_argument("--default-branch", help="the branch deployed (main)")
     p.add_argument("--backend", required=True,
@@ -268,7 +279,7 @@ def inputs_from(args: argparse.Namespace, run: Runner = subprocess.run) -> Input
             checked(f"--from-ci-stack {args.from_ci_stack}: output {CI_OUTPUTS[dest]}",
                     FIELD_FORMS[dest], value)
             values[dest] = value
-    for dest in ("preview_role_arn", "deploy_role_arn"):
+    for dest in ROLES:
         if values[dest] is None:
             raise UsageError(f"{flag(dest)}: expected {FORMS['role_arn'][1]} (or --from-ci-stack "
                              "NAME)")

@@ -16,26 +16,25 @@ import pytest
 from devtools import actionlint
 from scripts import ci_workflows as cw
 
-PREVIEW_ROLE = "arn:aws:iam::123456789012:role/webstack-preview"
-DEPLOY_ROLE = "arn:aws:iam::123456789012:role/ci/webstack-deploy"
+PREVIEW_ROLE = "arn:aws:iam::123456789012:role/webstack-ci-preview"
+DRIFT_ROLE = "arn:aws:iam::123456789012:role/webstack-ci-drift"
+DEPLOY_ROLE = "arn:aws:iam::123456789012:role/ci/webstack-ci-deploy"
+ROLES = {"preview_role_arn": PREVIEW_ROLE, "drift_role_arn": DRIFT_ROLE,
+         "deploy_role_arn": DEPLOY_ROLE}
 PIN = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")
 PULUMI_PIN = re.search(r"^pulumi==(\S+)", (cw.PROJECT / "requirements.txt").read_text(),
                        re.M).group(1)  # type: ignore[union-attr]
 
 INPUT_SETS = {
-    "one-stack-cloud": cw.Inputs(stacks=("prod",), region="eu-west-1",
-                                 preview_role_arn=PREVIEW_ROLE, deploy_role_arn=DEPLOY_ROLE,
+    "one-stack-cloud": cw.Inputs(stacks=("prod",), region="eu-west-1", **ROLES,
                                  backend="pulumi-cloud"),
-    "two-stacks-s3": cw.Inputs(stacks=("staging", "prod"), region="us-east-1",
-                               preview_role_arn=PREVIEW_ROLE, deploy_role_arn=DEPLOY_ROLE,
+    "two-stacks-s3": cw.Inputs(stacks=("staging", "prod"), region="us-east-1", **ROLES,
                                backend="s3://acme-pulumi-state/webstack"),
     "three-stacks-s3-region": cw.Inputs(
-        stacks=("dev", "acme/webstack/staging", "prod.eu"), region="eu-central-1",
-        preview_role_arn=PREVIEW_ROLE, deploy_role_arn=DEPLOY_ROLE,
-        backend="s3://acme-state?region=eu-central-1", environment="live",
+        stacks=("dev", "acme/webstack/staging", "prod.eu"), region="eu-central-1", **ROLES,
+        backend="s3://acme-state?region=eu-central-1", environment="live site",
         default_branch="release/v2", python="3.12"),
-    "cloud-custom-branch": cw.Inputs(stacks=("dev", "prod"), region="ap-southeast-2",
-                                     preview_role_arn=PREVIEW_ROLE, deploy_role_arn=DEPLOY_ROLE,
+    "cloud-custom-branch": cw.Inputs(stacks=("dev", "prod"), region="ap-southeast-2", **ROLES,
                                      backend="pulumi-cloud", default_branch="trunk"),
 }
 CASES = [(case, name) for case in INPUT_SETS for name in cw.FILES]
@@ -211,7 +210,7 @@ def test_drift_refreshes_expects_no_changes_and_reports_an_issue(
         assert job["if"] == f"github.ref == 'refs/heads/{inputs.default_branch}'"
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
         assert job["concurrency"] == deploy["jobs"][f"up-{stack.slug}"]["concurrency"]
-        assert role_of(job) == inputs.preview_role_arn
+        assert role_of(job) == inputs.drift_role_arn
         assert pulumi_step(job)["with"] == {
             "command": "preview", "stack-name": stack.name, "pulumi-version": PULUMI_PIN,
             "diff": True, "refresh": True, "expect-no-changes": True, **backend_inputs(inputs)}
@@ -265,8 +264,8 @@ def test_rendering_is_deterministic(rendered: dict[str, dict[str, str]]) -> None
 # --- the command line ------------------------------------------------------------------------
 
 GOOD = ["--stack", "staging", "--stack", "prod", "--region", "eu-west-1",
-        "--preview-role-arn", PREVIEW_ROLE, "--deploy-role-arn", DEPLOY_ROLE,
-        "--backend", "pulumi-cloud"]
+        "--preview-role-arn", PREVIEW_ROLE, "--drift-role-arn", DRIFT_ROLE,
+        "--deploy-role-arn", DEPLOY_ROLE, "--backend", "pulumi-cloud"]
 
 
 def main(argv: list[str], **kw: Any) -> int:
@@ -327,7 +326,9 @@ BAD = {
     "deploy role a user": (replaced("--deploy-role-arn", "arn:aws:iam::123456789012:user/x"),
                            "--deploy-role-arn"),
     "no deploy role": (without("--deploy-role-arn"), "--deploy-role-arn"),
-    "environment": ([*GOOD, "--environment", "prod env"], "--environment"),
+    "drift role": (replaced("--drift-role-arn", "webstack-ci-drift"), "--drift-role-arn"),
+    "no drift role": (without("--drift-role-arn"), "--drift-role-arn"),
+    "environment": ([*GOOD, "--environment", "prod/env"], "--environment"),
     "branch glob": ([*GOOD, "--default-branch", "release/*"], "--default-branch"),
     "branch dots": ([*GOOD, "--default-branch", "a..b"], "--default-branch"),
     "backend scheme": (replaced("--backend", "gs://bucket"), "--backend"),
@@ -351,8 +352,11 @@ def test_a_bad_input_exits_2_naming_the_flag_and_writes_nothing(
     assert not out.exists()
 
 
-CI_OUTPUTS = {"previewRoleArn": PREVIEW_ROLE, "deployRoleArn": DEPLOY_ROLE,
-              "environment": "live", "defaultBranch": "trunk", "appName": "hello"}
+CI_OUTPUTS = {"previewRoleArn": PREVIEW_ROLE, "driftRoleArn": DRIFT_ROLE,
+              "deployRoleArn": DEPLOY_ROLE, "environment": "live", "defaultBranch": "trunk",
+              "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/"
+                                 "token.actions.githubusercontent.com",
+              "repository": "acme/shop"}
 
 
 class FakePulumi:
@@ -377,8 +381,7 @@ def test_from_ci_stack_takes_the_roles_environment_and_branch(tmp_path: Path) ->
     assert main([*FROM_CI, "--out", str(tmp_path)], run=fake) == 0
     assert fake.calls == [(["pulumi", "stack", "output", "--json", "--stack", "ci", "--cwd", "ci"],
                            cw.PROJECT)]
-    expected = cw.render(cw.Inputs(stacks=("staging", "prod"), region="eu-west-1",
-                                   preview_role_arn=PREVIEW_ROLE, deploy_role_arn=DEPLOY_ROLE,
+    expected = cw.render(cw.Inputs(stacks=("staging", "prod"), region="eu-west-1", **ROLES,
                                    backend="pulumi-cloud", environment="live",
                                    default_branch="trunk"))
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == expected
@@ -392,7 +395,7 @@ BAD_CI = {
                      "exited 255: error: no stack named 'ci' found"),
     "not json": (FakePulumi("[secret]"), [], "--from-ci-stack ci: expected a JSON object"),
     "an output missing": (FakePulumi(json.dumps({"previewRoleArn": PREVIEW_ROLE})), [],
-                          "expected the output deployRoleArn (a string); the ci stack has "
+                          "expected the output driftRoleArn (a string); the ci stack has "
                           "previewRoleArn"),
     "a bad output": (FakePulumi(json.dumps({**CI_OUTPUTS, "defaultBranch": "a b"})), [],
                      "--from-ci-stack ci: output defaultBranch 'a b': expected a branch name"),
