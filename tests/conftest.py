@@ -47,3 +47,25 @@ def aws_env_module(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     with pytest.MonkeyPatch.context() as mp:
         _isolate(mp, tmp_path_factory.mktemp("aws"), moto_url)
         yield moto_url
+
+
+class PlannedVariants(dict):
+    """Each variant of tests/variants.py planned once per session, when a test first asks for
+    it: the program's, the data stores' and the image's tests read the same runs."""
+
+    def __init__(self, url: str, tmp: Path):
+        super().__init__()
+        self.url, self.tmp = url, tmp
+
+    def __missing__(self, key: str):
+        from tests import variants  # the program's modules, only when a plan is wanted
+
+        with pytest.MonkeyPatch.context() as mp:
+            _isolate(mp, self.tmp, self.url)
+            self[key] = run = variants.plan(key)
+        return run
+
+
+@pytest.fixture(scope="session")
+def planned(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> PlannedVariants:
+    return PlannedVariants(moto_url, tmp_path_factory.mktemp("planned"))

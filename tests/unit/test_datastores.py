@@ -25,8 +25,8 @@ INSTANCE = "aws:rds/instance:Instance"
 
 
 @pytest.fixture(scope="module")
-def runs(aws_env_module) -> dict[str, MockRun]:
-    return {key: variants.plan(key) for key in variants.NAMES}
+def runs(planned, aws_env_module) -> dict[str, MockRun]:
+    return {key: planned[key] for key in variants.NAMES}
 
 
 @cache

@@ -27,17 +27,9 @@ PARAMETER = "aws:ssm/parameter:Parameter"
 CONTAINERS = ("docker-build", "docker-image", "docker-ecr")
 
 
-class _Runs(dict[str, MockRun]):
-    """Each variant planned once, when a test first asks for it."""
-
-    def __missing__(self, key: str) -> MockRun:
-        self[key] = variants.plan(key)
-        return self[key]
-
-
 @pytest.fixture(scope="module")
-def runs(aws_env_module) -> dict[str, MockRun]:
-    return _Runs()
+def runs(planned, aws_env_module) -> dict[str, MockRun]:
+    return planned
 
 
 def _policies(run: MockRun) -> dict[str, dict]:

@@ -37,8 +37,8 @@ def run_stack(stack: str, overrides: dict[str, str] | None = None) -> MockRun:
 
 
 @pytest.fixture(scope="module")
-def runs(aws_env_module) -> dict[str, MockRun]:
-    return {key: variants.plan(key) for key in variants.NAMES}
+def runs(planned, aws_env_module) -> dict[str, MockRun]:
+    return {key: planned[key] for key in variants.NAMES}
 
 
 # --- outputs contract --------------------------------------------------------------------------
