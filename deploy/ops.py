@@ -13,6 +13,13 @@ selected stack) or from a saved copy (--outputs FILE or WEBSTACK_OUTPUTS). On th
 commands are the release program's verbs (server/release.sh: --list, --rollback, --run), sent
 through SSM Run Command as root. The AWS identity is the stack's provider's (the profile and
 roles its healthCheckCommand names; --profile overrides the profile), in the stack's region.
+
+exit codes:
+  0  done; status: every server and the health URL healthy
+  1  failed: a server or the URL unhealthy, a failed rollback, releases not read
+  2  usage or setup: no stack selected, pulumi missing, an output missing, no usable AWS
+     credentials, a server not managed by SSM, a wrong --instance, the session plugin missing
+  run exits with the command's own code
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
@@ -45,12 +53,8 @@ from deploy.rollout import (
     release_command,
 )
 
-EXIT_CODES = """exit codes:
-  0  done; status: every server and the health URL healthy
-  1  failed: a server or the URL unhealthy, a failed rollback, releases not read
-  2  usage or setup: no stack selected, pulumi missing, an output missing, no usable AWS
-     credentials, a server not managed by SSM, a wrong --instance, the session plugin missing
-  run exits with the command's own code"""
+# the --help epilog: the docstring's exit codes (one text)
+EXIT_CODES = "exit codes:" + (__doc__ or "").partition("exit codes:")[2].rstrip()
 PROJECT = Path(__file__).resolve().parents[1]
 PULUMI_INSTALL = "https://www.pulumi.com/docs/install/"
 PLUGIN_INSTALL = ("https://docs.aws.amazon.com/systems-manager/latest/userguide/"
@@ -164,6 +168,16 @@ def parse_list(instance_id: str, stdout: str) -> list[dict[str, Any]]:
     return releases
 
 
+@dataclass
+class _Stream:
+    """One of a command's CloudWatch streams, as far as it was printed."""
+
+    name: str
+    file: TextIO
+    token: str | None = None
+    shown: int = 0  # characters
+
+
 class StreamingSsm(SsmTransport):
     """`run`'s Run Command: the output read from CloudWatch Logs between the polls and printed
     as it comes; SSM's own copy (its first 24,000 characters) when CloudWatch had none."""
@@ -172,12 +186,11 @@ class StreamingSsm(SsmTransport):
                  **kwargs: Any) -> None:
         super().__init__(ssm_client, **kwargs)
         self.logs, self.out, self.err = logs, out, err
-        self.streams: dict[str, list[Any]] = {}  # stream -> [file, token, characters shown]
+        self.streams: list[_Stream] = []  # stdout, stderr
 
     def sent(self, instance_id: str, command_id: str) -> Clock:
         base = f"{command_id}/{instance_id}/aws-runShellScript"
-        self.streams = {f"{base}/stdout": [self.out, None, 0],
-                        f"{base}/stderr": [self.err, None, 0]}
+        self.streams = [_Stream(f"{base}/stdout", self.out), _Stream(f"{base}/stderr", self.err)]
         super().sent(instance_id, command_id)
 
         def sleep(seconds: float) -> None:
@@ -187,34 +200,33 @@ class StreamingSsm(SsmTransport):
 
     def read(self) -> None:
         """Print what CloudWatch has of the output since the last read."""
-        for stream, state in self.streams.items():
+        for stream in self.streams:
             while True:
                 kwargs: dict[str, Any] = {"logGroupName": self.log_group,
-                                          "logStreamName": stream, "startFromHead": True}
-                if state[1]:
-                    kwargs["nextToken"] = state[1]
+                                          "logStreamName": stream.name, "startFromHead": True}
+                if stream.token:
+                    kwargs["nextToken"] = stream.token
                 try:
                     page = self.logs.get_log_events(**kwargs)
                 except self.logs.exceptions.ResourceNotFoundException:
                     break  # nothing written yet
                 for event in page.get("events", []):
                     message = event.get("message", "")
-                    print(message, file=state[0], flush=True)
-                    state[2] += len(message) + 1
-                if page.get("nextForwardToken") in (None, state[1]):
+                    print(message, file=stream.file, flush=True)
+                    stream.shown += len(message) + 1
+                if page.get("nextForwardToken") in (None, stream.token):
                     break
-                state[1] = page["nextForwardToken"]
+                stream.token = page["nextForwardToken"]
 
     def run(self, instance_id: str, script: str) -> tuple[int, str, str]:
         inv = self.invoke(instance_id, script)
-        stdout_state = next(iter(self.streams.values()))
         for attempt in range(FINAL_READS):  # CloudWatch may still be behind SSM's own copy
             if attempt:
                 self.clock.sleep(1.0)
             self.read()
-            if stdout_state[2] >= len(inv.stdout.strip()):
+            if self.streams[0].shown >= len(inv.stdout.strip()):
                 break
-        if any(state[2] for state in self.streams.values()):
+        if any(stream.shown for stream in self.streams):
             return inv.code, "", ""
         if len(inv.stdout) >= SSM_OUTPUT_CAP:
             print(f"webstack: the output was cut at SSM's {SSM_OUTPUT_CAP:,} characters and "
@@ -253,17 +265,14 @@ class Ops:
         if "instanceIds" in self.outputs.values:
             found = self.outputs.texts("instanceIds")
         elif name := self.outputs.optional("autoScalingGroupName"):
-            try:
-                group = aws_call(f"Auto Scaling group {name}", servers.group,
-                                 autoscaling=self.client("autoscaling"), name=name,
-                                 region=self.region)
-            except UsageError as exc:
-                if "no such Auto Scaling group" not in str(exc):
-                    raise
+            groups = aws_call(f"Auto Scaling group {name}",
+                              self.client("autoscaling").describe_auto_scaling_groups,
+                              AutoScalingGroupNames=[name])["AutoScalingGroups"]
+            if not groups:
                 raise UsageError(f"the stack's Auto Scaling group {name} (output "
-                                 f"autoScalingGroupName) is not in {self.region}: run `pulumi "
-                                 "refresh`") from exc
-            found = servers.in_service(group)
+                                 f"autoScalingGroupName) is not in {self.region}: is the "
+                                 "stack's state current (`pulumi refresh`)?")
+            found = servers.in_service(groups[0])
         else:
             raise self.outputs.missing("instanceIds", "autoScalingGroupName")
         if not found:

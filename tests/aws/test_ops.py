@@ -8,7 +8,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -228,6 +231,42 @@ def test_a_missing_output_is_exit_2_naming_it(tmp_path: Path, drop: str,
     assert (code, err) == (2, f"error: outputs file {tmp_path / 'outputs.json'}: no output "
                               f"'{name}': deploy this version of the project first "
                               "(`pulumi up`)\n")
+
+
+def test_the_console_script_and_its_packages(tmp_path: Path) -> None:
+    project = tomllib.loads((ops.PROJECT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"] == {"webstack": "deploy.ops:main"}
+    listed = project["tool"]["setuptools"]["packages"]
+    # every package of the installed folders is listed (setuptools installs only those)
+    found = sorted(str(p.parent.relative_to(ops.PROJECT)).replace("/", ".")
+                   for top in ("deploy", "components") for p in (ops.PROJECT / top).rglob(
+                       "__init__.py"))
+    assert sorted(listed) == found
+    assert [str(p) for p in project["tool"]["setuptools"]["package-data"]["components"]
+            ] == ["data/*"] and list((ops.PROJECT / "components/data").glob("*"))
+    proc = subprocess.run([sys.executable, "-m", "deploy.ops", "--help"], cwd=ops.PROJECT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: webstack ")
+    assert proc.stdout.rstrip().endswith(ops.EXIT_CODES)
+
+
+def test_a_group_that_is_gone_or_empty(tmp_path: Path, stubbed: Stubbed) -> None:
+    values = outputs(instanceIds=None, autoScalingGroupName="shop-web")
+    for groups in ([], [{"AutoScalingGroupName": "shop-web", "MinSize": 0, "MaxSize": 2,
+                         "DesiredCapacity": 0, "DefaultCooldown": 0,
+                         "AvailabilityZones": ["us-east-1a"], "HealthCheckType": "EC2",
+                         "CreatedTime": datetime(2026, 12, 1, tzinfo=UTC), "Instances": []}]):
+        stubbed.stubs["autoscaling"].add_response("describe_auto_scaling_groups",
+                                                  {"AutoScalingGroups": groups},
+                                                  {"AutoScalingGroupNames": ["shop-web"]})
+    code, _, err = call(["releases"], tmp_path, values, session=stubbed)
+    assert (code, err) == (2, "error: the stack's Auto Scaling group shop-web (output "
+                              "autoScalingGroupName) is not in us-east-1: is the stack's state "
+                              "current (`pulumi refresh`)?\n")
+    stubbed.stubs["sts"].add_response("get_caller_identity", {"Account": "123456789012"})
+    code, _, err = call(["releases"], tmp_path, values, session=stubbed)
+    assert (code, err) == (1, "FAILED: the stack has no InService server now (new ones deploy "
+                              "the release pointer when they start)\n")
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -464,6 +503,7 @@ def test_since_takes_a_number_and_a_unit() -> None:
 
 @pytest.fixture
 def log_groups(aws_env: str) -> Any:
+    """The stack's four groups on moto, each with a stream per server."""
     logs = boto3.client("logs")
     suffix = os.urandom(4).hex()
     names = [f"/webstack/{suffix}/shop/{k}" for k in ("nginx-access", "nginx-error", "app",
@@ -484,6 +524,7 @@ def stamp(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
+@pytest.mark.aws
 def test_logs_are_merged_by_time_across_servers_and_groups(tmp_path: Path,
                                                            log_groups: Any) -> None:
     logs, names = log_groups
@@ -508,6 +549,7 @@ def test_logs_are_merged_by_time_across_servers_and_groups(tmp_path: Path,
         "nginx-access GET / 200", "nginx-error upstream timed out"]
 
 
+@pytest.mark.aws
 def test_logs_read_every_page(tmp_path: Path, log_groups: Any) -> None:
     logs, names = log_groups
     now = int(time.time() * 1000)
@@ -518,6 +560,7 @@ def test_logs_read_every_page(tmp_path: Path, log_groups: Any) -> None:
     assert lines[-1].endswith("cloud-init line 10049")
 
 
+@pytest.mark.aws
 def test_logs_follow_prints_new_events_once_until_ctrl_c(tmp_path: Path,
                                                          log_groups: Any) -> None:
     logs, names = log_groups
@@ -544,6 +587,7 @@ def test_a_bad_since_is_exit_2(tmp_path: Path) -> None:
     assert err == ("error: --since 'ten': expected a number and a unit: 30s, 10m, 2h or 1d\n")
 
 
+@pytest.mark.aws
 def test_no_credentials_is_exit_2(tmp_path: Path, aws_env: str,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
