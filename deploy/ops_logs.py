@@ -35,9 +35,10 @@ def since_seconds(text: str) -> int:
 
 
 def groups(names: Sequence[str], kind: str | None) -> dict[str, str]:
-    """The log groups to read by kind, all of the stack's without `kind`."""
+    """The log groups to read by kind, the servers' four without `kind` (not `run`'s: its
+    streams are commands' output, which `webstack run` shows)."""
     by_kind = {name.rsplit("/", 1)[-1]: name for name in names}
-    wanted = KINDS[kind] if kind else tuple(by_kind)
+    wanted = KINDS[kind] if kind else tuple(k for kinds in KINDS.values() for k in kinds)
     missing = [k for k in wanted if k not in by_kind]
     if missing:
         raise UsageError(f"the stack's logGroupNames has no {', '.join(missing)} group "

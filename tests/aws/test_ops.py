@@ -45,7 +45,7 @@ def outputs(**changes: Any) -> dict[str, Any]:
         "region": "us-east-1", "appName": "shop", "instanceIds": [IDS[0]],
         "url": "http://shop.example.org", "releaseRefParameter": f"{BASE}/release-ref",
         "logGroupNames": [f"{BASE}/{k}" for k in ("nginx-access", "nginx-error", "app",
-                                                  "cloud-init")],
+                                                  "cloud-init", "run")],
         "runLogGroupName": f"{BASE}/run",
         "healthCheckCommand": ".venv/bin/python -m deploy.readiness_check --region us-east-1 "
                               f"--instance-id {IDS[0]} --url http://shop.example.org/healthz"}
@@ -507,7 +507,7 @@ def log_groups(aws_env: str) -> Any:
     logs = boto3.client("logs")
     suffix = os.urandom(4).hex()
     names = [f"/webstack/{suffix}/shop/{k}" for k in ("nginx-access", "nginx-error", "app",
-                                                      "cloud-init")]
+                                                      "cloud-init", "run")]
     for name in names:
         logs.create_log_group(logGroupName=name)
         for iid in IDS:
@@ -535,6 +535,7 @@ def test_logs_are_merged_by_time_across_servers_and_groups(tmp_path: Path,
     put(logs, names[2], IDS[1], (now - 4000, "app two"))
     put(logs, names[0], IDS[1], (now - 3500, "GET / 200"))
     put(logs, names[1], IDS[0], (now - 2000, "upstream timed out"))
+    put(logs, names[4], IDS[0], (now - 2500, "a command's output"))  # `run` shows it, not logs
     values = outputs(logGroupNames=names)
     code, out, err = call(["logs", "--since", "10m"], tmp_path, values)
     assert (code, err) == (0, "")
@@ -581,10 +582,13 @@ def test_logs_follow_prints_new_events_once_until_ctrl_c(tmp_path: Path,
     assert fake.sleeps == [2.0, 2.0, 4.0, 2.0, 4.0]
 
 
-def test_a_bad_since_is_exit_2(tmp_path: Path) -> None:
+def test_a_bad_since_or_a_group_missing_is_exit_2(tmp_path: Path) -> None:
     code, out, err = call(["logs", "--since", "ten"], tmp_path)
     assert (code, out) == (2, "")
     assert err == ("error: --since 'ten': expected a number and a unit: 30s, 10m, 2h or 1d\n")
+    code, _, err = call(["logs", "nginx"], tmp_path, outputs(logGroupNames=[f"{BASE}/app"]))
+    assert (code, err) == (2, "error: the stack's logGroupNames has no nginx-access, "
+                              f"nginx-error group ({BASE}/app)\n")
 
 
 @pytest.mark.aws
