@@ -91,7 +91,8 @@ CONTRACT: tuple[OutputSpec, ...] = (
                _always),
     OutputSpec("logGroupNames", "list(string)", "always",
                "CloudWatch log groups: nginx access and error logs, the app's log, cloud-init's "
-               "output, Run Command's output (`webstack logs` reads them).", _always),
+               "output (`webstack logs` reads these four), Run Command's output (`webstack run` "
+               "shows it).", _always),
     OutputSpec("runLogGroupName", "string", "always",
                "Log group of `webstack run`'s output (one stream per command and server).",
                _always),

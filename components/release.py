@@ -32,7 +32,7 @@ def rollout_command(cfg: StackConfig, *, ref: str, aws_args: Sequence[str],
 
 
 class Rollout(pulumi.ComponentResource):
-    """The `<name>-rollout` command: deploy.rollout's ReleaseRollout of `pointer`, run when
+    """The `<name>-rollout` command: deploy.rollout's one-at-a-time release of `pointer`, run when
     `code` changes (appRef, or the bundle's sha256: known at preview, unlike its S3 version)."""
 
     def __init__(self, name: str, cfg: StackConfig, identity: AwsIdentity, *,
