@@ -274,7 +274,8 @@ PLAN_ACTIONS = ("ec2:DescribeInstanceTypes", "sts:GetCallerIdentity")
 # Reads that return a secret's value: the drift role's, never the preview role's.
 SECRET_READS = frozenset({"secretsmanager:GetSecretValue", "ssm:GetParameter",
                           "ssm:GetParameters"})
-_READ = re.compile(r"^[a-z0-9-]+:(Describe|Get|List)[A-Za-z0-9]*$")
+# a read: ECR's Batch calls read too (a refresh of the docker-build image reads its manifest)
+READ = re.compile(r"^[a-z0-9-]+:(Describe|Get|List|BatchGet|BatchCheck)[A-Za-z0-9]*$")
 ACTION = re.compile(r"^[a-z0-9-]+:[A-Z][A-Za-z0-9]*$")  # exact: no wildcard can match
 # IAM action names that are no API operation's name (S3 names several differently; PassRole is
 # checked, never called).
@@ -316,7 +317,7 @@ def preview_actions() -> frozenset[str]:
 
 def drift_actions() -> frozenset[str]:
     """`pulumi preview --refresh`: every read of every type, secret values included."""
-    return frozenset(a for a in every_action() if _READ.match(a))
+    return frozenset(a for a in every_action() if READ.match(a))
 
 
 # --- trust -------------------------------------------------------------------------------------
