@@ -218,10 +218,22 @@ def test_drift_refreshes_expects_no_changes_and_reports_an_issue(
     deploy = loaded(rendered, case, "webstack-deploy.yml")
     assert wf["on"] == {"schedule": [{"cron": "17 6 * * *"}], "workflow_dispatch": None}
     assert wf["permissions"] == {}
+    # A check queued behind a running up would take the place of the up waiting there (GitHub
+    # keeps one waiting run per group): it looks for deploy runs first and skips while any runs
+    # or waits.
+    deploys = wf["jobs"]["deploys"]
+    assert deploys["if"] == f"github.ref == 'refs/heads/{inputs.default_branch}'"
+    assert deploys["permissions"] == {"actions": "read"} and "concurrency" not in deploys
+    assert deploys["outputs"] == {"busy": "${{ steps.deploys.outputs.busy }}"}
+    (look,) = steps_using(deploys, "actions/github-script")
+    for needle in ('workflow_id: "webstack-deploy.yml"', '"in_progress", "queued", "waiting"',
+                   'core.setOutput("busy"'):
+        assert needle in look["with"]["script"]
     for stack in inputs.stack_list():
         job = wf["jobs"][f"drift-{stack.slug}"]
-        assert "environment" not in job  # the preview role trusts sub ...:ref:refs/heads/<branch>
-        assert job["if"] == f"github.ref == 'refs/heads/{inputs.default_branch}'"
+        assert "environment" not in job  # the drift role trusts sub ...:ref:refs/heads/<branch>
+        assert job["needs"] == "deploys"
+        assert job["if"] == "needs.deploys.outputs.busy == 'false'"
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
         assert job["concurrency"] == deploy["jobs"][f"up-{stack.slug}"]["concurrency"]
         assert role_of(job) == inputs.drift_role_arn
@@ -238,7 +250,7 @@ def test_drift_refreshes_expects_no_changes_and_reports_an_issue(
         for needle in ("`webstack drift: ${process.env.STACK}`", "context.runId",
                        "github.rest.issues.createComment", "github.rest.issues.create("):
             assert needle in js
-    assert len(wf["jobs"]) == 2 * len(inputs.stacks)
+    assert len(wf["jobs"]) == 1 + 2 * len(inputs.stacks)
 
 
 @pytest.mark.parametrize(("case", "name"), CASES)
