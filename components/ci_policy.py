@@ -377,7 +377,8 @@ def _statements(actions: Iterable[str], scope: Scope, *, write_iam: bool) -> lis
     iam_arns = sorted([f"arn:aws:iam::{scope.account}:role/{p}-*" for p in scope.prefixes]
                       + [f"arn:aws:iam::{scope.account}:instance-profile/{p}-*"
                          for p in scope.prefixes])
-    plain = [a for a in acts if not a.startswith("iam:") and a not in SECRET_READS]
+    plain = [a for a in acts if not a.startswith("iam:") and a not in SECRET_READS
+             and a != "ssm:SendCommand"]
     iam = [a for a in acts if a.startswith("iam:") and a not in _IAM_SCOPED]
     out: list[dict] = []
     by_service: dict[str, list[str]] = {}
@@ -387,6 +388,8 @@ def _statements(actions: Iterable[str], scope: Scope, *, write_iam: bool) -> lis
         out.append({"Sid": re.sub(r"[^A-Za-z0-9]", "", service.title()), "Effect": "Allow",
                     "Action": group, "Resource": "*"})
     out += _secret_reads([a for a in acts if a in SECRET_READS], scope)
+    if "ssm:SendCommand" in acts:
+        out += _run_command(scope)
     if iam:
         out.append({"Sid": "IamOfOurStacks", "Effect": "Allow", "Action": iam,
                     "Resource": iam_arns})
@@ -424,6 +427,20 @@ def _secret_reads(actions: Sequence[str], scope: Scope) -> list[dict]:
                         "aws:ResourceTag/webstack:app": scope.app,
                         "aws:ResourceTag/webstack:stack": list(scope.stacks)}}})
     return out
+
+
+def _run_command(scope: Scope) -> list[dict]:
+    """Run Command (the rollout, the gates) runs as root: only AWS's shell document, and only on
+    the deployed stacks' servers (their standard tags, which the instances and the launch
+    template's instances carry)."""
+    return [{"Sid": "RunShellScript", "Effect": "Allow", "Action": ["ssm:SendCommand"],
+             "Resource": "arn:aws:ssm:*::document/AWS-RunShellScript"},
+            {"Sid": "OnOurServers", "Effect": "Allow", "Action": ["ssm:SendCommand"],
+             "Resource": f"arn:aws:ec2:*:{scope.account}:instance/*",
+             "Condition": {"StringEquals": {
+                 "ssm:resourceTag/webstack:project": scope.project,
+                 "ssm:resourceTag/webstack:app": scope.app,
+                 "ssm:resourceTag/webstack:stack": list(scope.stacks)}}}]
 
 
 def state_statements(bucket: str, *, write: bool) -> list[dict]:

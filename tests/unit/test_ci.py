@@ -112,6 +112,19 @@ def test_secret_values_are_readable_only_of_the_deployed_stacks(role):
         "aws:ResourceTag/webstack:stack": ["staging", "prod"]}}
 
 
+def test_run_command_runs_only_the_shell_document_on_the_deployed_stacks_servers():
+    sends = [st for d in _docs("deploy") for st in d["Statement"]
+             if "ssm:SendCommand" in st["Action"]]
+    assert [st["Action"] for st in sends] == [["ssm:SendCommand"]] * 2
+    assert sends[0]["Resource"] == "arn:aws:ssm:*::document/AWS-RunShellScript"
+    assert sends[1]["Resource"] == f"arn:aws:ec2:*:{ACCOUNT}:instance/*"
+    assert sends[1]["Condition"] == {"StringEquals": {
+        "ssm:resourceTag/webstack:project": "webstack", "ssm:resourceTag/webstack:app": "shop",
+        "ssm:resourceTag/webstack:stack": ["staging", "prod"]}}
+    for role in ("preview", "drift"):
+        assert "ssm:SendCommand" not in _actions(_docs(role))
+
+
 def test_deploy_writes_iam_only_for_its_stacks():
     statements = [st for d in _docs("deploy") for st in d["Statement"]]
     assert _actions(_docs("drift")) <= _actions(_docs("deploy"))
