@@ -21,6 +21,10 @@ from components.instance_role import MANAGED_POLICIES
 
 PROJECT = "webstack-ci"
 ROLES = ("preview", "drift", "deploy")
+# An up that creates a database or cache waits up to an hour for each (devtools/waits.py): the
+# deploy's credentials must outlive the whole up, or the provider fails half-way. Its workflow
+# asks for these hours (role-duration-seconds).
+SESSION_HOURS = {"preview": 1, "drift": 1, "deploy": 4}
 _STACK = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _PROVIDER_ARN = re.compile(
     rf"^arn:aws[a-z-]*:iam::\d{{12}}:oidc-provider/{re.escape(ci_policy.OIDC_HOST)}$")
@@ -124,7 +128,8 @@ class GitHubCi(pulumi.ComponentResource):
             logical("aws:iam/role:Role", f"{name}-{role}"),
             assume_role_policy=self.provider_arn.apply(
                 lambda arn: ci_policy.trust_policy(arn, subject)),
-            description=f"GitHub Actions {role} ({subject})", max_session_duration=3600,
+            description=f"GitHub Actions {role} ({subject})",
+            max_session_duration=SESSION_HOURS[role] * 3600,
             tags=dict(tags), opts=child)
         for n, document in enumerate(documents, 1):
             policy = aws.iam.Policy(logical("aws:iam/policy:Policy", f"{name}-{role}-{n}"),

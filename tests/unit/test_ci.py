@@ -159,6 +159,9 @@ def test_each_role_trusts_exactly_one_subject_of_the_repository(run):
                 "drift": "repo:acme/shop:ref:refs/heads/main",
                 "deploy": "repo:acme/shop:environment:production"}
     provider = run.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    hours = {r.name.rsplit("-", 1)[1]: r.inputs["maxSessionDuration"] / 3600
+             for r in run.of_type("aws:iam/role:Role")}
+    assert hours == {"preview": 1, "drift": 1, "deploy": 4}  # an up may wait an hour for RDS
     for role, policy in trust.items():
         (st,) = policy["Statement"]
         assert st["Action"] == "sts:AssumeRoleWithWebIdentity" and st["Effect"] == "Allow"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from components import ci
 from devtools import actionlint
 from scripts import ci_workflows as cw
 
@@ -60,6 +61,10 @@ def pulumi_step(job: dict[str, Any]) -> dict[str, Any]:
 
 def role_of(job: dict[str, Any]) -> str:
     (step,) = steps_using(job, "aws-actions/configure-aws-credentials")
+    # the session outlives the job's longest wait, within the ci stack's maximum for the role
+    role = {"webstack-deploy": "deploy", "webstack-drift": "drift", "webstack-preview": "preview"}[
+        step["with"]["role-session-name"].split("-$")[0]]
+    assert step["with"]["role-duration-seconds"] == ci.SESSION_HOURS[role] * 3600
     return step["with"]["role-to-assume"]
 
 
