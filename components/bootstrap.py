@@ -263,8 +263,7 @@ def container_packages(app: AppConfig) -> list[str]:
     credential helper when the image is in ECR (the instance role pulls through IMDSv2)."""
     if not app.container:
         return []
-    ecr = app.builds_image or naming.ecr_registry(app.image) is not None
-    return ["podman", *["amazon-ecr-credential-helper"] * ecr]
+    return ["podman", *["amazon-ecr-credential-helper"] * app.pulls_from_ecr]
 
 
 def cloudwatch_agent_config(cfg: StackConfig, paths: Paths) -> dict[str, object]:

@@ -32,7 +32,7 @@ def repository_arn(region: str, account: str, name: str) -> str:
 
 def pulled_repository(cfg: StackConfig, account: str) -> str | None:
     """The ECR repository servers pull from, as an ARN (None: not an ECR image)."""
-    if not cfg.app.container:
+    if not cfg.app.pulls_from_ecr:
         return None
     if cfg.app.builds_image:
         return repository_arn(cfg.region, account, naming.image_repository(cfg))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from components import naming
+
 
 @dataclass(frozen=True)
 class RepoCredential:
@@ -65,6 +67,13 @@ class AppConfig:
     def builds_image(self) -> bool:
         """The program builds appSource's Dockerfile into the stack's ECR repository."""
         return self.container and not self.image
+
+    @property
+    def pulls_from_ecr(self) -> bool:
+        """Servers pull the image from ECR (the stack's repository, or appImage's in ECR): the
+        one decision behind the ECR credential helper and the role's pull grant."""
+        return self.builds_image or (self.container and naming.ecr_registry(self.image)
+                                     is not None)
 
     @property
     def uwsgi(self) -> bool:

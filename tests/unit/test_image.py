@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components import bundle, image, naming
+from components import bootstrap, bundle, image, naming
 from components.config import ConfigError
 from components.instance_role import PULL_ACTIONS
 from devtools import oci
@@ -99,6 +99,14 @@ def test_the_role_pulls_exactly_the_repository_it_runs(runs):
         assert token["Action"] == "ecr:GetAuthorizationToken" and token["Resource"] == "*"
         assert pull["Action"] == list(PULL_ACTIONS) and pull["Resource"] == arn
         assert not any("Push" in a or "Put" in a or "Delete" in a for a in PULL_ACTIONS)
+
+
+@pytest.mark.parametrize("key", variants.NAMES)
+def test_the_ecr_helper_is_installed_exactly_where_the_role_may_pull_from_ecr(key):
+    cfg = variants.cfg(key)
+    helper = "amazon-ecr-credential-helper" in bootstrap.container_packages(cfg.app)
+    assert helper == (image.pulled_repository(cfg, ACCOUNT_ID) is not None)
+    assert helper == (key in ("docker-build", "docker-ecr"))
 
 
 def test_a_private_registry_s_credentials_are_read_from_exactly_their_secret(runs):

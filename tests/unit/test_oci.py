@@ -19,9 +19,9 @@ import pytest
 from devtools import oci
 from devtools.localrun import wait_until
 from devtools.motoserver import free_port
+from devtools.podman import containers_conf, podman_works
 from devtools.registry import local_registry
 from devtools.vm import get
-from tests.release.test_release_container import containers_conf, podman_works
 
 pytestmark = pytest.mark.realtools
 
