@@ -20,6 +20,9 @@ from components.config.reader import ConfigError, shown
 from components.instance_role import MANAGED_POLICIES
 
 PROJECT = "webstack-ci"
+# its settings, as ci/Pulumi.yaml declares them and the README's table lists them (a test checks)
+SETTINGS = ("repository", "appName", "stacks", "environment", "defaultBranch", "stateBucket",
+            "oidcProviderArn", "project")
 ROLES = ("preview", "drift", "deploy")
 # An up that creates a database or cache waits up to an hour for each (devtools/waits.py): the
 # deploy's credentials must outlive the whole up, or the provider fails half-way. Its workflow
@@ -85,8 +88,7 @@ def parse(raw: Mapping[str, object]) -> CiConfig:
                                f"{ci_policy.OIDC_HOST} provider"),
         project=text("project", "webstack", r"^[A-Za-z0-9_.-]{1,100}$",
                      "the webstack project's name (Pulumi.yaml's name)"))
-    unknown = sorted(set(raw) - {"repository", "appName", "stacks", "environment",
-                                 "defaultBranch", "stateBucket", "oidcProviderArn", "project"})
+    unknown = sorted(set(raw) - set(SETTINGS))
     problems += [f"{PROJECT}:{k} is not a setting of the ci stack" for k in unknown]
     if problems:
         raise ConfigError(problems)

@@ -5,12 +5,15 @@ the coverage of every type the program registers is in test_program.py (it plans
 from __future__ import annotations
 
 import json
+import re
 
 import botocore.session
 import pytest
+import yaml
 
 from components import ci, ci_policy
 from components.aws_names import RULES
+from components.config import PROJECT_DIR
 from components.instance_role import MANAGED_POLICIES
 from devtools.mockrun import MockRun, run_ci
 from tests.cases import CI_SETTINGS
@@ -221,3 +224,12 @@ def test_a_missing_repository_is_named(aws_env_module):
     out = run_ci("ci", settings)
     assert isinstance(out.error, ci.ConfigError)
     assert "webstack-ci:repository = ''" in str(out.error)
+
+
+def test_the_settings_are_those_pulumi_yaml_declares_and_the_readme_lists():
+    project = yaml.safe_load((PROJECT_DIR / "ci" / "Pulumi.yaml").read_text())
+    assert project["name"] == ci.PROJECT
+    assert list(project["config"]) == list(ci.SETTINGS)
+    readme = (PROJECT_DIR / "README.md").read_text()
+    table = re.findall(r"^   \| `(\w+)` \| (?:string|list\(string\)) \|", readme, re.M)
+    assert table == list(ci.SETTINGS)

@@ -450,3 +450,18 @@ def test_ci_may_do_everything_the_program_registers_and_looks_up(runs):
     created = set(REPLACES) - {"aws:iam/policy:Policy",
                                "aws:iam/openIdConnectProvider:OpenIdConnectProvider"}
     assert set(ci_policy.RESOURCE_ACTIONS) == created, set(ci_policy.RESOURCE_ACTIONS) ^ created
+
+
+@pytest.mark.parametrize("key", ["dev", "prod"])
+def test_servers_carry_the_tags_ci_s_run_command_grant_is_conditioned_on(runs, key):
+    """ci_policy lets CI's deploy role run commands only on instances with these tags."""
+    run, cfg = runs[key], variants.cfg(key)
+    wanted = {"webstack:project": cfg.project, "webstack:app": cfg.app.name,
+              "webstack:stack": cfg.stack}
+    tag_sets = [r.inputs["tags"] for r in run.of_type("aws:ec2/instance:Instance")]
+    for template in run.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        tag_sets += [spec["tags"] for spec in template.inputs["tagSpecifications"]
+                     if spec["resourceType"] == "instance"]
+    assert tag_sets
+    for tags in tag_sets:
+        assert wanted.items() <= tags.items()
