@@ -70,9 +70,9 @@ def parse(raw: Mapping[str, object]) -> CiConfig:
         problems.append(f"{PROJECT}:stacks = {shown(stacks)}: expected a list of the webstack "
                         "stack names CI deploys, e.g. [staging, prod]")
         stacks = []
-    for s in stacks:
-        if len(f"{app}-{s}") > MAX_PREFIX:
-            problems.append(f"{PROJECT}:stacks: {app}-{s} is longer than {MAX_PREFIX} "
+    for prefix in (naming.resource_prefix(app, s) for s in stacks):
+        if len(prefix) > MAX_PREFIX:
+            problems.append(f"{PROJECT}:stacks: {prefix} is longer than {MAX_PREFIX} "
                             "characters: its role names would be cut and fall outside the "
                             "deploy role's IAM scope; use a shorter stack name")
     cfg = CiConfig(

@@ -365,7 +365,7 @@ class Scope:
 
     @property
     def prefixes(self) -> tuple[str, ...]:
-        return tuple(f"{self.app}-{s}" for s in self.stacks)
+        return tuple(naming.resource_prefix(self.app, s) for s in self.stacks)
 
 
 _IAM_SCOPED = ("iam:PassRole", "iam:AttachRolePolicy", "iam:DetachRolePolicy",

@@ -35,6 +35,12 @@ MAX_APP_NAME = 32
 APP_NAME = rf"^[a-z][a-z0-9-]{{0,{MAX_APP_NAME - 1}}}$"
 
 
+def resource_prefix(app: str, stack: str) -> str:
+    """What every AWS name of one app and stack starts with (config.prefix; the ci stack scopes
+    the deploy role's IAM writes to it)."""
+    return f"{app}-{stack}"
+
+
 def app_path(project: str, stack: str, app: str) -> str:
     """Every SSM parameter and log group of one app and stack lives under this path."""
     return f"/{project}/{stack}/{app}"

@@ -271,7 +271,7 @@ class StackConfig:
     @property
     def prefix(self) -> str:
         """Resource-name prefix, unique per app and stack."""
-        return f"{self.app.name}-{self.stack}"
+        return naming.resource_prefix(self.app.name, self.stack)
 
     @property
     def tags(self) -> dict[str, str]:
