@@ -372,11 +372,13 @@ _IAM_SCOPED = ("iam:PassRole", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
                "iam:CreateServiceLinkedRole")
 
 
-def _statements(actions: Iterable[str], scope: Scope, *, write_iam: bool) -> list[dict]:
+def _statements(actions: Iterable[str], scope: Scope) -> list[dict]:
+    """The role's statements; the scoped IAM writes appear only where `actions` has them (the
+    deploy role's: preview and drift only read)."""
     acts = sorted(set(actions))
-    iam_arns = sorted([f"arn:aws:iam::{scope.account}:role/{p}-*" for p in scope.prefixes]
-                      + [f"arn:aws:iam::{scope.account}:instance-profile/{p}-*"
-                         for p in scope.prefixes])
+    roles = sorted(f"arn:aws:iam::{scope.account}:role/{p}-*" for p in scope.prefixes)
+    iam_arns = sorted([*roles, *(f"arn:aws:iam::{scope.account}:instance-profile/{p}-*"
+                                 for p in scope.prefixes)])
     plain = [a for a in acts if not a.startswith("iam:") and a not in SECRET_READS
              and a != "ssm:SendCommand"]
     iam = [a for a in acts if a.startswith("iam:") and a not in _IAM_SCOPED]
@@ -393,16 +395,16 @@ def _statements(actions: Iterable[str], scope: Scope, *, write_iam: bool) -> lis
     if iam:
         out.append({"Sid": "IamOfOurStacks", "Effect": "Allow", "Action": iam,
                     "Resource": iam_arns})
-    if write_iam and "iam:PassRole" in acts:
+    if "iam:PassRole" in acts:
         out.append({"Sid": "PassOurRolesToEc2", "Effect": "Allow", "Action": "iam:PassRole",
-                    "Resource": [a for a in iam_arns if ":role/" in a],
+                    "Resource": roles,
                     "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}})
-    if write_iam and "iam:AttachRolePolicy" in acts:
+    if "iam:AttachRolePolicy" in acts:
         out.append({"Sid": "AttachOnlyOurManagedPolicies", "Effect": "Allow",
                     "Action": ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
-                    "Resource": [a for a in iam_arns if ":role/" in a],
+                    "Resource": roles,
                     "Condition": {"ArnEquals": {"iam:PolicyARN": list(scope.managed_policies)}}})
-    if write_iam and "iam:CreateServiceLinkedRole" in acts:
+    if "iam:CreateServiceLinkedRole" in acts:
         out.append({"Sid": "ServiceLinkedRoles", "Effect": "Allow",
                     "Action": "iam:CreateServiceLinkedRole",
                     "Resource": f"arn:aws:iam::{scope.account}:role/aws-service-role/*",
@@ -489,6 +491,6 @@ def role_documents(role: str, scope: Scope) -> list[str]:
     """The managed policies of one role: `preview`, `drift` or `deploy`."""
     actions = {"preview": preview_actions, "drift": drift_actions,
                "deploy": every_action}[role]()
-    statements = _statements(actions, scope, write_iam=role == "deploy")
+    statements = _statements(actions, scope)
     return documents([*statements, *state_statements(scope.state_bucket,
                                                      write=role == "deploy")])
